@@ -1,0 +1,5 @@
+import sys
+
+from jdl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""The `jdl` command: train, eval, params, list, figures, bench (and per-system tools).
+
+JAX is imported only after the arguments are read, so that `--devices` and `--multihost` can
+configure it before it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# name -> (module, function, what it shows). Each function takes the output folder and returns
+# the files it wrote.
+FIGURES = {
+    'mlp': ('jdl.figures_mlp', 'render', "the Keras MLP's training history beside sklearn's"),
+}
+# name -> (module, function, what it measures)
+BENCHMARKS = {
+    'mlp': ('jdl.bench.mlp', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
+}
+# Tools that bring their own sub-commands: `jdl NAME ...` -> module.main(argv)
+TOOLS = {
+    'binpack': 'jdl.binpack.cli',
+}
+
+
+def _add_config_args(p: argparse.ArgumentParser, workdir: bool = True) -> None:
+  p.add_argument('--config', required=True, help='experiments/<arch>/<name>.py[:variant]')
+  if workdir:
+    p.add_argument('--workdir', required=True, help='run folder: config, checkpoints, logs')
+  p.add_argument('--devices', type=int, default=0,
+                 help='simulate N CPU devices (to try data/FSDP/tensor parallel on a laptop)')
+  p.add_argument('--multihost', action='store_true',
+                 help='call jax.distributed.initialize (also JDL_DISTRIBUTED=1); run the same '
+                      'command on every worker of a TPU pod slice')
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog='jdl', description=__doc__.splitlines()[0],
+                              epilog='Config overrides: --config.key=value (e.g. '
+                                     '--config.optimizer.learning_rate=0.1).')
+  sub = p.add_subparsers(dest='command', required=True)
+  t = sub.add_parser('train', help='train (or resume) an experiment in a workdir')
+  _add_config_args(t)
+  e = sub.add_parser('eval', help="evaluate a workdir's latest checkpoint")
+  _add_config_args(e)
+  pr = sub.add_parser('params', help='parameter table, without allocating')
+  _add_config_args(pr, workdir=False)
+  pr.add_argument('--json', action='store_true')
+  pr.add_argument('--depth', type=int, default=1, help='module path depth of the table')
+  pr.add_argument('--mesh', default='', help='data=D,fsdp=F,tensor=T: bytes per device')
+  sub.add_parser('list', help='experiments, figures and benchmarks')
+  f = sub.add_parser('figures', help='render figures into figures/')
+  f.add_argument('names', nargs='*', help='default: all')
+  f.add_argument('--outdir', default='figures')
+  b = sub.add_parser('bench', help='run a benchmark')
+  b.add_argument('name', choices=sorted(BENCHMARKS))
+  b.add_argument('--quick', action='store_true', help='a short run, to check that it works')
+  return p
+
+
+def _setup_jax(args) -> None:
+  if getattr(args, 'devices', 0):
+    os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+  import jax
+  if getattr(args, 'devices', 0):
+    jax.config.update('jax_num_cpu_devices', args.devices)
+  from jdl import sharding
+  sharding.initialize_distributed(getattr(args, 'multihost', False))
+
+
+def _load_config(args, extra: list[str]):
+  from jdl import config as config_lib
+  config = config_lib.load(args.config)
+  rest = config_lib.apply_overrides(config, extra)
+  if rest:
+    raise config_lib.ConfigError(f'unrecognized arguments: {" ".join(rest)}')
+  return config
+
+
+def cmd_train(args, extra) -> int:
+  config = _load_config(args, extra)
+  _setup_jax(args)
+  from jdl.train import loop
+  result = loop.train_and_evaluate(config, args.workdir)
+  if result['preempted']:
+    return 0
+  final = {k: v for k, v in result['final'].items() if isinstance(v, float)}
+  import jax
+  if jax.process_index() == 0:
+    print(f'done: step {result["step"]} in {result["seconds"]:.1f}s; ' +
+          ', '.join(f'{k} {v:.4g}' for k, v in final.items() if k != 'epoch'))
+  return 0
+
+
+def cmd_eval(args, extra) -> int:
+  config = _load_config(args, extra)
+  _setup_jax(args)
+  from jdl.train import loop
+  metrics = loop.evaluate_checkpoint(config, args.workdir)
+  print(json.dumps(metrics, indent=2))
+  return 0
+
+
+def cmd_params(args, extra) -> int:
+  config = _load_config(args, extra)
+  os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+  from jdl import params
+  from jdl.train.loop import get_task
+  task = get_task(config)
+  abstract = params.abstract_params(task)
+  counts = params.module_counts(abstract, args.depth)
+  total = sum(counts.values())
+  out = {'total': total, 'modules': dict(counts)}
+  if args.mesh:
+    sizes = {'data': 1, 'fsdp': 1, 'tensor': 1}
+    for item in args.mesh.split(','):
+      key, _, value = item.partition('=')
+      if key not in sizes:
+        raise SystemExit(f"jdl params: --mesh axis '{key}' is not one of data, fsdp, tensor")
+      sizes[key] = int(value)
+    out['mesh'] = sizes
+    out['bytes_per_device'] = params.per_device_bytes(task, sizes)
+  if args.json:
+    print(json.dumps(out, indent=2))
+  else:
+    print(params.format_table(counts, total))
+    if args.mesh:
+      b = out['bytes_per_device']
+      print(f'\nper device on mesh {sizes}: parameters {params.human_bytes(b["params"])}, '
+            f'optimizer state {params.human_bytes(b["opt_state"])}')
+  return 0
+
+
+def experiment_files() -> list[pathlib.Path]:
+  return sorted((ROOT / 'experiments').glob('*/*.py'))
+
+
+def cmd_list(args, extra) -> int:
+  print('Experiments (jdl train --config FILE --workdir DIR):')
+  for path in experiment_files():
+    doc = (path.read_text().split('"""')[1].strip().splitlines() or [''])[0]
+    print(f'  {path.relative_to(ROOT)}\n      {doc}')
+  print('\nFigures (jdl figures NAME):')
+  for name, (_, _, what) in FIGURES.items():
+    print(f'  {name:16s} {what}')
+  print('\nBenchmarks (jdl bench NAME):')
+  for name, (_, _, what) in BENCHMARKS.items():
+    print(f'  {name:16s} {what}')
+  return 0
+
+
+def cmd_figures(args, extra) -> int:
+  names = args.names or list(FIGURES)
+  unknown = [n for n in names if n not in FIGURES]
+  if unknown:
+    raise SystemExit(f'jdl figures: unknown figure(s) {unknown}; known: {sorted(FIGURES)}')
+  outdir = pathlib.Path(args.outdir)
+  outdir.mkdir(parents=True, exist_ok=True)
+  for name in names:
+    module, function, _ = FIGURES[name]
+    for path in getattr(importlib.import_module(module), function)(outdir):
+      print(f'{name}: wrote {path}')
+  return 0
+
+
+def cmd_bench(args, extra) -> int:
+  module, function, _ = BENCHMARKS[args.name]
+  return getattr(importlib.import_module(module), function)(quick=args.quick) or 0
+
+
+COMMANDS = {'train': cmd_train, 'eval': cmd_eval, 'params': cmd_params, 'list': cmd_list,
+            'figures': cmd_figures, 'bench': cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if argv and argv[0] in TOOLS:
+    return importlib.import_module(TOOLS[argv[0]]).main(argv[1:]) or 0
+  args, extra = _parser().parse_known_args(argv)
+  from jdl.config import ConfigError
+  try:
+    return COMMANDS[args.command](args, extra)
+  except ConfigError as e:
+    print(f'jdl {args.command}: config error: {e}', file=sys.stderr)
+    return 2
+  except Exception as e:
+    from jdl.train.loop import TrainingDiverged
+    if isinstance(e, TrainingDiverged):
+      print(f'jdl {args.command}: {e}', file=sys.stderr)
+      return 3
+    raise
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,88 @@
+"""orbax checkpoints of the train state and the data iterator's position.
+
+A checkpoint that fails to restore (a partial write, a corrupt file) is reported, moved aside to
+`checkpoints.corrupt/` (never deleted), and the previous one is restored.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import sys
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  pass
+
+
+class Checkpointer:
+  def __init__(self, workdir: pathlib.Path, keep: int, async_save: bool = True):
+    self.directory = (workdir / 'checkpoints').absolute()
+    self.manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep,
+                                             enable_async_checkpointing=async_save,
+                                             create=True),
+        item_names=('state', 'data'))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, data_state: dict, force: bool = True) -> None:
+    self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                    data=ocp.args.JsonSave(data_state)),
+                      force=force)
+
+  def restore(self, abstract_state, log=print):
+    """Newest readable checkpoint as (step, state, data_state), or None if there is none.
+
+    `abstract_state` is a tree of jax.ShapeDtypeStruct with the target shardings, so each array
+    is read straight into its shards.
+    """
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        restored = self.manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                          data=ocp.args.JsonRestore()))
+        _check_shapes(restored.state, abstract_state)
+        return step, restored.state, restored.data
+      except Exception as e:  # orbax raises many kinds for unreadable files
+        self._quarantine(step, e, log)
+    return None
+
+  def _quarantine(self, step: int, error: Exception, log) -> None:
+    """Moves an unreadable checkpoint out of the manager's way, keeping its files."""
+    reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+    log(f'checkpoint at step {step} is corrupt or partial ({type(error).__name__}: {reason}); '
+        f'trying the previous one')
+    if jax.process_index() == 0:
+      corrupt = self.directory.parent / 'checkpoints.corrupt'
+      corrupt.mkdir(exist_ok=True)
+      target = corrupt / str(step)
+      if target.exists():
+        shutil.rmtree(target)
+      shutil.move(str(self.directory / str(step)), str(target))
+      log(f'moved it to {target}')
+    self.manager.reload()
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def _check_shapes(restored, abstract) -> None:
+  flat, _ = jax.tree_util.tree_flatten_with_path(abstract)
+  for (path, want), got in zip(flat, jax.tree.leaves(restored)):
+    if got.shape != want.shape:
+      raise CheckpointError(f'{jax.tree_util.keystr(path)} has shape {got.shape}, '
+                            f'the config needs {want.shape}')
+
+
+def log_to_stderr(text: str) -> None:
+  print(text, file=sys.stderr, flush=True)

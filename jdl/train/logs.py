@@ -1,0 +1,84 @@
+"""Where metrics go: `metrics.jsonl`, TensorBoard event files, and a progress bar or log lines.
+
+Only process 0 writes; the others get a writer that does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import sys
+import time
+
+import tqdm
+
+
+class MetricWriter:
+  def __init__(self, workdir: pathlib.Path, total_steps: int, start_step: int,
+               progress_bar: str = 'auto', enabled: bool = True):
+    self.enabled = enabled
+    self.total_steps = total_steps
+    if not enabled:
+      return
+    from tensorboardX import SummaryWriter  # TF-free event files that TensorBoard reads
+    self.jsonl = open(workdir / 'metrics.jsonl', 'a')
+    self.tb = SummaryWriter(str(workdir / 'tensorboard'))
+    use_bar = progress_bar == 'always' or (progress_bar == 'auto' and sys.stderr.isatty())
+    self.bar = tqdm.tqdm(total=total_steps, initial=start_step, unit='step',
+                         dynamic_ncols=True) if use_bar else None
+    self._last = (time.perf_counter(), start_step)
+
+  def advance(self, step: int) -> None:
+    if self.enabled and self.bar is not None:
+      self.bar.update(step - self.bar.n)
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    """One record: a JSON line, TensorBoard scalars, and a progress-bar postfix or log line."""
+    if not self.enabled:
+      return
+    now = time.perf_counter()
+    last_time, last_step = self._last
+    if step > last_step:
+      metrics = dict(metrics, steps_per_sec=(step - last_step) / max(now - last_time, 1e-9))
+      self._last = (now, step)
+    record = {'step': step, **{k: float(v) for k, v in metrics.items()}}
+    self.jsonl.write(json.dumps(record) + '\n')
+    self.jsonl.flush()
+    for key, value in metrics.items():
+      self.tb.add_scalar(key, float(value), step)
+    self.tb.flush()
+    shown = {k: v for k, v in record.items() if k != 'step' and 'grad_norm' not in k}
+    if self.bar is not None:
+      self.bar.set_postfix({k: _fmt(v) for k, v in shown.items()}, refresh=False)
+      self.advance(step)
+    else:
+      rate = record.get('steps_per_sec')
+      eta = (f' eta {_duration((self.total_steps - step) / rate)}'
+             if rate and step < self.total_steps else '')
+      body = ' '.join(f'{k} {_fmt(v)}' for k, v in shown.items())
+      print(f'[step {step}/{self.total_steps}{eta}] {body}', flush=True)
+
+  def message(self, text: str) -> None:
+    if not self.enabled:
+      return
+    (self.bar.write if self.bar is not None else print)(text)
+
+  def close(self) -> None:
+    if self.enabled:
+      if self.bar is not None:
+        self.bar.close()
+      self.jsonl.close()
+      self.tb.close()
+
+
+def _fmt(v: float) -> str:
+  if not math.isfinite(v) or v == 0 or 1e-3 <= abs(v) < 1e5:
+    return f'{v:.4g}'
+  return f'{v:.3e}'
+
+
+def _duration(seconds: float) -> str:
+  m, s = divmod(int(seconds), 60)
+  h, m = divmod(m, 60)
+  return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'

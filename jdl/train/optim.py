@@ -1,0 +1,42 @@
+"""Optimizers and learning-rate schedules from the config, all from optax."""
+
+from __future__ import annotations
+
+import ml_collections
+import optax
+
+from jdl.config import ConfigError
+
+
+def schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  lr, warmup = opt.learning_rate, opt.warmup_steps
+  decay_steps = max(total_steps - warmup, 1)
+  match opt.schedule:
+    case 'constant':
+      main = optax.constant_schedule(lr)
+    case 'cosine':
+      main = optax.cosine_decay_schedule(lr, decay_steps)
+    case 'linear':
+      main = optax.linear_schedule(lr, 0.0, decay_steps)
+    case 'rsqrt':  # the Transformer's inverse square root, continuing from the warm-up's peak
+      main = lambda step: lr * (max(warmup, 1) / (step + max(warmup, 1))) ** 0.5
+    case other:
+      raise ConfigError(f"config.optimizer.schedule: unknown schedule '{other}' "
+                        "(constant, cosine, linear, rsqrt)")
+  if not warmup:
+    return main
+  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def make(opt: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+  """`optax.<name>(learning_rate=schedule, **kwargs)`, with optional global-norm clipping."""
+  factory = getattr(optax, opt.name, None)
+  if factory is None or not callable(factory):
+    raise ConfigError(f"config.optimizer.name: optax has no optimizer '{opt.name}'")
+  try:
+    tx = factory(learning_rate=schedule(opt, total_steps), **opt.kwargs.to_dict())
+  except TypeError as e:
+    raise ConfigError(f'config.optimizer: {e}') from None
+  if opt.grad_clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
+  return tx
