@@ -38,19 +38,24 @@ def initialize_distributed(enabled: bool) -> None:
 
 
 def mesh_shape(sizes: dict[str, int], num_devices: int) -> tuple[int, ...]:
-  """Resolves the one -1 in (data, fsdp, tensor) so that the product is `num_devices`."""
+  """(data, fsdp, tensor) sizes; the one -1 takes the devices the others leave.
+
+  Without a -1 the mesh may use fewer devices than there are (the first ones), which lets a
+  small experiment run on one device of a larger machine.
+  """
   shape = [int(sizes[a]) for a in MESH_AXES]
+  described = dict(zip(MESH_AXES, shape))
   free = [i for i, s in enumerate(shape) if s == -1]
   if len(free) > 1:
-    raise ValueError(f'mesh: at most one axis may be -1, got {dict(zip(MESH_AXES, shape))}')
+    raise ValueError(f'mesh: at most one axis may be -1, got {described}')
   fixed = math.prod(s for s in shape if s != -1)
   if free:
     if num_devices % fixed:
-      raise ValueError(f'mesh: {dict(zip(MESH_AXES, shape))} does not divide {num_devices} devices')
+      raise ValueError(f'mesh: {described} does not divide the {num_devices} devices')
     shape[free[0]] = num_devices // fixed
-  if math.prod(shape) != num_devices:
-    raise ValueError(f'mesh: {dict(zip(MESH_AXES, shape))} needs {math.prod(shape)} devices, '
-                     f'{num_devices} are present')
+  if math.prod(shape) > num_devices:
+    raise ValueError(f'mesh: {described} needs {math.prod(shape)} devices, '
+                     f'only {num_devices} are present')
   return tuple(shape)
 
 
@@ -58,7 +63,8 @@ def make_mesh(sizes: dict[str, int]) -> jax.sharding.Mesh:
   shape = mesh_shape(sizes, jax.device_count())
   # Auto axes: the compiler propagates shardings from the rules; Explicit axes would make every
   # op state its output sharding, which rule-based sharding does not do.
-  return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES))
+  return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES),
+                       devices=jax.devices()[:math.prod(shape)])
 
 
 def logical_to_spec(logical: tuple, shape: tuple[int, ...], rules, mesh) -> P:

@@ -29,7 +29,8 @@ class Task(base.Task):
                         f"not {config.model.name!r}")
 
   def load_data(self) -> base.Splits:
-    return self.data_module.load(**self.config.data.get('kwargs', {}))
+    kwargs = self.config.data.get('kwargs')
+    return self.data_module.load(**(kwargs.to_dict() if kwargs else {}))
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model

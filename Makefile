@@ -1,0 +1,47 @@
+# jdl: `make run` trains the default experiment; `make test` runs the whole suite.
+# Both set themselves up from nothing (a virtualenv in .venv with jdl installed editable).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.jdl-installed
+BENCH_STAMP := $(VENV)/.jdl-bench-installed
+RUN_DIR ?= runs/keras_regression/$(shell date +%Y%m%d-%H%M%S)
+PYTEST_WORKERS ?= 2
+
+.PHONY: install data test run bench figures lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# The offline data sets the experiments use (see jdl/data/install.py); safe to run again.
+data: install
+	$(BIN)/python -m jdl.data.install
+
+test: install data
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests
+
+# The lecture's Keras MLP (and sklearn's MLPRegressor beside it), on CPU, in seconds.
+run: install data
+	$(BIN)/jdl train --config experiments/mlp/keras_regression.py:sklearn --workdir $(RUN_DIR)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/jdl bench mlp
+
+figures: install data
+	$(BIN)/jdl figures
+
+lint: install
+	$(BIN)/ruff check jdl tests experiments
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

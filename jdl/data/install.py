@@ -1,0 +1,81 @@
+"""`make data`: checks (and where it can, installs) the offline data sets the experiments read.
+
+Each entry says how to check that the data is present and which command installs it. The
+command runs only where it can (apt-get needs root); otherwise it is printed. Running this
+again changes nothing that is already there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+
+
+@dataclasses.dataclass
+class Dataset:
+  name: str
+  used_by: str
+  present: Callable[[], bool]
+  install: list[str]  # the command that installs it
+
+
+def _importable(module: str) -> Callable[[], bool]:
+  def check() -> bool:
+    try:
+      importlib.import_module(module)
+      return True
+    except ImportError:
+      return False
+  return check
+
+
+def _vendored_binpacking() -> bool:
+  from importlib import resources
+  try:
+    return resources.files('jdl.binpack').joinpath('data/or1_binpack1.json').is_file()
+  except ModuleNotFoundError:
+    return False
+
+
+DATASETS = [
+    Dataset('diabetes (scikit-learn, 442 x 10)', 'experiments/mlp',
+            _importable('sklearn.datasets'), [sys.executable, '-m', 'pip', 'install',
+                                              'scikit-learn']),
+    Dataset('OR1-OR4 and Weibull 5k bin packing (vendored in jdl/binpack/data)',
+            'jdl binpack', _vendored_binpacking, []),
+]
+
+
+def _can_run(command: list[str]) -> bool:
+  if not command:
+    return False
+  if command[0] == 'apt-get':
+    return os.geteuid() == 0 and shutil.which('apt-get') is not None
+  return True
+
+
+def main() -> int:
+  missing = []
+  for ds in DATASETS:
+    if ds.present():
+      print(f'ok       {ds.name}')
+      continue
+    if _can_run(ds.install):
+      print(f'install  {ds.name}: {" ".join(ds.install)}', flush=True)
+      if ds.install[0] == 'apt-get':
+        subprocess.run(['apt-get', 'update', '-qq'], check=False)
+      subprocess.run(ds.install, check=False)
+    if not ds.present():
+      missing.append(ds)
+      how = ' '.join(ds.install) if ds.install else 'part of the repository: check it out again'
+      print(f'MISSING  {ds.name} (used by {ds.used_by}); install with: {how}')
+  return 1 if missing else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,33 @@
+"""Every test process sees 8 CPU devices, so that data, FSDP and tensor parallel run here."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+import jax  # noqa: E402
+
+jax.config.update('jax_num_cpu_devices', 8)
+
+import pytest  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MLP = str(ROOT / 'experiments/mlp/keras_regression.py')
+
+
+def run_jdl(*args, env=None, timeout=300, check=False) -> subprocess.CompletedProcess:
+  """`python -m jdl ...` in a fresh process (its own JAX, one CPU device unless told)."""
+  full_env = dict(os.environ, **(env or {}))
+  full_env.setdefault('JAX_PLATFORMS', 'cpu')
+  proc = subprocess.run([sys.executable, '-m', 'jdl', *map(str, args)], capture_output=True,
+                        text=True, timeout=timeout, env=full_env, cwd=ROOT)
+  if check and proc.returncode:
+    raise AssertionError(f'jdl {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}')
+  return proc
+
+
+@pytest.fixture
+def mlp_config():
+  from jdl import config as config_lib
+  return config_lib.load(MLP + ':smoke')

@@ -1,0 +1,37 @@
+"""The lecture's Keras MLP through the training loop."""
+
+import json
+
+import numpy as np
+
+from jdl.train import loop
+from tests.conftest import MLP, run_jdl
+
+
+def test_smoke_run_beats_the_mean_predictor(mlp_config, tmp_path):
+  result = loop.train_and_evaluate(mlp_config, tmp_path)
+  from jdl.data import diabetes
+  data = diabetes.load()
+  mean_mse = float(np.mean((data.evals['validation']['y'] - data.train['y'].mean()) ** 2))
+  history = [h for h in result['history'] if 'validation_loss' in h]
+  assert len(history) == 10  # one record per epoch, as Keras' fit
+  assert history[-1]['validation_loss'] < mean_mse
+  assert (tmp_path / 'history.png').stat().st_size > 10_000
+  config = json.loads((tmp_path / 'config.json').read_text())
+  assert config['model']['features'] == [10, 2, 1]
+  lines = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert [l['step'] for l in lines] == [8 * e for e in range(1, 11)]
+  assert list((tmp_path / 'tensorboard').glob('events.out.tfevents.*'))
+
+
+def test_cli_prints_keras_history_and_sklearn_comparison(tmp_path):
+  proc = run_jdl('train', '--config', MLP + ':sklearn', '--workdir', tmp_path, check=True)
+  assert 'Epoch 10/10 - loss: ' in proc.stdout and 'val_loss: ' in proc.stdout
+  assert 'sklearn MLPRegressor' in proc.stdout
+  assert 'mean predictor (baseline)' in proc.stdout
+  # eval restores the final checkpoint and reproduces the final validation loss
+  final = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
+  proc = run_jdl('eval', '--config', MLP, '--workdir', tmp_path, check=True)
+  metrics = json.loads(proc.stdout[proc.stdout.index('{'):])
+  assert metrics['step'] == 80
+  np.testing.assert_allclose(metrics['validation_loss'], final['validation_loss'], rtol=1e-6)

@@ -1,0 +1,48 @@
+"""Two local processes (jax.distributed over 127.0.0.1, gloo CPU collectives, 2 x 4 devices)
+train exactly as one process with 8 devices does."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import portpicker
+
+from tests.conftest import MLP, ROOT, run_jdl
+
+ARGS = ['--config.num_epochs=3', '--config.log_every_steps=1', '--config.eval_every_steps=8',
+        '--config.checkpoint_every_steps=-1']
+
+
+def losses(workdir):
+  lines = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  return [l['loss'] for l in lines if 'loss' in l], [l['validation_loss'] for l in lines
+                                                     if 'validation_loss' in l]
+
+
+def test_two_processes_equal_one(tmp_path):
+  run_jdl('train', '--config', MLP, '--workdir', tmp_path / 'one', '--devices', '8', *ARGS,
+          check=True)
+
+  port = portpicker.pick_unused_port()
+  procs = []
+  for pid in range(2):
+    env = dict(os.environ, JAX_PLATFORMS='cpu', JDL_COORDINATOR=f'127.0.0.1:{port}',
+               JDL_NUM_PROCESSES='2', JDL_PROCESS_ID=str(pid))
+    procs.append(subprocess.Popen(
+        [sys.executable, '-m', 'jdl', 'train', '--config', MLP, '--workdir', str(tmp_path / 'two'),
+         '--devices', '4', '--multihost', *ARGS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err
+  assert '8 cpu device(s), 2 process(es)' in outs[0][0]
+  # Only process 0 reports (gloo itself prints connection lines on every rank).
+  assert 'parameters; mesh' not in outs[1][0] and '[step ' not in outs[1][0]
+
+  train_one, val_one = losses(tmp_path / 'one')
+  train_two, val_two = losses(tmp_path / 'two')
+  assert len(train_one) == 24 and len(val_one) == 3
+  np.testing.assert_allclose(train_two, train_one, rtol=1e-5)
+  np.testing.assert_allclose(val_two, val_one, rtol=1e-5)
