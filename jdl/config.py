@@ -33,6 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_epochs = 0  # when > 0, num_train_steps = num_epochs * steps_per_epoch
   c.num_train_steps = 0
   c.steps_per_call = 1  # training steps run inside one jit-compiled call (lax.scan)
+  c.steps_unroll = 1  # lax.scan unroll of those steps: 4-8 speeds up tiny models on CPU
   c.grad_accum_steps = 1
   c.log_every_steps = 0  # 0: once per epoch
   c.eval_every_steps = 0  # 0: once per epoch; -1: only at the end

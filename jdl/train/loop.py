@@ -86,7 +86,7 @@ def build(task: Task, total_steps: int, mesh):
   return key, abstract, shardings, init
 
 
-def compile_steps(task: Task, shardings, mesh, per_call: int):
+def compile_steps(task: Task, shardings, mesh, per_call: int, unroll: int = 1):
   """`per_call` training steps in one jit-compiled call; the state's buffers are donated."""
   def run(state: TrainState, batches):
     def one(state, batch):
@@ -95,7 +95,7 @@ def compile_steps(task: Task, shardings, mesh, per_call: int):
     if per_call == 1:
       state, metrics = one(state, batches)
       return state, jax.tree.map(lambda m: m[None], metrics)
-    return jax.lax.scan(one, state, batches)
+    return jax.lax.scan(one, state, batches, unroll=unroll)
   batch_sharding = sharding.batch_sharding(mesh, stacked=per_call > 1)
   return jax.jit(run, in_shardings=(shardings, batch_sharding),
                  out_shardings=(shardings, NamedSharding(mesh, P())), donate_argnums=0)
@@ -174,7 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
           f'process(es); {schedule.total} steps ({schedule.per_epoch}/epoch)'
           + (f'; resumed at step {start}' if start else ''), flush=True)
 
-  run_steps = compile_steps(task, shardings, mesh, schedule.per_call)
+  run_steps = compile_steps(task, shardings, mesh, schedule.per_call, config.steps_unroll)
   eval_step = jax.jit(task.eval_step)
   log = MetricWriter(workdir, schedule.total, start, config.progress_bar, enabled=is_main)
   preemption = _Preemption()

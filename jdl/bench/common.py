@@ -1,0 +1,40 @@
+"""What every benchmark reports beside its numbers: the machine, the date, the versions."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+
+def machine() -> str:
+  cpu = platform.processor() or platform.machine()
+  try:
+    for line in open('/proc/cpuinfo'):
+      if line.startswith('model name'):
+        cpu = line.split(':', 1)[1].strip()
+        break
+  except OSError:
+    pass
+  return f'{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}'
+
+
+def today() -> str:
+  return datetime.date.today().isoformat()
+
+
+def median(values) -> float:
+  return statistics.median(values)
+
+
+def run_peer(module: str, args: list[str], env: dict[str, str] | None = None,
+             timeout: int = 1800) -> str:
+  """Runs a peer's measurement in its own process (its own framework state and allocator)."""
+  proc = subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True,
+                        env=dict(os.environ, **(env or {})), timeout=timeout)
+  if proc.returncode:
+    raise RuntimeError(f'{module} failed:\n{proc.stderr[-3000:]}')
+  return proc.stdout
