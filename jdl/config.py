@@ -1,4 +1,4 @@
-"""Experiment configs: `experiments/<arch>/<name>.py[:arg]` files and `--config.key=value` overrides.
+"""Experiment configs: `experiments/<arch>/<name>.py[:arg]` files, `--config.key=value` overrides.
 
 A config file defines `get_config(arg: str | None) -> ml_collections.ConfigDict`. The string after
 `:` selects a variant (`:smoke` shrinks a run to seconds). Every experiment starts from

@@ -1,4 +1,4 @@
-"""Parameter tables from `jax.eval_shape`: nothing is allocated, so a 175B config prints in seconds."""
+"""Parameter tables from `jax.eval_shape`: nothing is allocated, so a 175B config prints at once."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _path_name(path) -> list[str]:
   return [str(getattr(k, 'key', getattr(k, 'idx', k))) for k in path]
 
 
-def module_counts(params, depth: int = 1) -> 'OrderedDict[str, int]':
+def module_counts(params, depth: int = 1) -> OrderedDict[str, int]:
   """Parameter counts grouped by the first `depth` components of each parameter's path."""
   counts: OrderedDict[str, int] = OrderedDict()
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:

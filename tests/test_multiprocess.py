@@ -35,7 +35,7 @@ def test_two_processes_equal_one(tmp_path):
          '--devices', '4', '--multihost', *ARGS],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
   outs = [p.communicate(timeout=300) for p in procs]
-  for p, (out, err) in zip(procs, outs):
+  for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err
   assert '8 cpu device(s), 2 process(es)' in outs[0][0]
   # Only process 0 reports (gloo itself prints connection lines on every rank).

@@ -43,8 +43,8 @@ MESHES = {
 def runs(tmp_path_factory):
   out = {}
   for name, mesh in MESHES.items():
-    result = loop.train_and_evaluate(small_mlp(mesh), tmp_path_factory.mktemp(name.replace(' ', '_')))
-    out[name] = result
+    workdir = tmp_path_factory.mktemp(name.replace(' ', '_'))
+    out[name] = loop.train_and_evaluate(small_mlp(mesh), workdir)
   return out
 
 

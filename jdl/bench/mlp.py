@@ -47,7 +47,7 @@ def jdl_config(epochs: int) -> ml_collections.ConfigDict:
 def jdl_epoch_seconds(epochs: int) -> tuple[list[float], float]:
   from jdl.train import loop
   with tempfile.TemporaryDirectory() as workdir:
-    result = loop.train_and_evaluate(jdl_config(epochs), workdir)
+    loop.train_and_evaluate(jdl_config(epochs), workdir)
     lines = [json.loads(l) for l in
              (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()]
   steps = ROWS // 32
@@ -75,8 +75,8 @@ def main(quick: bool = False) -> int:
       ((spe, common.median(out['epoch_seconds'][1:])) for spe, out in keras.items()),
       key=lambda item: item[1])
   ratio = keras_best / jdl_median
-  print(f'\n| workload | jdl s/epoch (median) | Keras best s/epoch (median) | speed-up |')
-  print(f'|---|---|---|---|')
+  print('\n| workload | jdl s/epoch (median) | Keras best s/epoch (median) | speed-up |')
+  print('|---|---|---|---|')
   print(f'| MLP 8-10-2-1, 200k rows, batch 32, SGD | {jdl_median:.3f} | {keras_best:.3f} '
         f'(steps_per_execution={keras_best_spe}) | {ratio:.1f}x |')
   print(f'target: at least 3x faster than Keras -> {"met" if ratio >= 3 else "NOT met"}')

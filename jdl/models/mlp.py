@@ -1,4 +1,4 @@
-"""The multilayer perceptron of the lecture's Keras slide: Dense(10, relu) -> Dense(2, relu) -> Dense(1).
+"""The lecture's Keras multilayer perceptron: Dense(10, relu) -> Dense(2, relu) -> Dense(1).
 
 Initialisation follows Keras' Dense defaults (Glorot-uniform kernels, zero biases) so that jdl's
 run and the lecture's `model.fit` start from the same distribution.
