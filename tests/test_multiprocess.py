@@ -3,8 +3,10 @@ train exactly as one process with 8 devices does."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import portpicker
@@ -46,3 +48,28 @@ def test_two_processes_equal_one(tmp_path):
   assert len(train_one) == 24 and len(val_one) == 3
   np.testing.assert_allclose(train_two, train_one, rtol=1e-5)
   np.testing.assert_allclose(val_two, val_one, rtol=1e-5)
+
+
+def test_sigterm_to_one_process_checkpoints_both_at_one_step(tmp_path):
+  port = portpicker.pick_unused_port()
+  procs = []
+  for pid in range(2):
+    env = dict(os.environ, JAX_PLATFORMS='cpu', JDL_COORDINATOR=f'127.0.0.1:{port}',
+               JDL_NUM_PROCESSES='2', JDL_PROCESS_ID=str(pid))
+    procs.append(subprocess.Popen(
+        [sys.executable, '-m', 'jdl', 'train', '--config', MLP, '--workdir', str(tmp_path),
+         '--devices', '4', '--multihost', '--config.num_epochs=2000',
+         '--config.eval_every_steps=-1', '--config.checkpoint_every_steps=-1',
+         '--config.log_every_steps=8'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+  metrics = tmp_path / 'metrics.jsonl'
+  deadline = time.time() + 120
+  while not (metrics.exists() and metrics.read_text().count('\n') >= 3):
+    assert time.time() < deadline and all(p.poll() is None for p in procs)
+    time.sleep(0.1)
+  procs[1].send_signal(signal.SIGTERM)  # the notice reaches one host only
+  outs = [p.communicate(timeout=120) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+  assert 'SIGTERM: checkpoint saved at step' in outs[0][0]
+  saved = [int(p.name) for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit()]
+  assert len(saved) == 1 and 0 < saved[0] < 16000

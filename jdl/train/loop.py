@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jdl import config as config_lib
 from jdl import sharding
@@ -54,7 +55,7 @@ class Schedule:
   checkpoint: int  # 0: only at the end
 
   @classmethod
-  def from_config(cls, config, train_rows: int) -> 'Schedule':
+  def from_config(cls, config, train_rows: int) -> Schedule:
     per_epoch = max(train_rows // config.batch_size, 1)
     total = config.num_epochs * per_epoch if config.num_epochs > 0 else config.num_train_steps
     resolve = lambda every: per_epoch if every == 0 else (0 if every < 0 else every)
@@ -117,17 +118,31 @@ def evaluate(task: Task, state: TrainState, data: Splits, config, mesh, eval_ste
 
 
 class _Preemption:
-  """SIGTERM (a TPU VM's preemption notice, a scheduler's stop) asks for a checkpoint and exit."""
+  """SIGTERM (a TPU VM's preemption notice, a scheduler's stop) asks for a checkpoint and exit.
+
+  With several processes JAX's preemption service agrees on one step for all of them (a notice
+  reaches the hosts at different steps, and a checkpoint is a collective); alone, a signal
+  handler suffices.
+  """
 
   def __init__(self):
-    self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self.multihost = jax.process_count() > 1
+    self._signalled = False
+    if not self.multihost:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):
-    self.requested = True
+    self._signalled = True
+
+  def reached(self, step: int) -> bool:
+    if self.multihost:
+      from jax.experimental import multihost_utils
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self._signalled
 
   def restore(self):
-    signal.signal(signal.SIGTERM, self._previous)
+    if not self.multihost:
+      signal.signal(signal.SIGTERM, self._previous)
 
 
 def _check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
@@ -195,7 +210,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   def save(step):
     checkpointer.save(step, state, train_iter.get_state())
 
-  step = start
+  step, preempted = start, False
   t_start = time.perf_counter()
   try:
     while step < schedule.total:
@@ -208,7 +223,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
       boundary = [schedule.due(schedule.log, step), schedule.due(schedule.eval, step),
                   schedule.due(schedule.checkpoint, step)]
-      if any(boundary) or preemption.requested:
+      preempted = preemption.reached(step)
+      if any(boundary) or preempted:
         drain()
       if boundary[0]:
         record = {k: float(np.mean(np.concatenate([w[k] for w in window])))
@@ -225,7 +241,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         log.write(step, record)
       if boundary[2]:
         save(step)
-      if preemption.requested:
+      if preempted:
         if not boundary[2]:
           save(step)
         checkpointer.wait()
@@ -242,7 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     task.report(history, workdir, state, data)
   final = history[-1] if history and step >= schedule.total else {}
   return {'step': step, 'history': history, 'final': final, 'state': state,
-          'seconds': train_seconds, 'preempted': preemption.requested}
+          'seconds': train_seconds, 'preempted': preempted}
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
