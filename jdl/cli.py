@@ -19,6 +19,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # the files it wrote.
 FIGURES = {
     'mlp': ('jdl.figures_mlp', 'render', "the Keras MLP's training history beside sklearn's"),
+    'cnn': ('jdl.figures_cnn', 'render_cnn',
+            'simple convnet on Fashion-MNIST: curves, test predictions, confusion matrix'),
+    'tensors': ('jdl.figures_cnn', 'render_tensors',
+                "the lecture's tensors of rank 2-5, as real batches from jdl's loaders"),
+    'rnn_memory': ('jdl.figures_rnn', 'render',
+                   'adding problem: test MSE against T for LSTM, Elman and Jordan (measured)'),
 }
 # name -> (module, function, what it measures)
 BENCHMARKS = {
@@ -127,10 +133,13 @@ def cmd_params(args, extra) -> int:
       sizes[key] = int(value)
     out['mesh'] = sizes
     out['bytes_per_device'] = params.per_device_bytes(task, sizes)
+  extra = task.params_report(abstract)
   if args.json:
     print(json.dumps(out, indent=2))
   else:
     print(params.format_table(counts, total))
+    if extra:
+      print('\n' + extra)
     if args.mesh:
       b = out['bytes_per_device']
       print(f'\nper device on mesh {sizes}: parameters {params.human_bytes(b["params"])}, '
@@ -189,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     return COMMANDS[args.command](args, extra)
   except ConfigError as e:
     print(f'jdl {args.command}: config error: {e}', file=sys.stderr)
+    return 2
+  except FileNotFoundError as e:  # missing data or checkpoints: the message says what to run
+    print(f'jdl {args.command}: {e}', file=sys.stderr)
     return 2
   except Exception as e:
     from jdl.train.loop import TrainingDiverged

@@ -45,8 +45,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict({
       'name': 'sgd',  # any optax optimizer taking learning_rate: sgd, adam, adamw, lamb, ...
       'learning_rate': 0.01,
-      'schedule': 'constant',  # constant, cosine, linear, warmup_cosine, rsqrt
+      'schedule': 'constant',  # constant, cosine, linear, rsqrt, staircase
       'warmup_steps': 0,
+      'decay_every_steps': 0,  # staircase: multiply by decay_factor every this many steps
+      'decay_factor': 1.0,
+      'weight_decay': 0.0,  # L2 decay added to the gradients (SGD-style, before momentum)
       'kwargs': ml_collections.ConfigDict(),  # extra keyword arguments of the optax optimizer
       'grad_clip_norm': 0.0,  # 0: no clipping
   })
@@ -152,6 +155,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.grad_accum_steps >= 1, 'grad_accum_steps', 'must be >= 1')
   need(config.batch_size % config.grad_accum_steps == 0, 'grad_accum_steps',
        f'must divide batch_size {config.batch_size}')
+  need(config.eval_batch_size > 0, 'eval_batch_size', 'must be positive')
   need(config.dtype in ('float32', 'bfloat16', 'float16'), 'dtype',
        f'must be float32, bfloat16 or float16, got {config.dtype!r}')
   need(config.progress_bar in ('auto', 'always', 'never'), 'progress_bar',

@@ -1,4 +1,10 @@
-"""grain pipelines over in-memory arrays: shuffled training batches and padded evaluation batches.
+"""grain pipelines: shuffled training batches and padded evaluation batches over a data source.
+
+A source is either a dict of equally long numpy arrays (in-memory data) or an object with
+`__len__` and `batch(indices, rng) -> dict of arrays` (records read and preprocessed on demand,
+such as a tfds array_record data source with ImageNet's augmentation). Rows are gathered a whole
+batch at a time, and random preprocessing draws from a generator seeded by (seed, step,
+process), so every run, resumed or not, sees the same batches.
 
 Both are split by process: with P processes and a global batch of B rows, process p holds rows
 [p*B/P, (p+1)*B/P) of every global batch, so the global batch (and therefore the loss) is the
@@ -13,18 +19,30 @@ import grain
 import numpy as np
 
 
-def _gather(arrays: dict[str, np.ndarray]):
-  def take(indices: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: v[indices] for k, v in arrays.items()}
-  return take
+class ArraySource:
+  """In-memory rows: one numpy fancy-index per field and batch."""
+
+  def __init__(self, arrays: dict[str, np.ndarray]):
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) != 1:
+      raise ValueError(f'fields have different numbers of rows: {lengths}')
+    self.arrays = arrays
+    self.length = next(iter(lengths.values()))
+
+  def __len__(self) -> int:
+    return self.length
+
+  def batch(self, indices: np.ndarray, rng: np.random.Generator | None = None
+            ) -> dict[str, np.ndarray]:
+    return {k: v[indices] for k, v in self.arrays.items()}
 
 
-def num_rows(arrays: dict[str, np.ndarray]) -> int:
-  lengths = {len(v) for v in arrays.values()}
-  if len(lengths) != 1:
-    raise ValueError(f'fields have different numbers of rows: '
-                     f'{ {k: len(v) for k, v in arrays.items()} }')
-  return lengths.pop()
+def as_source(data) -> ArraySource:
+  return ArraySource(data) if isinstance(data, dict) else data
+
+
+def num_rows(data) -> int:
+  return len(as_source(data))
 
 
 def local_batch_size(global_batch: int, process_count: int) -> int:
@@ -62,7 +80,7 @@ class _Steps:
     return self.permutation(epoch)[start:start + self.local]
 
 
-def train_dataset(arrays: dict[str, np.ndarray], global_batch: int, seed: int,
+def train_dataset(data, global_batch: int, seed: int,
                   process_index: int = 0, process_count: int = 1,
                   steps_per_call: int = 1) -> grain.IterDataset:
   """Endless batches, reshuffled every epoch from `seed`; the incomplete last batch is dropped.
@@ -71,36 +89,39 @@ def train_dataset(arrays: dict[str, np.ndarray], global_batch: int, seed: int,
   leading axis when k > 1, ready for a compiled call that runs k steps. grain iterates it in a
   background thread and records its position for checkpoints.
   """
-  n = num_rows(arrays)
+  source = as_source(data)
+  n = len(source)
   if n < global_batch:
     raise ValueError(f'the training split has {n} rows, fewer than batch_size {global_batch}')
   steps = _Steps(n, global_batch, seed, process_index, process_count)
-  take = _gather(arrays)
 
   def element(call: int) -> dict[str, np.ndarray]:
     first = call * steps_per_call
+    rng = np.random.default_rng((seed, first, process_index))
     if steps_per_call == 1:
-      return take(steps(first))
-    return take(np.stack([steps(s) for s in range(first, first + steps_per_call)]))
+      return source.batch(steps(first), rng)
+    indices = np.stack([steps(s) for s in range(first, first + steps_per_call)])
+    flat = source.batch(indices.reshape(-1), rng)
+    return {k: v.reshape(*indices.shape, *v.shape[1:]) for k, v in flat.items()}
 
   ds = grain.MapDataset.range(2**62).map(element)  # endless: the loop decides when to stop
   return ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
 
 
-def steps_per_epoch(arrays: dict[str, np.ndarray], global_batch: int) -> int:
-  return num_rows(arrays) // global_batch
+def steps_per_epoch(data, global_batch: int) -> int:
+  return num_rows(data) // global_batch
 
 
-def eval_batches(arrays: dict[str, np.ndarray], global_batch: int, process_index: int = 0,
+def eval_batches(data, global_batch: int, process_index: int = 0,
                  process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
   """Every row exactly once; the last global batch is padded and its padding has mask 0."""
-  n = num_rows(arrays)
+  source = as_source(data)
+  n = len(source)
   local = local_batch_size(global_batch, process_count)
   padded = -(-n // global_batch) * global_batch
-  take = _gather(arrays)
 
   def with_mask(indices: np.ndarray) -> dict[str, np.ndarray]:
-    batch = take(np.minimum(indices, n - 1))
+    batch = source.batch(np.minimum(indices, n - 1))
     batch['mask'] = (indices < n).astype(np.float32)
     return batch
 

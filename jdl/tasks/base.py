@@ -9,21 +9,20 @@ is not "one loss, one optimizer" (a GAN's two players, RLHF's policy and value) 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any
 
 import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
+import jdl.models  # noqa: F401  (turns off eager sharding: the loop decides shardings)
+from jdl.config import ConfigError
 from jdl.train import optim
-
-# Shardings are decided by the loop from the config's rules, never while a module is built.
-nnx.use_eager_sharding(False)
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -41,9 +40,10 @@ class TrainState:
 
 @dataclasses.dataclass
 class Splits:
-  """In-memory data: each split is a dict of equally long numpy arrays (one row per example)."""
-  train: dict[str, np.ndarray]
-  evals: dict[str, dict[str, np.ndarray]]  # name ('validation', 'test') -> arrays
+  """A task's data. Each split is a dict of equally long numpy arrays (one row per example) or a
+  source with `__len__` and `batch(indices, rng)` (see jdl.data.pipeline)."""
+  train: Any
+  evals: dict[str, Any]  # name ('validation', 'test') -> split
 
 
 def masked_mean(values: jax.Array, batch: Batch) -> jax.Array:
@@ -56,7 +56,8 @@ def masked_mean(values: jax.Array, batch: Batch) -> jax.Array:
 
 
 class Task:
-  """Base class: subclasses implement `build_model`, `load_data` and `loss`."""
+  """Base class: subclasses implement `build_model` and `loss` (and `load_data` if the data is
+  not a `jdl.data` module's `load`)."""
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
@@ -68,7 +69,16 @@ class Task:
     raise NotImplementedError
 
   def load_data(self) -> Splits:
-    raise NotImplementedError
+    """By default `jdl.data.<config.data.name>.load(**config.data.kwargs)`."""
+    name = self.config.data.name
+    try:
+      module = importlib.import_module(f'jdl.data.{name}')
+    except ModuleNotFoundError as e:
+      if e.name != f'jdl.data.{name}':
+        raise
+      raise ConfigError(f"config.data.name: no data module 'jdl.data.{name}'") from None
+    kwargs = self.config.data.get('kwargs')
+    return module.load(**(kwargs.to_dict() if kwargs else {}))
 
   def loss(self, model: nnx.Module, batch: Batch, rngs: nnx.Rngs | None,
            train: bool) -> tuple[jax.Array, Metrics]:
@@ -77,6 +87,10 @@ class Task:
 
   def report(self, history: list[dict], workdir, state: TrainState, data: Splits) -> None:
     """Called on process 0 after training: print a summary, write plots. Optional."""
+
+  def params_report(self, params) -> str | None:
+    """Extra lines for `jdl params` (a paper's table beside the exact count). Optional."""
+    return None
 
   # ---- model and optimizer ---------------------------------------------------------------------
 

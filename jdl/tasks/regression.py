@@ -3,10 +3,8 @@ real numbers). Reports its history as Keras' `fit` prints it and plots it."""
 
 from __future__ import annotations
 
-import importlib
 import pathlib
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -20,17 +18,9 @@ class Task(base.Task):
 
   def __init__(self, config):
     super().__init__(config)
-    try:
-      self.data_module = importlib.import_module(f'jdl.data.{config.data.name}')
-    except ModuleNotFoundError:
-      raise ConfigError(f"config.data.name: no data module 'jdl.data.{config.data.name}'") from None
     if config.model.name != 'mlp':
       raise ConfigError(f"config.model.name: the regression task has model 'mlp', "
                         f"not {config.model.name!r}")
-
-  def load_data(self) -> base.Splits:
-    kwargs = self.config.data.get('kwargs')
-    return self.data_module.load(**(kwargs.to_dict() if kwargs else {}))
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model
@@ -47,7 +37,7 @@ class Task(base.Task):
     epochs = [h for h in history if 'validation_loss' in h and 'loss' in h]
     if not epochs:
       return
-    print(f'\nHistory (as Keras fit reports it; loss = mean training MSE over the epoch):')
+    print('\nHistory (as Keras fit reports it; loss = mean training MSE over the epoch):')
     for i, h in enumerate(epochs, 1):
       print(f'Epoch {i}/{len(epochs)} - loss: {h["loss"]:.4f} - val_loss: '
             f'{h["validation_loss"]:.4f}')

@@ -102,6 +102,19 @@ def compile_steps(task: Task, shardings, mesh, per_call: int, unroll: int = 1):
                  out_shardings=(shardings, NamedSharding(mesh, P())), donate_argnums=0)
 
 
+def make_mesh(config):
+  """The config's mesh, set as the current one, after checking that batches split over it."""
+  mesh = sharding.make_mesh(config.mesh)
+  ways = mesh.shape['data'] * mesh.shape['fsdp']
+  for field in ('batch_size', 'eval_batch_size'):
+    if config[field] % ways:
+      raise config_lib.ConfigError(
+          f'config.{field}={config[field]} must be divisible by the {ways} devices of the batch '
+          f'axes (mesh data={mesh.shape["data"]} x fsdp={mesh.shape["fsdp"]})')
+  jax.set_mesh(mesh)
+  return mesh
+
+
 def evaluate(task: Task, state: TrainState, data: Splits, config, mesh, eval_step) -> dict:
   """Mean metrics over every row of every evaluation split: {'validation_loss': ..., ...}."""
   out = {}
@@ -169,8 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   schedule = Schedule.from_config(config, pipeline.num_rows(data.train))
 
   # ---- mesh, shardings, state
-  mesh = sharding.make_mesh(config.mesh)
-  jax.set_mesh(mesh)
+  mesh = make_mesh(config)
   key, abstract, shardings, init = build(task, schedule.total, mesh)
   checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.async_checkpointing)
   restored = checkpointer.restore(abstract, log=print if is_main else (lambda _: None))
@@ -268,8 +280,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathli
   task = get_task(config)
   data = task.load_data()
   schedule = Schedule.from_config(config, pipeline.num_rows(data.train))
-  mesh = sharding.make_mesh(config.mesh)
-  jax.set_mesh(mesh)
+  mesh = make_mesh(config)
   _, abstract, _, _ = build(task, schedule.total, mesh)
   checkpointer = Checkpointer(workdir, config.keep_checkpoints, async_save=False)
   restored = checkpointer.restore(abstract)

@@ -20,9 +20,15 @@ def schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule
       main = optax.linear_schedule(lr, 0.0, decay_steps)
     case 'rsqrt':  # the Transformer's inverse square root, continuing from the warm-up's peak
       main = lambda step: lr * (max(warmup, 1) / (step + max(warmup, 1))) ** 0.5
+    case 'staircase':  # GoogLeNet's "decrease by 4% every 8 epochs"
+      if opt.decay_every_steps <= 0:
+        raise ConfigError('config.optimizer.decay_every_steps: the staircase schedule needs a '
+                          'positive interval')
+      main = optax.exponential_decay(lr, opt.decay_every_steps, opt.decay_factor,
+                                     staircase=True)
     case other:
       raise ConfigError(f"config.optimizer.schedule: unknown schedule '{other}' "
-                        "(constant, cosine, linear, rsqrt)")
+                        "(constant, cosine, linear, rsqrt, staircase)")
   if not warmup:
     return main
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
@@ -37,6 +43,8 @@ def make(opt: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTran
     tx = factory(learning_rate=schedule(opt, total_steps), **opt.kwargs.to_dict())
   except TypeError as e:
     raise ConfigError(f'config.optimizer: {e}') from None
+  if opt.weight_decay > 0:
+    tx = optax.chain(optax.add_decayed_weights(opt.weight_decay), tx)
   if opt.grad_clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
   return tx

@@ -1,0 +1,143 @@
+"""Vision figures: `jdl figures cnn` (a trained convnet's curves, predictions and confusion
+matrix on the Fashion-MNIST test set) and `jdl figures tensors` (the lecture's tensor examples,
+with the shapes and dtypes of real batches from jdl's loaders)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from jdl.cli import ROOT
+
+CNN_WORKDIR = ROOT / 'runs/simple_fmnist'
+CNN_CONFIG = ROOT / 'experiments/cnn/simple_fmnist.py'
+
+
+def _plt():
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> list[pathlib.Path]:
+  """Needs a trained run: `jdl train --config experiments/cnn/simple_fmnist.py --workdir
+  runs/simple_fmnist` (about an hour on 2 CPU cores)."""
+  import jax
+
+  from jdl import config as config_lib
+  from jdl.data import fashion_mnist, pipeline
+  from jdl.tasks.classification import plot_curves
+  from jdl.train import loop
+  from jdl.train.checkpoint import Checkpointer
+
+  if not (workdir / 'checkpoints').is_dir():
+    raise FileNotFoundError(f'jdl figures cnn: no trained run in {workdir}; train it first with '
+                            f'`jdl train --config {CNN_CONFIG.relative_to(ROOT)} --workdir '
+                            f'{workdir.relative_to(ROOT)}`')
+  config = config_lib.load(str(CNN_CONFIG))
+  task = loop.get_task(config)
+  data = task.load_data()
+  mesh = loop.make_mesh(config)
+  _, abstract, _, _ = loop.build(task, 1, mesh)
+  checkpointer = Checkpointer(workdir, config.keep_checkpoints, async_save=False)
+  step, state, _ = checkpointer.restore(abstract)
+  checkpointer.close()
+  model = task.merge(state.params, state.model_state)
+  model.eval()
+  test = data.evals['test']
+  predict = jax.jit(lambda batch: model(task.images(batch), train=False).argmax(-1))
+  predictions = np.concatenate([np.asarray(predict(b))[b['mask'] > 0] for b in
+                                pipeline.eval_batches(test, 1000)])
+  labels = test['label']
+  accuracy = float((predictions == labels).mean())
+  plt = _plt()
+  paths = []
+
+  history = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  path = outdir / 'cnn_curves.png'
+  plot_curves([h for h in history if 'loss' in h], path)
+  paths.append(path)
+
+  fig, axes = plt.subplots(4, 8, figsize=(12, 7))
+  for ax, i in zip(axes.flat, range(32)):
+    ax.imshow(test['image'][i, ..., 0], cmap='gray_r')
+    ok = predictions[i] == labels[i]
+    ax.set_title(f'{fashion_mnist.CLASSES[predictions[i]]}\n(true: '
+                 f'{fashion_mnist.CLASSES[labels[i]]})', fontsize=7,
+                 color='tab:green' if ok else 'tab:red')
+    ax.axis('off')
+  fig.suptitle(f'Simple convnet, step {step}: the first 32 test images, predicted (true); '
+               f'test accuracy {100 * accuracy:.2f}%')
+  fig.tight_layout()
+  path = outdir / 'cnn_predictions.png'
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  paths.append(path)
+
+  confusion = np.zeros((10, 10), int)
+  np.add.at(confusion, (labels, predictions), 1)
+  fig, ax = plt.subplots(figsize=(7.5, 6.5))
+  im = ax.imshow(confusion, cmap='Blues')
+  for r in range(10):
+    for c in range(10):
+      ax.text(c, r, confusion[r, c], ha='center', va='center', fontsize=7,
+              color='white' if confusion[r, c] > confusion.max() / 2 else 'black')
+  ax.set_xticks(range(10), fashion_mnist.CLASSES, rotation=45, ha='right', fontsize=8)
+  ax.set_yticks(range(10), fashion_mnist.CLASSES, fontsize=8)
+  ax.set(xlabel='predicted', ylabel='true',
+         title=f'Confusion matrix, 10,000 test images ({100 * accuracy:.2f}% correct)')
+  fig.colorbar(im)
+  fig.tight_layout()
+  path = outdir / 'cnn_confusion.png'
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  paths.append(path)
+  return paths
+
+
+def render_tensors(outdir: pathlib.Path) -> list[pathlib.Path]:
+  """The lecture's ranks 2 to 5, each a real batch from jdl's loaders."""
+  from jdl.data import diabetes, fashion_mnist, pipeline
+
+  tabular = next(iter(pipeline.train_dataset(diabetes.load().train, 32, 0)))['x']
+  images = next(iter(pipeline.train_dataset(fashion_mnist.load().train, 128, 0)))['image']
+  sequences = images[..., 0].astype(np.float32) / 255  # rows as time steps (issue: row-wise LSTM)
+  test = fashion_mnist.load().evals['test']['image']
+  video = np.stack([test[i:i + 8] for i in range(0, 16 * 8, 8)])  # 16 clips of 8 frames
+  examples = [
+      ('tabular (2-D)', '{instances, features}', tabular,
+       'diabetes: 32 patients x 10 standardized features'),
+      ('sequences (3-D)', '{instances, time, features}', sequences,
+       'Fashion-MNIST read row by row: 28 steps of 28 pixels'),
+      ('images (4-D)', '{instances, height, width, colour}', images,
+       'Fashion-MNIST training batch'),
+      ('video (5-D)', '{instances, frames, height, width, colour}', video,
+       'no video set installs offline: 8 consecutive test images stacked as frames'),
+  ]
+  plt = _plt()
+  fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+  for ax, (name, axes_names, x, source) in zip(axes, examples):
+    if x.ndim == 2:
+      ax.imshow(x[:16], cmap='coolwarm', aspect='auto')
+    elif x.ndim == 3:
+      ax.imshow(x[0], cmap='gray_r', aspect='auto')
+      ax.set_ylabel('time step')
+    elif x.ndim == 4:
+      ax.imshow(np.concatenate(list(x[:4, ..., 0]), axis=1), cmap='gray_r')
+    else:
+      ax.imshow(np.concatenate(list(x[0, :6, ..., 0]), axis=1), cmap='gray_r')
+    ax.set_title(f'{name}: {axes_names}\nshape {tuple(x.shape)}, {x.dtype}', fontsize=9)
+    ax.set_xlabel(source, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+  fig.suptitle('Tensors of rank 2 to 5, as batches from jdl\'s own loaders')
+  fig.tight_layout()
+  path = outdir / 'tensors.png'
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  for name, axes_names, x, source in examples:
+    print(f'{name:16s} {axes_names:44s} shape {str(tuple(x.shape)):22s} {x.dtype}  ({source})')
+  return [path]

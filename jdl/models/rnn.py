@@ -1,0 +1,273 @@
+"""Recurrent networks: the lecture's Elman, Jordan and LSTM cells, and one `RNN` layer that runs
+any of them over a batch of sequences with `jax.lax.scan`.
+
+Every cell splits its update into two parts:
+
+  * `project_inputs(x)`: the input term `W x_t + b`, which does not depend on the recurrence, so
+    the layer computes it for all time steps in one large matrix product before the scan;
+  * `step(carry, wx_t)`: the recurrent part, run once per time step inside the scan.
+
+`cell(carry, x_t)` does both for one step (the usual single-step cell interface).
+
+Logical axis names: input kernels ('embed', 'mlp'), recurrent kernels ('mlp', None) -- the
+recurrent matrix maps the hidden state to itself, and naming both sides 'mlp' would map one mesh
+axis twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Carry = Any  # an array or a tuple of arrays, [batch, ...]
+GLOROT = nnx.initializers.glorot_uniform()
+ZEROS = nnx.initializers.zeros_init()
+
+
+def _linear(n_in: int, n_out: int, axes: tuple, *, use_bias: bool, dtype, rngs: nnx.Rngs,
+            kernel_init=GLOROT, bias_init=ZEROS) -> nnx.Linear:
+  return nnx.Linear(
+      n_in, n_out, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, rngs=rngs,
+      kernel_init=nnx.with_partitioning(kernel_init, axes),
+      bias_init=nnx.with_partitioning(bias_init, (axes[1],)))
+
+
+def _carry_dtype(dtype) -> jnp.dtype:
+  """The recurrent state stays in float32 (or wider) even under bfloat16 compute: it is summed
+  over many steps, where bfloat16's 8 mantissa bits would lose the small updates."""
+  return jnp.promote_types(dtype or jnp.float32, jnp.float32)
+
+
+def _forget_bias_init(key, shape, dtype=jnp.float32):
+  """Bias 1 on the forget gate (columns [0, H) of [f | i | o | c]) and 0 elsewhere: the cell
+  starts by keeping its state, which lets gradients reach far back from the first step on
+  (Gers et al. 2000; Jozefowicz et al. 2015)."""
+  hidden = shape[-1] // 4
+  return jnp.zeros(shape, dtype).at[..., :hidden].set(1.0)
+
+
+# ---- cells ---------------------------------------------------------------------------------------
+
+
+class LSTMCell(nnx.Module):
+  """Long short-term memory, as on the lecture's slide (gates f, i, o; cell state c):
+
+    f_t = sigmoid(W_f x_t + U_f h_{t-1} + b_f)
+    i_t = sigmoid(W_i x_t + U_i h_{t-1} + b_i)
+    o_t = sigmoid(W_o x_t + U_o h_{t-1} + b_o)
+    c_t = f_t * c_{t-1} + i_t * tanh(W_c x_t + U_c h_{t-1} + b_c)
+    h_t = o_t * tanh(c_t)
+
+  The four W (and U) are stored side by side in one kernel, columns [f | i | o | c], so that a
+  step costs two matrix products instead of eight.
+  """
+
+  def __init__(self, in_features: int, hidden_size: int, *, dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    self.hidden_size = hidden_size
+    self.carry_dtype = _carry_dtype(dtype)
+    self.W = _linear(in_features, 4 * hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype,
+                     rngs=rngs, bias_init=_forget_bias_init)
+    self.U = _linear(hidden_size, 4 * hidden_size, ('mlp', None), use_bias=False, dtype=dtype,
+                     rngs=rngs, kernel_init=nnx.initializers.orthogonal())
+
+  def initial_carry(self, batch_size: int) -> Carry:
+    zeros = jnp.zeros((batch_size, self.hidden_size), self.carry_dtype)
+    return zeros, zeros  # (c, h)
+
+  def project_inputs(self, x_xF: jax.Array) -> jax.Array:
+    return self.W(x_xF)  # [W_f x + b_f | W_i x + b_i | W_o x + b_o | W_c x + b_c]
+
+  def step(self, carry: Carry, wx_Bx4H: jax.Array) -> tuple[Carry, jax.Array]:
+    c_prev, h_prev = carry
+    pre = wx_Bx4H + self.U(h_prev.astype(wx_Bx4H.dtype))
+    pre_f, pre_i, pre_o, pre_c = jnp.split(pre.astype(self.carry_dtype), 4, axis=-1)
+    f_t = jax.nn.sigmoid(pre_f)
+    i_t = jax.nn.sigmoid(pre_i)
+    o_t = jax.nn.sigmoid(pre_o)
+    c_t = f_t * c_prev + i_t * jnp.tanh(pre_c)
+    h_t = o_t * jnp.tanh(c_t)
+    return (c_t, h_t), h_t
+
+  def __call__(self, carry: Carry, x_BxF: jax.Array) -> tuple[Carry, jax.Array]:
+    return self.step(carry, self.project_inputs(x_BxF))
+
+
+class ElmanCell(nnx.Module):
+  """Elman network: the hidden state feeds back, h_t = tanh(W x_t + U h_{t-1} + b)."""
+
+  def __init__(self, in_features: int, hidden_size: int, *, dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    self.hidden_size = hidden_size
+    self.carry_dtype = _carry_dtype(dtype)
+    self.W = _linear(in_features, hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype,
+                     rngs=rngs)
+    self.U = _linear(hidden_size, hidden_size, ('mlp', None), use_bias=False, dtype=dtype,
+                     rngs=rngs, kernel_init=nnx.initializers.orthogonal())
+
+  def initial_carry(self, batch_size: int) -> Carry:
+    return jnp.zeros((batch_size, self.hidden_size), self.carry_dtype)  # h
+
+  def project_inputs(self, x_xF: jax.Array) -> jax.Array:
+    return self.W(x_xF)
+
+  def step(self, h_prev: Carry, wx_BxH: jax.Array) -> tuple[Carry, jax.Array]:
+    h_t = jnp.tanh((wx_BxH + self.U(h_prev.astype(wx_BxH.dtype))).astype(self.carry_dtype))
+    return h_t, h_t
+
+  def __call__(self, carry: Carry, x_BxF: jax.Array) -> tuple[Carry, jax.Array]:
+    return self.step(carry, self.project_inputs(x_BxF))
+
+
+class JordanCell(nnx.Module):
+  """Jordan network: the previous *output* feeds back into the hidden layer,
+
+    h_t = tanh(W x_t + U y_{t-1} + b),   y_t = V h_t + c.
+
+  The carry is y_{t-1} (output_size wide); the layer's output is y_t.
+  """
+
+  def __init__(self, in_features: int, hidden_size: int, output_size: int | None = None, *,
+               dtype=jnp.float32, rngs: nnx.Rngs):
+    self.hidden_size = hidden_size
+    self.carry_dtype = _carry_dtype(dtype)
+    self.output_size = output_size or hidden_size
+    self.W = _linear(in_features, hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype,
+                     rngs=rngs)
+    self.U = _linear(self.output_size, hidden_size, (None, 'mlp'), use_bias=False, dtype=dtype,
+                     rngs=rngs)
+    self.V = _linear(hidden_size, self.output_size, ('mlp', None), use_bias=True, dtype=dtype,
+                     rngs=rngs)
+
+  def initial_carry(self, batch_size: int) -> Carry:
+    return jnp.zeros((batch_size, self.output_size), self.carry_dtype)  # y
+
+  def project_inputs(self, x_xF: jax.Array) -> jax.Array:
+    return self.W(x_xF)
+
+  def step(self, y_prev: Carry, wx_BxH: jax.Array) -> tuple[Carry, jax.Array]:
+    h_t = jnp.tanh(wx_BxH + self.U(y_prev.astype(wx_BxH.dtype)))
+    y_t = self.V(h_t).astype(self.carry_dtype)
+    return y_t, y_t
+
+  def __call__(self, carry: Carry, x_BxF: jax.Array) -> tuple[Carry, jax.Array]:
+    return self.step(carry, self.project_inputs(x_BxF))
+
+
+CELLS = {'lstm': LSTMCell, 'elman': ElmanCell, 'jordan': JordanCell}
+
+
+def cell_output_size(cell: nnx.Module) -> int:
+  return getattr(cell, 'output_size', cell.hidden_size)
+
+
+# ---- running a cell over sequences ---------------------------------------------------------------
+
+
+def valid_mask(lengths_B: jax.Array | None, batch: int, time: int) -> jax.Array:
+  """[B, T] booleans: True where step t < the sequence's length."""
+  if lengths_B is None:
+    return jnp.ones((batch, time), bool)
+  return jnp.arange(time)[None, :] < lengths_B[:, None]
+
+
+def reverse_valid(x_BxTx: jax.Array, lengths_B: jax.Array | None) -> jax.Array:
+  """Reverses each sequence's first `length` steps and leaves its padding in place, so that the
+  backward direction starts at a sequence's real last step, not at padding. An involution."""
+  batch, time = x_BxTx.shape[:2]
+  if lengths_B is None:
+    return x_BxTx[:, ::-1]
+  t_T = jnp.arange(time)
+  src_BxT = jnp.where(t_T[None] < lengths_B[:, None], lengths_B[:, None] - 1 - t_T[None], t_T[None])
+  return jnp.take_along_axis(x_BxTx, src_BxT.reshape(batch, time, *[1] * (x_BxTx.ndim - 2)),
+                             axis=1)
+
+
+def run_cell(cell: nnx.Module, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None,
+             carry: Carry | None = None, unroll: int = 1) -> tuple[Carry, jax.Array, jax.Array]:
+  """Runs `cell` forward over time. Steps at or beyond a sequence's length leave its carry
+  unchanged and output zeros. Returns (final carry, outputs [B, T, H], last valid output [B, H]).
+  `unroll` steps per loop iteration cut the loop's per-iteration overhead, large on CPU for the
+  small matrices of a recurrent step."""
+  batch, time = x_BxTxF.shape[:2]
+  if carry is None:
+    carry = cell.initial_carry(batch)
+  wx_TxBxG = jnp.swapaxes(cell.project_inputs(x_BxTxF), 0, 1)  # scan runs over the leading axis
+  valid_TxB = valid_mask(lengths_B, batch, time).T
+  last_BxH = jnp.zeros((batch, cell_output_size(cell)), jax.tree.leaves(carry)[0].dtype)
+
+  def body(state, inputs):
+    carry, last_BxH = state
+    wx_BxG, valid_B = inputs
+    new_carry, y_BxH = cell.step(carry, wx_BxG)
+    keep = lambda new, old: jnp.where(valid_B.reshape(-1, *[1] * (new.ndim - 1)), new, old)
+    carry = jax.tree.map(keep, new_carry, carry)
+    y_BxH = keep(y_BxH, jnp.zeros_like(y_BxH))
+    return (carry, keep(y_BxH, last_BxH)), y_BxH
+
+  (carry, last_BxH), y_TxBxH = jax.lax.scan(body, (carry, last_BxH), (wx_TxBxG, valid_TxB),
+                                               unroll=unroll)
+  return carry, jnp.swapaxes(y_TxBxH, 0, 1), last_BxH
+
+
+class RNN(nnx.Module):
+  """A stack of `num_layers` recurrent layers of one cell type, optionally bidirectional.
+
+  A bidirectional layer runs a second cell over each sequence's valid part reversed and
+  concatenates both directions' outputs (forward first), 2 * hidden wide; the next layer reads
+  that. Call with x [B, T, F] and optional lengths [B]; returns (outputs [B, T, D], summary
+  [B, D]), where the summary is the top layer's output at the last valid step of each direction
+  (for the backward direction, the step at t = 0), a fixed-size encoding of each sequence.
+  """
+
+  def __init__(self, cell: str, in_features: int, hidden_size: int, *, num_layers: int = 1,
+               bidirectional: bool = False, unroll: int = 1, dtype=jnp.float32, rngs: nnx.Rngs,
+               **cell_kwargs):
+    if cell not in CELLS:
+      raise ValueError(f'unknown cell {cell!r}; choose one of {sorted(CELLS)}')
+    make = lambda n_in: CELLS[cell](n_in, hidden_size, dtype=dtype, rngs=rngs, **cell_kwargs)
+    self.bidirectional = bidirectional
+    self.unroll = unroll
+    forward, backward = [], []
+    width = in_features
+    for _ in range(num_layers):
+      forward.append(make(width))
+      if bidirectional:
+        backward.append(make(width))
+      width = cell_output_size(forward[-1]) * (2 if bidirectional else 1)
+    self.forward_cells = nnx.List(forward)
+    self.backward_cells = nnx.List(backward)
+    self.output_size = width
+
+  def __call__(self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
+    h_BxTxD = x_BxTxF
+    for i, cell in enumerate(self.forward_cells):
+      _, out_BxTxH, last_BxH = run_cell(cell, h_BxTxD, lengths_B, unroll=self.unroll)
+      if self.bidirectional:
+        reversed_in = reverse_valid(h_BxTxD, lengths_B)
+        _, back_rev_BxTxH, back_last_BxH = run_cell(self.backward_cells[i], reversed_in,
+                                                    lengths_B, unroll=self.unroll)
+        out_BxTxH = jnp.concatenate([out_BxTxH, reverse_valid(back_rev_BxTxH, lengths_B)], -1)
+        last_BxH = jnp.concatenate([last_BxH, back_last_BxH], -1)
+      h_BxTxD = out_BxTxH
+    return h_BxTxD, last_BxH
+
+
+class SequenceRegressor(nnx.Module):
+  """RNN encoder and a linear head on its per-sequence summary: [B, T, F] -> [B, out]."""
+
+  def __init__(self, cell: str, in_features: int, hidden_size: int, out_features: int, *,
+               num_layers: int = 1, bidirectional: bool = False, unroll: int = 1,
+               dtype=jnp.float32, rngs: nnx.Rngs):
+    self.rnn = RNN(cell, in_features, hidden_size, num_layers=num_layers,
+                   bidirectional=bidirectional, unroll=unroll, dtype=dtype, rngs=rngs)
+    self.head = _linear(self.rnn.output_size, out_features, ('mlp', None), use_bias=True,
+                        dtype=dtype, rngs=rngs)
+
+  def __call__(self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None) -> jax.Array:
+    _, summary_BxD = self.rnn(x_BxTxF, lengths_B)
+    return self.head(summary_BxD)
