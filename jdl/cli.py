@@ -29,6 +29,7 @@ FIGURES = {
 # name -> (module, function, what it measures)
 BENCHMARKS = {
     'mlp': ('jdl.bench.mlp', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
+    'cnn': ('jdl.bench.cnn', 'main', 'simple convnet images/s against Keras 3 (JAX backend)'),
 }
 # Tools that bring their own sub-commands: `jdl NAME ...` -> module.main(argv)
 TOOLS = {

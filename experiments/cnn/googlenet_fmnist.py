@@ -9,7 +9,8 @@ information. The batch-norm variant trains reliably at this size with Adam; the 
 Launch:
   jdl train --config experiments/cnn/googlenet_fmnist.py --workdir runs/googlenet_fmnist
 
-Expected: at least 92.5% test accuracy. `:smoke` trains 4 steps and evaluates 64 images, for the tests.
+Expected: at least 92.5% test accuracy; measured 93.15% after 12 epochs (90 s on one H100;
+docs/benchmarks.md). `:smoke` trains 2 steps and evaluates 64 images, for the tests.
 """
 
 from jdl.config import base_config
@@ -35,11 +36,11 @@ def get_config(arg: str | None = None):
   c.optimizer.warmup_steps = 200
   if arg == 'smoke':
     c.num_epochs = 0
-    c.num_train_steps = 4
+    c.num_train_steps = 2
     c.batch_size = 16
     c.eval_batch_size = 32
     c.data.kwargs = dict(eval_rows=64)
-    c.log_every_steps = 2
+    c.log_every_steps = 1
     c.eval_every_steps = -1
     c.checkpoint_every_steps = -1
   elif arg is not None:

@@ -38,3 +38,30 @@ def run_peer(module: str, args: list[str], env: dict[str, str] | None = None,
   if proc.returncode:
     raise RuntimeError(f'{module} failed:\n{proc.stderr[-3000:]}')
   return proc.stdout
+
+
+def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
+  """This machine's float32 matrix-product rate through JAX (best of `repeats`): the ceiling
+  that model FLOP utilisation is measured against."""
+  import time
+
+  import jax
+  import jax.numpy as jnp
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  best = float('inf')
+  for _ in range(repeats):
+    t = time.perf_counter()
+    matmul(a).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * n ** 3 / best
+
+
+def compiled_flops(fn, *args) -> float:
+  """FLOPs of one call of `fn(*args)` as XLA counts them after compilation."""
+  import jax
+  analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+  if isinstance(analysis, list):
+    analysis = analysis[0]
+  return float(analysis.get('flops', 0.0))

@@ -63,8 +63,7 @@ def main(quick: bool = False) -> int:
         flush=True)
   keras = {}
   for spe in (1, 64):
-    out = json.loads(common.run_peer('jdl.bench.keras_mlp',
-                                     [str(ROWS), str(FEATURES), str(epochs), str(spe)],
+    out = json.loads(common.run_peer('jdl.bench.keras_peer', ['mlp', str(epochs), '0', str(spe)],
                                      env={'KERAS_BACKEND': 'jax', 'JAX_PLATFORMS': 'cpu'}))
     keras[spe] = out
     print(f'keras {out["keras"]} steps_per_execution={spe} epochs (s): '

@@ -42,10 +42,18 @@ def _vendored_binpacking() -> bool:
     return False
 
 
+def _fashion_mnist() -> bool:
+  from jdl.data import fashion_mnist
+  return fashion_mnist.present()
+
+
 DATASETS = [
     Dataset('diabetes (scikit-learn, 442 x 10)', 'experiments/mlp',
             _importable('sklearn.datasets'), [sys.executable, '-m', 'pip', 'install',
                                               'scikit-learn']),
+    Dataset('Fashion-MNIST (Debian dataset-fashion-mnist, 70,000 28x28 images)',
+            'experiments/cnn, experiments/rnn', _fashion_mnist,
+            ['apt-get', 'install', '-y', '-qq', 'dataset-fashion-mnist']),
     Dataset('OR1-OR4 and Weibull 5k bin packing (vendored in jdl/binpack/data)',
             'jdl binpack', _vendored_binpacking, []),
 ]
