@@ -4,8 +4,9 @@ Fashion-MNIST, jdl's training loop against Keras 3 on its JAX backend, in the sa
 Both train for several timed "epochs" of 100 steps; the first (compilation) is left out and the
 median counts. jdl runs one step per compiled call (on XLA:CPU a convolution inside a scanned
 multi-step call runs about 20 times slower than outside it); Keras runs with
-`steps_per_execution` 1 and 10 (the better counts). The FLOPs of a training step come from XLA's cost analysis of jdl's
-compiled gradient; the machine's float32 matmul rate, measured in the same run, is the peak.
+`steps_per_execution` 1 and 10 (the better counts). The FLOPs of a training step come from
+XLA's cost analysis of jdl's compiled step; the machine's float32 matmul rate, measured in the
+same run, is the peak.
 """
 
 from __future__ import annotations
