@@ -230,8 +230,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       state, device_metrics = run_steps(state, batches)
       drain()  # the previous call's metrics, fetched while this call runs
       pending = (step + 1, device_metrics)
-      log.advance(step)
       step += schedule.per_call
+      log.advance(step)
 
       boundary = [schedule.due(schedule.log, step), schedule.due(schedule.eval, step),
                   schedule.due(schedule.checkpoint, step)]
