@@ -23,7 +23,8 @@ install: $(STAMP)
 data: install
 	$(BIN)/python -m jdl.data.install
 
-test: install data
+# The tests also compare against the peers (Hugging Face GPT-2 in PyTorch): the bench extra.
+test: $(BENCH_STAMP) data
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests
 
 # The lecture's Keras MLP (and sklearn's MLPRegressor beside it), on CPU, in seconds.
@@ -34,8 +35,10 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) data
 	$(BIN)/jdl bench mlp
+	$(BIN)/jdl bench cnn
+	$(BIN)/jdl bench gpt
 
 figures: install data
 	$(BIN)/jdl figures

@@ -25,15 +25,25 @@ FIGURES = {
                 "the lecture's tensors of rank 2-5, as real batches from jdl's loaders"),
     'rnn_memory': ('jdl.figures_rnn', 'render',
                    'adding problem: test MSE against T for LSTM, Elman and Jordan (measured)'),
+    'gpt_family': ('jdl.gpt.figures', 'render_gpt_family',
+                   "the lecture's GPT-1/2/3 table with jdl's exact parameter counts"),
+    'gpt3_compute': ('jdl.gpt.figures', 'render_gpt3_compute',
+                     "GPT-3's training-compute table (Table D.1) beside jdl's 6ND and exact FLOPs"),
+    'gpt3_data_mix': ('jdl.gpt.figures', 'render_gpt3_data_mix',
+                      "GPT-3's data mix: epochs at 300B tokens recomputed from weights and sizes"),
 }
 # name -> (module, function, what it measures)
 BENCHMARKS = {
     'mlp': ('jdl.bench.mlp', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
     'cnn': ('jdl.bench.cnn', 'main', 'simple convnet images/s against Keras 3 (JAX backend)'),
+    'gpt': ('jdl.gpt.bench', 'main',
+            'GPT 6L/d384 tokens/s and MFU against HF transformers GPT-2 (PyTorch, CPU)'),
 }
 # Tools that bring their own sub-commands: `jdl NAME ...` -> module.main(argv)
 TOOLS = {
     'binpack': 'jdl.binpack.cli',
+    'compute': 'jdl.gpt.compute',
+    'sample': 'jdl.gpt.sample',
 }
 
 

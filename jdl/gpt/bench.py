@@ -1,0 +1,142 @@
+"""`jdl bench gpt`: training tokens/s and MFU of jdl's GPT against Hugging Face transformers'
+GPT-2 in PyTorch, on this machine's CPU, in the same run.
+
+Shape (nanoGPT's character-level Shakespeare model): 6 layers, 6 heads, d_model 384, context
+256, batch 8, vocabulary 65, float32, AdamW. jdl runs its own training step (the Task's
+`train_step` compiled by the loop's `compile_steps`, as `jdl train` runs it) on random tokens.
+
+MFU = model FLOPs per second / peak, where model FLOPs are jdl.gpt.compute's exact per-layer
+count (3 x forward matmuls, attention included) and the peak is this machine's float32 matmul
+throughput measured here: the best of several 2048^3 matmuls timed with JAX.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from jdl.bench import common
+
+SHAPE = dict(n_layer=6, n_head=6, d_model=384, context=256, batch=8, vocab=65)
+TORCH_ENV = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '1e11',
+             'MALLOC_TOP_PAD_': '1e9'}
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+  import jax
+  import jax.numpy as jnp
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x, y: x @ y)
+  f(a, a).block_until_ready()
+  best = min(_timed(lambda: f(a, a).block_until_ready()) for _ in range(repeats))
+  return 2 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+  t = time.perf_counter()
+  fn()
+  return time.perf_counter() - t
+
+
+class JdlRunner:
+  """jdl's own training step (the loop's compiled call) on random tokens, a few steps at a time."""
+
+  def __init__(self):
+    import jax
+    import ml_collections
+
+    from jdl import sharding
+    from jdl.gpt.configs import gpt_config
+    from jdl.train import loop
+    s = SHAPE
+    c = gpt_config(n_layer=s['n_layer'], n_head=s['n_head'], d_model=s['d_model'],
+                   context=s['context'], vocab_size=s['vocab'])
+    c.optimizer.kwargs = ml_collections.ConfigDict(dict(weight_decay=0.01))
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.grad_clip_norm = 0.0  # as the PyTorch peer (no clipping)
+    c.optimizer.schedule = 'constant'
+    c.batch_size = s['batch']
+    c.mesh.update(data=1, fsdp=1, tensor=1)
+    task = loop.get_task(c)
+    self.mesh = sharding.make_mesh(c.mesh)
+    jax.set_mesh(self.mesh)
+    key, _, shardings, init = loop.build(task, 1000, self.mesh)
+    self.run = loop.compile_steps(task, shardings, self.mesh, per_call=1)
+    self.state = init(key)
+    self.rng = np.random.default_rng(0)
+    self.global_batch = sharding.global_batch
+
+  def steps(self, k: int) -> tuple[list[float], list[float]]:
+    s = SHAPE
+    times, losses = [], []
+    for _ in range(k):
+      batch = {'tokens': self.rng.integers(0, s['vocab'], (s['batch'], s['context'] + 1),
+                                           np.int32)}
+      batch = self.global_batch(batch, self.mesh)
+      t = time.perf_counter()
+      self.state, metrics = self.run(self.state, batch)
+      losses.append(float(metrics['loss'][0]))  # waits for the step
+      times.append(time.perf_counter() - t)
+    return times, losses
+
+
+def main(quick: bool = False) -> int:
+  import os
+  import subprocess
+  import sys
+
+  from jdl.gpt import compute
+  from jdl.models.gpt import GPTConfig
+  # Rounds alternate jdl and PyTorch, so that both see the same load on a shared machine.
+  rounds, per_round = (2, 3) if quick else (6, 4)
+  s = SHAPE
+  cfg = GPTConfig(vocab_size=s['vocab'], context=s['context'], n_layer=s['n_layer'],
+                  n_head=s['n_head'], d_model=s['d_model'])
+  tokens = s['batch'] * s['context']
+  flops_per_step = 3 * compute.forward_flops_per_token(cfg) * tokens
+  print(f'GPT {s["n_layer"]}L/{s["n_head"]}H/d{s["d_model"]}, context {s["context"]}, batch '
+        f'{s["batch"]}, vocab {s["vocab"]}, float32, AdamW: {compute.param_count(cfg):,} '
+        f'parameters, {flops_per_step / 1e9:.1f} GFLOP per step; {common.machine()}; '
+        f'{common.today()}', flush=True)
+  args = [str(s[k]) for k in ('n_layer', 'n_head', 'd_model', 'context', 'batch', 'vocab')]
+  peer = subprocess.Popen([sys.executable, '-m', 'jdl.gpt.bench_torch', *args],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                          env=dict(os.environ, **TORCH_ENV))
+  info = json.loads(peer.stdout.readline())
+  jdl = JdlRunner()
+  jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
+  peer.stdin.write('2\n')
+  peer.stdin.flush()
+  torch_first = json.loads(peer.stdout.readline())
+  peaks, jdl_times, torch_times = [], [], []
+  for r in range(rounds):
+    peaks.append(matmul_peak(repeats=5))
+    t, _ = jdl.steps(per_round)
+    jdl_times += t
+    peer.stdin.write(f'{per_round}\n')
+    peer.stdin.flush()
+    torch_times += json.loads(peer.stdout.readline())['step_seconds']
+    print(f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
+          f'{[round(x, 3) for x in t]}; torch {[round(x, 3) for x in torch_times[-per_round:]]}',
+          flush=True)
+  peer.stdin.close()
+  peer.wait()
+  peak = max(peaks)
+  print(f'torch {info["torch"]} / transformers {info["transformers"]} ({info["threads"]} '
+        f'threads, {info["attention"]} attention); float32 matmul peak (2048^3 with JAX, best '
+        f'of the run): {peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, '
+        f'torch {torch_first["loss"][0]:.3f} (ln {s["vocab"]} = {np.log(s["vocab"]):.3f})')
+  rows = []
+  for name, times in (('jdl (JAX/XLA)', jdl_times), ('HF GPT-2 (PyTorch)', torch_times)):
+    med = common.median(times)
+    rows.append((name, med, tokens / med, flops_per_step / med / peak))
+  print('\n| implementation | s/step (median) | tokens/s | MFU (vs measured fp32 peak) |')
+  print('|---|---|---|---|')
+  for name, med, tps, mfu in rows:
+    print(f'| {name} | {med:.3f} | {tps:,.0f} | {mfu:.1%} |')
+  ratio = rows[0][2] / rows[1][2]
+  print(f'\njdl / PyTorch tokens/s: {ratio:.2f}x (target >= 1.0x: '
+        f'{"met" if ratio >= 1.0 else "NOT met"})')
+  return 0

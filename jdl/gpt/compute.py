@@ -1,0 +1,86 @@
+"""Training compute of a GPT config: `jdl compute --config FILE --tokens N [--mfu --chips]`.
+
+Two counts of the FLOPs to train on D tokens:
+
+  6ND       (Kaplan et al. 2020; the GPT-3 paper's Table D.1): 2N per token forward, 4N backward.
+  per layer: every matmul of the model as jdl computes it, forward per token
+               L * (2*D*3D [qkv] + 2*T*D [QK^T] + 2*T*D [AV] + 2*D*D [out] + 2*2*D*F [MLP])
+               + 2*D*V [logits through the tied embedding]
+             times 3 for training (the backward pass costs two forwards). Attention scores are
+             counted for the full T x T square, as computed (the causal half is masked, not
+             skipped); layer norms, softmax and GELU are elementwise and left out.
+
+PF-day = 10^15 FLOP/s for a day = 8.64e19 FLOPs. Time on hardware = FLOPs / (chips * peak * MFU).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from jdl.gpt.hardware import CHIPS
+from jdl.models.gpt import GPTConfig
+
+PF_DAY = 1e15 * 86400
+
+
+def param_count(cfg: GPTConfig) -> int:
+  """The exact number of parameters of jdl's GPT (checked against the model in tests)."""
+  d, f = cfg.d_model, cfg.ff
+  per_layer = (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d) + 2 * 2 * d
+  final_ln = 0 if cfg.post_ln else 2 * d
+  return cfg.vocab_size * d + cfg.context * d + cfg.n_layer * per_layer + final_ln
+
+
+def forward_flops_per_token(cfg: GPTConfig, seq_len: int | None = None) -> int:
+  d, f, t = cfg.d_model, cfg.ff, seq_len or cfg.context
+  per_layer = 2 * d * 3 * d + 2 * t * d + 2 * t * d + 2 * d * d + 2 * 2 * d * f
+  return cfg.n_layer * per_layer + 2 * d * cfg.vocab_size
+
+
+def training_flops(cfg: GPTConfig, tokens: float, seq_len: int | None = None) -> dict:
+  n = param_count(cfg)
+  return {'params': n, 'tokens': tokens, 'six_nd': 6 * n * tokens,
+          'exact': 3 * forward_flops_per_token(cfg, seq_len) * tokens}
+
+
+def days_to_train(flops: float, chip: str, chips: int, mfu: float) -> float:
+  return flops / (chips * CHIPS[chip].bf16_flops * mfu) / 86400
+
+
+def _parse_tokens(text: str) -> float:
+  suffix = {'K': 1e3, 'M': 1e6, 'B': 1e9, 'T': 1e12}
+  text = text.strip().upper()
+  return float(text[:-1]) * suffix[text[-1]] if text[-1] in suffix else float(text)
+
+
+def main(argv: list[str]) -> int:
+  p = argparse.ArgumentParser(prog='jdl compute', description=__doc__.splitlines()[0])
+  p.add_argument('--config', required=True, help='experiments/gpt/<name>.py')
+  p.add_argument('--tokens', required=True, help='training tokens, e.g. 300e9 or 300B')
+  p.add_argument('--mfu', type=float, default=0.4, help='model FLOPs utilization')
+  p.add_argument('--chips', type=int, default=1024)
+  p.add_argument('--hardware', default='all', help=f'one of {sorted(CHIPS)} or all')
+  args = p.parse_args(argv)
+  from jdl import config as config_lib
+  config = config_lib.load(args.config)
+  cfg = GPTConfig.from_config(config.model, config.dtype)
+  tokens = _parse_tokens(args.tokens)
+  f = training_flops(cfg, tokens)
+  print(f'{args.config}: {f["params"]:,} parameters, {tokens:.4g} tokens, context '
+        f'{cfg.context}')
+  print(f'  6ND                  {f["six_nd"]:.3e} FLOPs = {f["six_nd"] / PF_DAY:10.4g} PF-days')
+  print(f'  per-layer (exact)    {f["exact"]:.3e} FLOPs = {f["exact"] / PF_DAY:10.4g} PF-days '
+        f'({f["exact"] / f["six_nd"]:.3f} x 6ND; attention over the context and the logits '
+        f'make the difference)')
+  chips = sorted(CHIPS) if args.hardware == 'all' else [args.hardware]
+  for name in chips:
+    if name not in CHIPS:
+      raise SystemExit(f'jdl compute: unknown hardware {name!r}; known: {sorted(CHIPS)}')
+  print(f'\ntime to train (exact FLOPs) on {args.chips} chips at MFU {args.mfu:.0%}:')
+  for name in chips:
+    chip = CHIPS[name]
+    days = days_to_train(f['exact'], name, args.chips, args.mfu)
+    print(f'  {name:8s} {chip.bf16_flops / 1e12:6.0f} TFLOP/s bf16, '
+          f'{chip.hbm_bytes_per_s / 1e12:5.2f} TB/s: {days:10.2f} days '
+          f'({days * 24:.4g} hours)')
+  return 0

@@ -1,0 +1,187 @@
+"""Scaled dot-product attention, multi-head, with padding and causal masks and a KV cache.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+
+This is the one attention of jdl: the GPT decoder uses it as causal self-attention, and an
+encoder-decoder Transformer uses the same module for encoder self-attention (padding mask) and
+cross-attention (`self_attention=False`, keys and values from the encoder).
+
+Shape suffixes: B batch, T query positions, S key positions, H heads, K per-head width
+(d_k = d_model / H), D model width.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jdl import sharding
+
+# Shardings come from the config's rules when the loop places the state, not at construction.
+nnx.use_eager_sharding(False)
+
+# ---- activation sharding -----------------------------------------------------------------------
+
+
+def constrain(x: jax.Array, logical: tuple, rules: Sequence | None) -> jax.Array:
+  """Pins an activation's sharding by logical axis names (the weights' rules), so that the
+  compiler keeps e.g. heads split over 'tensor' rather than gathering them. A no-op without
+  rules or outside a mesh (unit tests, `jdl params`, sampling on one device)."""
+  if rules is None:
+    return x
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or mesh.size == 1:
+    return x
+  spec = sharding.logical_to_spec(logical, x.shape, rules, mesh)
+  return jax.lax.with_sharding_constraint(x, spec)
+
+
+# ---- masks: True where a query may look at a key ---------------------------------------------
+
+
+def causal_mask(query_positions_T: jax.Array, key_positions_S: jax.Array) -> jax.Array:
+  """[1, 1, T, S]: query t sees key s only if s <= t (no position attends to the future).
+
+  Positions rather than lengths, so that the same rule serves a full sequence (both 0..T-1) and
+  a decoding step whose queries sit at cache offsets."""
+  return (key_positions_S[None, :] <= query_positions_T[:, None])[None, None]
+
+
+def padding_mask(key_valid_BxS: jax.Array) -> jax.Array:
+  """[B, 1, 1, S]: padded keys (valid == False) get zero weight from every query."""
+  return key_valid_BxS.astype(bool)[:, None, None, :]
+
+
+def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
+  present = [m for m in masks if m is not None]
+  if not present:
+    return None
+  out = present[0]
+  for m in present[1:]:
+    out = jnp.logical_and(out, m)
+  return out
+
+
+def attention_weights(q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array,
+                      mask: jax.Array | None = None) -> jax.Array:
+  """softmax(Q K^T / sqrt(d_k)) [B, H, T, S], float32; `mask` broadcasts to [B, H, T, S]."""
+  d_k = q_BxTxHxK.shape[-1]
+  # Scaling q rather than the scores costs T*K multiplies instead of T*S.
+  q_BxTxHxK = q_BxTxHxK * jnp.asarray(1 / math.sqrt(d_k), q_BxTxHxK.dtype)
+  scores_BxHxTxS = jnp.einsum('bthk,bshk->bhts', q_BxTxHxK, k_BxSxHxK)
+  # The softmax runs in float32 even under bfloat16 compute: its exponentials overflow otherwise.
+  scores_BxHxTxS = scores_BxHxTxS.astype(jnp.float32)
+  if mask is not None:
+    # A large finite negative, not -inf: a row whose keys are all masked gives a uniform average
+    # instead of NaN (it only happens for padded queries, whose outputs are ignored).
+    scores_BxHxTxS = jnp.where(mask, scores_BxHxTxS, jnp.finfo(jnp.float32).min)
+  return jax.nn.softmax(scores_BxHxTxS, axis=-1)
+
+
+def dot_product_attention(q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array, v_BxSxHxK: jax.Array,
+                          mask: jax.Array | None = None) -> jax.Array:
+  """softmax(Q K^T / sqrt(d_k)) V per head: [B, T, H, K]."""
+  weights_BxHxTxS = attention_weights(q_BxTxHxK, k_BxSxHxK, mask).astype(v_BxSxHxK.dtype)
+  return jnp.einsum('bhts,bshk->bthk', weights_BxHxTxS, v_BxSxHxK)
+
+
+# ---- the KV cache ------------------------------------------------------------------------------
+
+
+def init_cache(batch: int, max_len: int, n_heads: int, d_head: int, dtype=jnp.float32) -> dict:
+  """Keys and values of every position decoded so far, [B, S_max, H, K]; slots past the current
+  length hold zeros and are masked out by the causal rule (their positions lie in the future)."""
+  zeros = jnp.zeros((batch, max_len, n_heads, d_head), dtype)
+  return {'k': zeros, 'v': zeros}
+
+
+# ---- the module ------------------------------------------------------------------------------
+
+
+class MultiHeadAttention(nnx.Module):
+  """Multi-head attention with output projection; weights carry logical axis names.
+
+  Kernels are stored per head ([D, H, K] and [H, K, D]) so that tensor parallelism splits whole
+  heads ('heads' axis) and FSDP splits the model width ('embed').
+  """
+
+  def __init__(self, d_model: int, n_heads: int, *, self_attention: bool = True,
+               use_bias: bool = True, dtype=jnp.float32, kernel_init=None,
+               out_init=None, sharding_rules: Sequence | None = None, rngs: nnx.Rngs):
+    if d_model % n_heads:
+      raise ValueError(f'd_model {d_model} is not divisible by n_heads {n_heads}')
+    self.n_heads, self.d_head = n_heads, d_model // n_heads
+    self.self_attention, self.use_bias, self.dtype = self_attention, use_bias, dtype
+    self.rules = tuple(sharding_rules) if sharding_rules else None
+    kernel_init = kernel_init or nnx.initializers.normal(0.02)
+    out_init = out_init or kernel_init
+    h, k = n_heads, self.d_head
+
+    def param(init, shape, axes):
+      return nnx.Param(nnx.with_partitioning(init, axes)(rngs.params(), shape, jnp.float32))
+
+    zeros = nnx.initializers.zeros_init()
+    if self_attention:
+      # One fused projection for q, k and v: a single larger matmul is faster than three.
+      self.qkv_kernel = param(kernel_init, (d_model, 3, h, k), ('embed', None, 'heads', 'kv'))
+      self.qkv_bias = param(zeros, (3, h, k), (None, 'heads', 'kv')) if use_bias else None
+    else:
+      self.q_kernel = param(kernel_init, (d_model, h, k), ('embed', 'heads', 'kv'))
+      self.q_bias = param(zeros, (h, k), ('heads', 'kv')) if use_bias else None
+      self.kv_kernel = param(kernel_init, (d_model, 2, h, k), ('embed', None, 'heads', 'kv'))
+      self.kv_bias = param(zeros, (2, h, k), (None, 'heads', 'kv')) if use_bias else None
+    self.out_kernel = param(out_init, (h, k, d_model), ('heads', 'kv', 'embed'))
+    self.out_bias = param(zeros, (d_model,), ('embed',)) if use_bias else None
+
+  def _project(self, x_BxTxD, kernel, bias, spec):
+    y = jnp.einsum(spec, x_BxTxD.astype(self.dtype), kernel[...].astype(self.dtype))
+    return y if bias is None else y + bias[...].astype(self.dtype)
+
+  def __call__(self, x_BxTxD: jax.Array, context_BxSxD: jax.Array | None = None, *,
+               mask: jax.Array | None = None, causal: bool = False,
+               cache: dict | None = None, cache_index: jax.Array | int = 0,
+               ) -> tuple[jax.Array, dict | None]:
+    """Returns (output [B, T, D], updated cache or None).
+
+    With a cache (self-attention only), x holds the T new positions starting at `cache_index`:
+    their keys and values are written into the cache and the queries attend over the cache.
+    """
+    if self.self_attention:
+      qkv_BxTx3xHxK = self._project(x_BxTxD, self.qkv_kernel, self.qkv_bias, 'btd,dchk->btchk')
+      q_BxTxHxK, k_BxSxHxK, v_BxSxHxK = (qkv_BxTx3xHxK[:, :, i] for i in range(3))
+    else:
+      if cache is not None:
+        raise ValueError('the KV cache is for self-attention (cross-attention keys are fixed)')
+      q_BxTxHxK = self._project(x_BxTxD, self.q_kernel, self.q_bias, 'btd,dhk->bthk')
+      kv_BxSx2xHxK = self._project(context_BxSxD, self.kv_kernel, self.kv_bias,
+                                   'bsd,dchk->bschk')
+      k_BxSxHxK, v_BxSxHxK = kv_BxSx2xHxK[:, :, 0], kv_BxSx2xHxK[:, :, 1]
+    q_BxTxHxK = constrain(q_BxTxHxK, ('batch', None, 'heads', 'kv'), self.rules)
+
+    T = x_BxTxD.shape[1]
+    new_cache = None
+    if cache is not None:
+      start = jnp.asarray(cache_index, jnp.int32)
+      zero = jnp.zeros((), jnp.int32)
+      k_BxSxHxK = jax.lax.dynamic_update_slice(
+          cache['k'], k_BxSxHxK.astype(cache['k'].dtype), (zero, start, zero, zero))
+      v_BxSxHxK = jax.lax.dynamic_update_slice(
+          cache['v'], v_BxSxHxK.astype(cache['v'].dtype), (zero, start, zero, zero))
+      new_cache = {'k': k_BxSxHxK, 'v': v_BxSxHxK}
+      query_pos_T = start + jnp.arange(T, dtype=jnp.int32)
+      # The cache's empty slots lie "in the future" of every query, so the causal rule hides them.
+      mask = combine_masks(mask, causal_mask(query_pos_T, jnp.arange(k_BxSxHxK.shape[1])))
+      k_BxSxHxK, v_BxSxHxK = k_BxSxHxK.astype(self.dtype), v_BxSxHxK.astype(self.dtype)
+    elif causal:
+      S = k_BxSxHxK.shape[1]
+      mask = combine_masks(mask, causal_mask(jnp.arange(T), jnp.arange(S)))
+
+    out_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask)
+    y_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.out_kernel[...].astype(self.dtype))
+    if self.out_bias is not None:
+      y_BxTxD = y_BxTxD + self.out_bias[...].astype(self.dtype)
+    return y_BxTxD, new_cache
