@@ -23,6 +23,8 @@ FIGURES = {
             'simple convnet on Fashion-MNIST: curves, test predictions, confusion matrix'),
     'tensors': ('jdl.figures_cnn', 'render_tensors',
                 "the lecture's tensors of rank 2-5, as real batches from jdl's loaders"),
+    'funsearch': ('jdl.binpack.figures', 'funsearch',
+                  "FunSearch's bin-packing table recomputed, and jdl's search curve"),
     'rnn_memory': ('jdl.figures_rnn', 'render',
                    'adding problem: test MSE against T for LSTM, Elman and Jordan (measured)'),
     'gpt_family': ('jdl.gpt.figures', 'render_gpt_family',
@@ -36,6 +38,8 @@ FIGURES = {
 BENCHMARKS = {
     'mlp': ('jdl.bench.mlp', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
     'cnn': ('jdl.bench.cnn', 'main', 'simple convnet images/s against Keras 3 (JAX backend)'),
+    'binpack': ('jdl.binpack.bench', 'main',
+                'scoring a heuristic on Weibull 100k (JAX vs NumPy); candidates per minute'),
     'gpt': ('jdl.gpt.bench', 'main',
             'GPT 6L/d384 tokens/s and MFU against HF transformers GPT-2 (PyTorch, CPU)'),
 }

@@ -89,7 +89,7 @@ def uniform(num_items: int, seed: int, low: int = 20, high: int = 100) -> np.nda
     return rng.integers(low, high + 1, size=num_items).astype(np.int64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(name: str) -> Dataset:
     """One table column's dataset by its display name (e.g. "OR3", "Weibull 10k")."""
     if name in _FILES:

@@ -1,0 +1,10 @@
+"""FunSearch for online bin packing (Romera-Paredes et al., Nature 2023) in jdl.
+
+Modules: data (datasets), evaluate (NumPy reference evaluator), jax_eval (lax.scan
+evaluator), heuristics (baselines and published heuristics), sandbox (running untrusted
+candidates), database (islands of programs), proposers (LLM endpoint and offline AST
+mutation), search (the loop), cli (`jdl binpack table|search|bench`), figures, bench.
+
+Kept import-light on purpose: sandbox children are forked from a process that imports
+this package, so nothing here pulls in JAX.
+"""
