@@ -77,6 +77,18 @@ def _table_png(path: pathlib.Path, header: list[str], cells: list[list[str]], ti
   plt.close(fig)
 
 
+def _write_tables(outdir: pathlib.Path, name: str, header: list[str], cells: list[list[str]],
+                  title: str, note: str = '') -> list[pathlib.Path]:
+  """The same table twice: NAME.png to look at, NAME.md (with `note` below it) to paste."""
+  md = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  md += ['| ' + ' | '.join(c) + ' |' for c in cells]
+  md_path = outdir / f'{name}.md'
+  md_path.write_text('\n'.join(md) + (f'\n\n{note}' if note else '') + '\n')
+  png = outdir / f'{name}.png'
+  _table_png(png, header, cells, title)
+  return [png, md_path]
+
+
 def render_gpt3_compute(outdir) -> list[pathlib.Path]:
   outdir = pathlib.Path(outdir)
   outdir.mkdir(parents=True, exist_ok=True)
@@ -89,18 +101,13 @@ def render_gpt3_compute(outdir) -> list[pathlib.Path]:
     cells.append([r['model'], f'{r["published_pf_days"]:.2E}', f'{r["published_flops"]:.2E}',
                   f'{six:.2E}', f'{six / compute.PF_DAY:.2E}',
                   f'{r["jdl_exact"]:.2E}' if 'jdl_exact' in r else '-'])
-  md = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  md += ['| ' + ' | '.join(c) + ' |' for c in cells]
-  md.append('\n6ND uses the parameters of jdl\'s own GPT-3 shapes (13B: '
-            f'{rows[2]["jdl_params"]:,}; 175B: {rows[3]["jdl_params"]:,}) and 300B tokens; '
-            'T5 rows use 6 * (N/2) * D with D = 1T tokens, as the GPT-3 paper does for an '
-            'encoder-decoder. "exact" counts every matmul including attention over 2048 '
-            'positions.')
-  md_path = outdir / 'gpt3_compute.md'
-  md_path.write_text('\n'.join(md) + '\n')
-  png = outdir / 'gpt3_compute.png'
-  _table_png(png, header, cells, 'GPT-3 paper Table D.1 beside jdl (6ND and per-layer counts)')
-  return [png, md_path]
+  note = ('6ND uses the parameters of jdl\'s own GPT-3 shapes (13B: '
+          f'{rows[2]["jdl_params"]:,}; 175B: {rows[3]["jdl_params"]:,}) and 300B tokens; '
+          'T5 rows use 6 * (N/2) * D with D = 1T tokens, as the GPT-3 paper does for an '
+          'encoder-decoder. "exact" counts every matmul including attention over 2048 '
+          'positions.')
+  return _write_tables(outdir, 'gpt3_compute', header, cells,
+                       'GPT-3 paper Table D.1 beside jdl (6ND and per-layer counts)', note)
 
 
 def render_gpt3_data_mix(outdir) -> list[pathlib.Path]:
@@ -112,18 +119,13 @@ def render_gpt3_data_mix(outdir) -> list[pathlib.Path]:
   cells = [[r['dataset'], f'{r["tokens"] / 1e9:.0f}B', f'{r["weight"]:.0%}',
             f'{r["published_epochs"]:.2f}', f'{r["epochs_weight_as_given"]:.2f}',
             f'{r["epochs_normalized"]:.2f}'] for r in rows]
-  md = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  md += ['| ' + ' | '.join(c) + ' |' for c in cells]
-  md.append('\nepochs = 300B * weight / tokens. The published weights sum to 101% (rounded), so '
-            'the sampler normalizes them; the published epochs were computed from unrounded '
-            'sizes and weights, hence WebText2 (2.9 published vs 3.47 here) and Wikipedia '
-            '(3.4 vs 3.0) differ most: 2.9 epochs of 19B tokens is 55B tokens, 18% of 300B, '
-            'not 22%.')
-  md_path = outdir / 'gpt3_data_mix.md'
-  md_path.write_text('\n'.join(md) + '\n')
-  png = outdir / 'gpt3_data_mix.png'
-  _table_png(png, header, cells, 'GPT-3 training mix: epochs elapsed when training for 300B tokens')
-  return [png, md_path]
+  note = ('epochs = 300B * weight / tokens. The published weights sum to 101% (rounded), so '
+          'the sampler normalizes them; the published epochs were computed from unrounded '
+          'sizes and weights, hence WebText2 (2.9 published vs 3.47 here) and Wikipedia '
+          '(3.4 vs 3.0) differ most: 2.9 epochs of 19B tokens is 55B tokens, 18% of 300B, '
+          'not 22%.')
+  return _write_tables(outdir, 'gpt3_data_mix', header, cells,
+                       'GPT-3 training mix: epochs elapsed when training for 300B tokens', note)
 
 
 # The lecture's GPT-family slide (GPT-4's column is a press estimate with no shape, left out).
@@ -164,13 +166,10 @@ def render_gpt_family(outdir) -> list[pathlib.Path]:
   cells = [[r['model'], f'{r["published_params"] / 1e6:,.0f}M', f'{r["jdl_params"]:,}',
             str(r['layers']), str(r['context']), f'{r["d_model"]:,}',
             f'{r["heads"]} ({r["d_head"]})'] for r in rows]
-  md = ['| ' + ' | '.join(header) + ' | gap |', '|' + '---|' * (len(header) + 1)]
-  md += ['| ' + ' | '.join(c) + f' | {r["gap"]} |' for c, r in zip(cells, rows)]
-  md_path = outdir / 'gpt_family.md'
-  md_path.write_text('\n'.join(md) + '\n')
-  png = outdir / 'gpt_family.png'
-  _table_png(png, header, cells, "The GPT family (lecture's table) with jdl's computed counts")
+  note = '\n'.join(f'- {r["model"]}: {r["gap"]}' for r in rows)
+  paths = _write_tables(outdir, 'gpt_family', header, cells,
+                        "The GPT family (lecture's table) with jdl's computed counts", note)
   for r in rows:
     print(f'{r["model"]:14s} published {r["published_params"] / 1e6:9,.0f}M  jdl '
           f'{r["jdl_params"]:>17,}  ({r["gap"]})')
-  return [png, md_path]
+  return paths
