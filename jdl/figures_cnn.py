@@ -31,7 +31,6 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
   from jdl.data import fashion_mnist, pipeline
   from jdl.tasks.classification import plot_curves
   from jdl.train import loop
-  from jdl.train.checkpoint import Checkpointer
 
   if not (workdir / 'checkpoints').is_dir():
     raise FileNotFoundError(f'jdl figures cnn: no trained run in {workdir}; train it first with '
@@ -40,11 +39,7 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
   config = config_lib.load(str(CNN_CONFIG))
   task = loop.get_task(config)
   data = task.load_data()
-  mesh = loop.make_mesh(config)
-  _, abstract, _, _ = loop.build(task, 1, mesh)
-  checkpointer = Checkpointer(workdir, config.keep_checkpoints, async_save=False)
-  step, state, _ = checkpointer.restore(abstract)
-  checkpointer.close()
+  step, state = loop.restore_latest(task, loop.make_mesh(config), workdir)
   model = task.merge(state.params, state.model_state)
   model.eval()
   test = data.evals['test']

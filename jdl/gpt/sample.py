@@ -124,7 +124,6 @@ def load_model(workdir: pathlib.Path):
   from jdl import sharding
   from jdl.config import base_config
   from jdl.train import loop
-  from jdl.train.checkpoint import Checkpointer
 
   def merge(into: ml_collections.ConfigDict, saved: dict) -> None:
     for key, value in saved.items():
@@ -143,14 +142,8 @@ def load_model(workdir: pathlib.Path):
   task = loop.get_task(config)
   mesh = sharding.make_mesh(config.mesh)
   jax.set_mesh(mesh)
-  # The optimizer's step count only sets its schedule, not the shapes being restored.
-  _, abstract, _, _ = loop.build(task, max(config.num_train_steps, 1), mesh)
-  checkpointer = Checkpointer(workdir, config.keep_checkpoints, async_save=False)
-  restored = checkpointer.restore(abstract, log=lambda _: None)
-  checkpointer.close()
-  if restored is None:
-    raise FileNotFoundError(f'no checkpoint in {workdir / "checkpoints"}')
-  step, state, _ = restored
+  step, state = loop.restore_latest(task, mesh, workdir, max(config.num_train_steps, 1),
+                                    log=lambda _: None)
   return task, task.merge(state.params, state.model_state), step
 
 

@@ -273,6 +273,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
           'seconds': train_seconds, 'preempted': preempted}
 
 
+def restore_latest(task: Task, mesh, workdir: str | pathlib.Path, total_steps: int = 1,
+                   log=print) -> tuple[int, TrainState]:
+  """(step, state) of the newest readable checkpoint of `workdir`, for evaluation or use.
+
+  `total_steps` only sets the optimizer's schedule, never the shapes being restored.
+  """
+  workdir = pathlib.Path(workdir)
+  _, abstract, _, _ = build(task, total_steps, mesh)
+  checkpointer = Checkpointer(workdir, task.config.keep_checkpoints, async_save=False)
+  restored = checkpointer.restore(abstract, log=log)
+  checkpointer.close()
+  if restored is None:
+    raise FileNotFoundError(f'no checkpoint in {workdir / "checkpoints"}: train first with '
+                            f'`jdl train --config ... --workdir {workdir}`')
+  step, state, _ = restored
+  return step, state
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   """Restores the newest readable checkpoint of `workdir` and evaluates it on every eval split."""
   workdir = pathlib.Path(workdir)
@@ -281,12 +299,5 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathli
   data = task.load_data()
   schedule = Schedule.from_config(config, pipeline.num_rows(data.train))
   mesh = make_mesh(config)
-  _, abstract, _, _ = build(task, schedule.total, mesh)
-  checkpointer = Checkpointer(workdir, config.keep_checkpoints, async_save=False)
-  restored = checkpointer.restore(abstract)
-  checkpointer.close()
-  if restored is None:
-    raise FileNotFoundError(f'no checkpoint in {workdir / "checkpoints"}: train first with '
-                            f'`jdl train --config ... --workdir {workdir}`')
-  step, state, _ = restored
+  step, state = restore_latest(task, mesh, workdir, schedule.total)
   return {'step': step, **evaluate(task, state, data, config, mesh, jax.jit(task.eval_step))}
