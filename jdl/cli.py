@@ -42,6 +42,8 @@ BENCHMARKS = {
                 'scoring a heuristic on Weibull 100k (JAX vs NumPy); candidates per minute'),
     'gpt': ('jdl.gpt.bench', 'main',
             'GPT 6L/d384 tokens/s and MFU against HF transformers GPT-2 (PyTorch, CPU)'),
+    'lstm': ('jdl.bench.lstm', 'main',
+             'char LSTM (512 units, batch 64, seq 128) characters/s against PyTorch nn.LSTM'),
 }
 # Tools that bring their own sub-commands: `jdl NAME ...` -> module.main(argv)
 TOOLS = {

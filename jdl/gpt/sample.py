@@ -148,7 +148,8 @@ def load_model(workdir: pathlib.Path):
 
 
 def main(argv: list[str]) -> int:
-  p = argparse.ArgumentParser(prog='jdl sample', description='sample text from a trained GPT')
+  p = argparse.ArgumentParser(prog='jdl sample',
+                              description='sample text from a trained language model (GPT or RNN)')
   p.add_argument('--workdir', required=True, help='a run folder of `jdl train`')
   p.add_argument('--prompt', default='\n')
   p.add_argument('--temperature', type=float, default=1.0, help='0: greedy')
@@ -162,10 +163,12 @@ def main(argv: list[str]) -> int:
   tokenizer = task.tokenizer()
   print(f'# {args.workdir}, step {step}; temperature {args.temperature}, top-k {args.top_k}, '
         f'top-p {args.top_p}', file=sys.stderr)
+  # A task may bring its own generation (a recurrent model carries its state, not a KV cache).
+  sampler = getattr(task, 'sample_text', sample_text)
   for i in range(args.num_samples):
-    print(sample_text(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
-                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                      seed=args.seed + i))
+    print(sampler(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
+                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                  seed=args.seed + i))
     if i + 1 < args.num_samples:
       print('-' * 40)
   return 0

@@ -244,9 +244,25 @@ class RNN(nnx.Module):
 
   def __call__(self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None
                ) -> tuple[jax.Array, jax.Array]:
+    outputs_BxTxD, summary_BxD, _ = self.run(x_BxTxF, lengths_B)
+    return outputs_BxTxD, summary_BxD
+
+  def initial_carries(self, batch_size: int) -> list[Carry]:
+    return [cell.initial_carry(batch_size) for cell in self.forward_cells]
+
+  def run(self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None,
+          carries: list[Carry] | None = None) -> tuple[jax.Array, jax.Array, list[Carry]]:
+    """As `__call__`, and also each forward layer's final carry; `carries` (one per layer, as
+    returned) continues from an earlier call instead of the zero state. That is how a language
+    model reads a prompt once and then generates one character per call."""
+    if carries is not None and self.bidirectional:
+      raise ValueError('a bidirectional RNN reads whole sequences; it cannot continue a carry')
     h_BxTxD = x_BxTxF
+    finals = []
     for i, cell in enumerate(self.forward_cells):
-      _, out_BxTxH, last_BxH = run_cell(cell, h_BxTxD, lengths_B, unroll=self.unroll)
+      carry = None if carries is None else carries[i]
+      final, out_BxTxH, last_BxH = run_cell(cell, h_BxTxD, lengths_B, carry, unroll=self.unroll)
+      finals.append(final)
       if self.bidirectional:
         reversed_in = reverse_valid(h_BxTxD, lengths_B)
         _, back_rev_BxTxH, back_last_BxH = run_cell(self.backward_cells[i], reversed_in,
@@ -254,7 +270,7 @@ class RNN(nnx.Module):
         out_BxTxH = jnp.concatenate([out_BxTxH, reverse_valid(back_rev_BxTxH, lengths_B)], -1)
         last_BxH = jnp.concatenate([last_BxH, back_last_BxH], -1)
       h_BxTxD = out_BxTxH
-    return h_BxTxD, last_BxH
+    return h_BxTxD, last_BxH, finals
 
 
 class SequenceRegressor(nnx.Module):
@@ -271,3 +287,27 @@ class SequenceRegressor(nnx.Module):
   def __call__(self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None) -> jax.Array:
     _, summary_BxD = self.rnn(x_BxTxF, lengths_B)
     return self.head(summary_BxD)
+
+
+class CharRNN(nnx.Module):
+  """A character-level language model: an embedding of each character, a stack of recurrent
+  layers, and a linear read-out of the next character's logits at every position.
+
+  Call with tokens [B, T] (and optionally the carries of an earlier call); returns logits
+  [B, T, V] and the final carries, so that generation feeds one character at a time."""
+
+  def __init__(self, cell: str, vocab_size: int, embed_dim: int, hidden_size: int, *,
+               num_layers: int = 1, unroll: int = 1, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.vocab_size = vocab_size
+    self.embed = nnx.Embed(
+        vocab_size, embed_dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs,
+        embedding_init=nnx.with_partitioning(nnx.initializers.normal(1.0), ('vocab', 'embed')))
+    self.rnn = RNN(cell, embed_dim, hidden_size, num_layers=num_layers, unroll=unroll,
+                   dtype=dtype, rngs=rngs)
+    self.head = _linear(self.rnn.output_size, vocab_size, ('mlp', 'vocab'), use_bias=True,
+                        dtype=dtype, rngs=rngs)
+
+  def __call__(self, tokens_BxT: jax.Array, carries: list[Carry] | None = None
+               ) -> tuple[jax.Array, list[Carry]]:
+    outputs_BxTxD, _, carries = self.rnn.run(self.embed(tokens_BxT), carries=carries)
+    return self.head(outputs_BxTxD), carries

@@ -1,0 +1,142 @@
+"""`jdl bench lstm`: training characters/s of a character-level LSTM language model (embedding
+64, one LSTM layer of 512 units, linear read-out; batch 64, sequence length 128; Adam, float32)
+in jdl against the same model around PyTorch's `nn.LSTM`, on this machine's CPU, in the same run.
+
+Both read the same windows of the King James Bible (jdl.data.text, characters). jdl runs its own
+training step: the `rnn_lm` Task's `train_step`, compiled by the loop's `compile_steps` as
+`jdl train` runs it, with the scan unrolled `UNROLL` steps per loop iteration. Rounds alternate
+jdl and PyTorch, so that both see the same load on a shared machine; medians are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from jdl.bench import common
+
+SHAPE = dict(embed=64, hidden=512, batch=64, seq=128)
+UNROLL = 8
+TORCH_ENV = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '1e11',
+             'MALLOC_TOP_PAD_': '1e9'}
+
+
+def _config(vocab: int, unroll: int):
+  import ml_collections
+
+  from jdl import config as config_lib
+  c = config_lib.load(os.path.join(os.path.dirname(__file__), '..', '..', 'experiments', 'rnn',
+                                   'char_bible.py:lstm'))
+  c.model.update(hidden_size=SHAPE['hidden'], embed_dim=SHAPE['embed'], vocab_size=vocab,
+                 unroll=unroll)
+  c.optimizer = ml_collections.ConfigDict(dict(c.optimizer.to_dict(), learning_rate=1e-3,
+                                               schedule='constant', warmup_steps=0,
+                                               grad_clip_norm=0.0))  # as the PyTorch peer
+  c.batch_size = SHAPE['batch']
+  c.mesh.update(data=1, fsdp=1, tensor=1)
+  return c
+
+
+class JdlRunner:
+  """jdl's own training step on the Bible's windows, a few steps at a time."""
+
+  def __init__(self, windows: np.ndarray, vocab: int, unroll: int = UNROLL):
+    import jax
+
+    from jdl import sharding
+    from jdl.train import loop
+    task = loop.get_task(_config(vocab, unroll))
+    self.mesh = sharding.make_mesh(task.config.mesh)
+    jax.set_mesh(self.mesh)
+    key, _, shardings, init = loop.build(task, 1000, self.mesh)
+    self.run = loop.compile_steps(task, shardings, self.mesh, per_call=1)
+    self.state = init(key)
+    self.windows = windows
+    self.rng = np.random.default_rng(0)
+    self.params = sum(x.size for x in jax.tree.leaves(self.state.params))
+
+  def steps(self, k: int) -> tuple[list[float], list[float]]:
+    from jdl import sharding
+    times, losses = [], []
+    for _ in range(k):
+      rows = self.windows[self.rng.integers(0, len(self.windows), SHAPE['batch'])]
+      batch = sharding.global_batch({'tokens': rows}, self.mesh)
+      t = time.perf_counter()
+      self.state, metrics = self.run(self.state, batch)
+      losses.append(float(metrics['loss'][0]))  # waits for the step
+      times.append(time.perf_counter() - t)
+    return times, losses
+
+
+def windows_and_vocab(n: int = 4096) -> tuple[np.ndarray, int]:
+  from jdl.data import text
+  ids = text.encoded('kjv', 'train', 'char')
+  length = SHAPE['seq'] + 1
+  starts = np.random.default_rng(0).integers(0, len(ids) - length, n)
+  return ids[starts[:, None] + np.arange(length)].astype(np.int32), text.make_tokenizer(
+      'char').n_vocab
+
+
+def main(quick: bool = False) -> int:
+  rounds, per_round = (2, 3) if quick else (6, 5)
+  s = SHAPE
+  windows, vocab = windows_and_vocab()
+  chars = s['batch'] * s['seq']
+  # Matmul FLOPs of one training step (3 x forward): input projection, recurrent product and
+  # read-out per character; the gates' elementwise work is not counted.
+  h, e = s['hidden'], s['embed']
+  flops_per_step = 3 * 2 * chars * (e * 4 * h + h * 4 * h + h * vocab)
+  print(f'char LSTM: embedding {e}, 1 x LSTM {h}, vocab {vocab}, batch {s["batch"]}, sequence '
+        f'{s["seq"]}, float32, Adam; {flops_per_step / 1e9:.1f} GFLOP per step (matmuls); '
+        f'{common.machine()}; {common.today()}', flush=True)
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, 'windows.npy')
+    np.save(path, windows)
+    peer = subprocess.Popen(
+        [sys.executable, '-m', 'jdl.bench.lstm_torch', str(vocab), str(e), str(h),
+         str(s['batch']), str(s['seq']), path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, **TORCH_ENV))
+    info = json.loads(peer.stdout.readline())
+    jdl = JdlRunner(windows, vocab)
+    jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
+    peer.stdin.write('2\n')
+    peer.stdin.flush()
+    torch_first = json.loads(peer.stdout.readline())
+    peaks, jdl_times, torch_times = [], [], []
+    for r in range(rounds):
+      peaks.append(common.matmul_peak_flops(repeats=5))
+      t, _ = jdl.steps(per_round)
+      jdl_times += t
+      peer.stdin.write(f'{per_round}\n')
+      peer.stdin.flush()
+      torch_times += json.loads(peer.stdout.readline())['step_seconds']
+      print(f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
+            f'{[round(x, 3) for x in t]}; torch '
+            f'{[round(x, 3) for x in torch_times[-per_round:]]}', flush=True)
+    peer.stdin.close()
+    peer.wait()
+  peak = max(peaks)
+  print(f'torch {info["torch"]} ({info["threads"]} threads, oneDNN available: '
+        f'{info["mkldnn"]}); parameters jdl {jdl.params:,}, torch {info["params"]:,} (PyTorch '
+        f'keeps two LSTM biases); float32 matmul peak (2048^3 with JAX, best of the run): '
+        f'{peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, torch '
+        f'{torch_first["loss"][0]:.3f} (ln {vocab} = {np.log(vocab):.3f})')
+  rows = []
+  for name, times in (('jdl (JAX/XLA)', jdl_times), ('nn.LSTM (PyTorch)', torch_times)):
+    med = common.median(times)
+    rows.append((name, med, chars / med, flops_per_step / med / peak))
+  print('\n| implementation | s/step (median) | characters/s | matmul FLOP/s vs measured peak |')
+  print('|---|---|---|---|')
+  for name, med, cps, util in rows:
+    print(f'| {name} | {med:.3f} | {cps:,.0f} | {util:.1%} |')
+  ratio = rows[0][2] / rows[1][2]
+  print(f'\njdl / PyTorch characters/s: {ratio:.2f}x (target >= 1.0x: '
+        f'{"met" if ratio >= 1.0 else "NOT met"}; stretch 1.5x)')
+  return 0
