@@ -112,3 +112,17 @@ def test_imagenet_smoke_on_mock_data_under_8_devices(tmp_path):
   assert np.isfinite(result['final']['validation_loss'])
   kernel = result['state'].params['classifier']['kernel']
   assert len(kernel.sharding.device_set) == 8
+
+
+def test_reshape_max_pool_equals_reduce_window_in_values_and_gradients():
+  """Equal except in how a tie shares its gradient (one winner in select-and-scatter, split by
+  jnp.max); in the network ties come from ReLU's zeros, whose gradient ReLU zeroes: equal again."""
+  from jdl.models.cnn import max_pool
+  z = jax.random.normal(jax.random.key(0), (2, 11, 11, 3))  # odd: 'VALID' drops the last row
+  ours = lambda x: max_pool(x, 2, 2)
+  ref = lambda x: nnx.max_pool(x, (2, 2), (2, 2), 'VALID')
+  np.testing.assert_array_equal(ours(z), ref(z))
+  w = jax.random.normal(jax.random.key(1), (2, 5, 5, 3))
+  for f in (lambda x: x, jax.nn.relu):  # no ties; then ReLU's ties
+    np.testing.assert_allclose(jax.grad(lambda z: (ours(f(z)) * w).sum())(z),
+                               jax.grad(lambda z: (ref(f(z)) * w).sum())(z), atol=1e-7)

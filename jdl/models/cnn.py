@@ -25,8 +25,18 @@ def dense(n_in: int, n_out: int, *, dtype=jnp.float32, rngs: nnx.Rngs) -> nnx.Li
                     bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('vocab',)))
 
 
-def max_pool(x: jax.Array, window: int, stride: int, padding: str = 'VALID') -> jax.Array:
-  return nnx.max_pool(x, (window, window), (stride, stride), padding)
+def max_pool(x_BxHxWxC: jax.Array, window: int, stride: int, padding: str = 'VALID'
+             ) -> jax.Array:
+  """Max pooling. Non-overlapping windows (window == stride, 'VALID', as the simple convnet's
+  2x2 pools) are a reshape and a max over the window axes: the same values and gradients as
+  `reduce_window`, but the gradient is a plain comparison instead of XLA's select-and-scatter,
+  which is slow on CPU (the simple convnet's training step is about 30% faster)."""
+  if window != stride or padding != 'VALID':
+    return nnx.max_pool(x_BxHxWxC, (window, window), (stride, stride), padding)
+  B, H, W, C = x_BxHxWxC.shape
+  h, w = H // window, W // window  # 'VALID' drops the last rows/columns that fill no window
+  x = x_BxHxWxC[:, :h * window, :w * window]
+  return x.reshape(B, h, window, w, window, C).max(axis=(2, 4))
 
 
 class SimpleConvNet(nnx.Module):
@@ -39,10 +49,14 @@ class SimpleConvNet(nnx.Module):
     self.dropout = nnx.Dropout(0.5)
     self.head = dense(side * side * 64, num_classes, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x_BxHxWxC: jax.Array, *, train: bool = False,
-               rngs: nnx.Rngs | None = None) -> jax.Array:
+  def features(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    """The penultimate layer: the flattened convolutional features the Dense layer reads
+    ([B, 1600] at 28x28), used to score generated images (jdl.generative.scoring)."""
     h = max_pool(jax.nn.relu(self.conv1(x_BxHxWxC)), 2, 2)
     h = max_pool(jax.nn.relu(self.conv2(h)), 2, 2)
-    h = h.reshape(h.shape[0], -1)
-    h = self.dropout(h, deterministic=not train, rngs=rngs)
+    return h.reshape(h.shape[0], -1)
+
+  def __call__(self, x_BxHxWxC: jax.Array, *, train: bool = False,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    h = self.dropout(self.features(x_BxHxWxC), deterministic=not train, rngs=rngs)
     return self.head(h)
