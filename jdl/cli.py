@@ -33,6 +33,7 @@ FIGURES = {
                      "GPT-3's training-compute table (Table D.1) beside jdl's 6ND and exact FLOPs"),
     'gpt3_data_mix': ('jdl.gpt.figures', 'render_gpt3_data_mix',
                       "GPT-3's data mix: epochs at 300B tokens recomputed from weights and sizes"),
+    'generative': ('jdl.generative.figures', 'render', 'VAE, GAN, CycleGAN: images and scores'),
 }
 # name -> (module, function, what it measures)
 BENCHMARKS = {
