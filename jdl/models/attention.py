@@ -2,9 +2,10 @@
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
 
-This is the one attention of jdl: the GPT decoder uses it as causal self-attention, and an
-encoder-decoder Transformer uses the same module for encoder self-attention (padding mask) and
-cross-attention (`self_attention=False`, keys and values from the encoder).
+This is the one attention of jdl: the GPT decoder uses it as causal self-attention, and the
+encoder-decoder Transformer (jdl/models/transformer.py) uses the same module for encoder
+self-attention (padding mask), causal decoder self-attention and cross-attention
+(`self_attention=False`, keys and values from the encoder, projected once when decoding).
 
 Shape suffixes: B batch, T query positions, S key positions, H heads, K per-head width
 (d_k = d_model / H), D model width.
@@ -141,30 +142,31 @@ class MultiHeadAttention(nnx.Module):
     y = jnp.einsum(spec, x_BxTxD.astype(self.dtype), kernel[...].astype(self.dtype))
     return y if bias is None else y + bias[...].astype(self.dtype)
 
-  def __call__(self, x_BxTxD: jax.Array, context_BxSxD: jax.Array | None = None, *,
-               mask: jax.Array | None = None, causal: bool = False,
-               cache: dict | None = None, cache_index: jax.Array | int = 0,
-               ) -> tuple[jax.Array, dict | None]:
-    """Returns (output [B, T, D], updated cache or None).
+  def project_context(self, context_BxSxD: jax.Array) -> dict:
+    """Cross-attention's keys and values of a context, {'k', 'v'}: [B, S, H, K]. They do not
+    change while a decoder emits tokens, so decoding computes them once and passes them back
+    in as `cache`."""
+    if self.self_attention:
+      raise ValueError('project_context is for cross-attention (self_attention=False)')
+    kv_BxSx2xHxK = self._project(context_BxSxD, self.kv_kernel, self.kv_bias, 'bsd,dchk->bschk')
+    return {'k': kv_BxSx2xHxK[:, :, 0], 'v': kv_BxSx2xHxK[:, :, 1]}
 
-    With a cache (self-attention only), x holds the T new positions starting at `cache_index`:
-    their keys and values are written into the cache and the queries attend over the cache.
-    """
+  def _queries_keys_values(self, x_BxTxD, context_BxSxD, mask, causal, cache, cache_index):
+    """q [B, T, H, K], k and v [B, S, H, K], the mask to apply, and the updated cache."""
+    new_cache = None
     if self.self_attention:
       qkv_BxTx3xHxK = self._project(x_BxTxD, self.qkv_kernel, self.qkv_bias, 'btd,dchk->btchk')
       q_BxTxHxK, k_BxSxHxK, v_BxSxHxK = (qkv_BxTx3xHxK[:, :, i] for i in range(3))
     else:
-      if cache is not None:
-        raise ValueError('the KV cache is for self-attention (cross-attention keys are fixed)')
       q_BxTxHxK = self._project(x_BxTxD, self.q_kernel, self.q_bias, 'btd,dhk->bthk')
-      kv_BxSx2xHxK = self._project(context_BxSxD, self.kv_kernel, self.kv_bias,
-                                   'bsd,dchk->bschk')
-      k_BxSxHxK, v_BxSxHxK = kv_BxSx2xHxK[:, :, 0], kv_BxSx2xHxK[:, :, 1]
+      # A cross-attention cache holds the context's keys and values (project_context).
+      kv = self.project_context(context_BxSxD) if cache is None else cache
+      k_BxSxHxK, v_BxSxHxK = kv['k'].astype(self.dtype), kv['v'].astype(self.dtype)
+      new_cache = cache
     q_BxTxHxK = constrain(q_BxTxHxK, ('batch', None, 'heads', 'kv'), self.rules)
 
     T = x_BxTxD.shape[1]
-    new_cache = None
-    if cache is not None:
+    if cache is not None and self.self_attention:
       start = jnp.asarray(cache_index, jnp.int32)
       zero = jnp.zeros((), jnp.int32)
       k_BxSxHxK = jax.lax.dynamic_update_slice(
@@ -179,9 +181,32 @@ class MultiHeadAttention(nnx.Module):
     elif causal:
       S = k_BxSxHxK.shape[1]
       mask = combine_masks(mask, causal_mask(jnp.arange(T), jnp.arange(S)))
+    return q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, new_cache
 
+  def __call__(self, x_BxTxD: jax.Array, context_BxSxD: jax.Array | None = None, *,
+               mask: jax.Array | None = None, causal: bool = False,
+               cache: dict | None = None, cache_index: jax.Array | int = 0,
+               ) -> tuple[jax.Array, dict | None]:
+    """Returns (output [B, T, D], updated cache or None).
+
+    With a cache and self-attention, x holds the T new positions starting at `cache_index`:
+    their keys and values are written into the cache and the queries attend over the cache.
+    With a cache and cross-attention, the cache holds the context's keys and values
+    (`project_context`) and `context_BxSxD` is not needed.
+    """
+    q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, new_cache = self._queries_keys_values(
+        x_BxTxD, context_BxSxD, mask, causal, cache, cache_index)
     out_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask)
     y_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.out_kernel[...].astype(self.dtype))
     if self.out_bias is not None:
       y_BxTxD = y_BxTxD + self.out_bias[...].astype(self.dtype)
     return y_BxTxD, new_cache
+
+  def weights(self, x_BxTxD: jax.Array, context_BxSxD: jax.Array | None = None, *,
+              mask: jax.Array | None = None, causal: bool = False,
+              cache: dict | None = None, cache_index: jax.Array | int = 0) -> jax.Array:
+    """The attention weights softmax(QK^T/sqrt(d_k)) [B, H, T, S] that `__call__` with the same
+    arguments applies: what the lecture's attention figures draw."""
+    q_BxTxHxK, k_BxSxHxK, _, mask, _ = self._queries_keys_values(
+        x_BxTxD, context_BxSxD, mask, causal, cache, cache_index)
+    return attention_weights(q_BxTxHxK, k_BxSxHxK, mask)
