@@ -13,7 +13,8 @@ Launch:
   jdl translate --workdir runs/transformer/de_en "Ich bin Student."
 
 Expected (2 shared CPU cores): BLEU and chrF in docs/transformer.md. Variants: `:en-de` (the other
-direction), `:post-ln` (the paper's arrangement), `:smoke` (a tiny model, a few steps: the test).
+direction), `:post-ln` (the paper's arrangement), `:small` (d_model 128, 2+2 layers, FFN 512, 4,000
+subwords), `:smoke` (a tiny model, a few steps: the test); combine with commas (`:small,en-de`).
 """
 
 import ml_collections
@@ -23,10 +24,10 @@ from jdl.config import base_config
 
 def get_config(arg: str | None = None):
   options = set((arg or '').split(',')) - {''}
-  unknown = options - {'en-de', 'de-en', 'post-ln', 'smoke'}
+  unknown = options - {'en-de', 'de-en', 'post-ln', 'small', 'smoke'}
   if unknown:
     raise ValueError(f'ding_de_en: unknown variant(s) {sorted(unknown)} '
-                     '(en-de, de-en, post-ln, smoke; combine with commas)')
+                     '(en-de, de-en, post-ln, small, smoke; combine with commas)')
   c = base_config()
   c.task = 'translation'
   c.model = ml_collections.ConfigDict(dict(
@@ -51,11 +52,19 @@ def get_config(arg: str | None = None):
   c.optimizer.warmup_steps = 400
   c.optimizer.kwargs = ml_collections.ConfigDict(dict(b1=0.9, b2=0.98, eps=1e-9))
   c.mesh.update(data=1, fsdp=1, tensor=1)
+  if 'small' in options:
+    # A quarter of the compute a step (d_model 128, 2+2 layers, 4,000 subwords): what the
+    # shared 2-core machine could train in half an hour (docs/transformer.md).
+    c.model.update(vocab_size=4000, d_model=128, d_ff=512, n_encoder_layers=2,
+                   n_decoder_layers=2)
+    c.data.kwargs.vocab_size = 4000
+    c.optimizer.learning_rate = 2e-3
+    c.optimizer.warmup_steps = 200
   if 'smoke' in options:
     c.model.update(vocab_size=1000, d_model=32, n_heads=8, d_ff=64, n_encoder_layers=2,
                    n_decoder_layers=2, max_len=64)
     c.data.kwargs.update(vocab_size=1000, length=32, limit=200)
-    c.decode.update(beam_size=2, max_extra_tokens=8, test_sentences=32)
+    c.decode.update(beam_size=2, max_extra_tokens=8, test_sentences=16)
     c.batch_size = 16
     c.eval_batch_size = 16
     c.num_train_steps = 4
