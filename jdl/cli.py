@@ -34,6 +34,9 @@ FIGURES = {
     'gpt3_data_mix': ('jdl.gpt.figures', 'render_gpt3_data_mix',
                       "GPT-3's data mix: epochs at 300B tokens recomputed from weights and sizes"),
     'generative': ('jdl.generative.figures', 'render', 'VAE, GAN, CycleGAN: images and scores'),
+    'attention': ('jdl.transformer.figures', 'render_attention', 'Transformer attention per head'),
+    'next_token': ('jdl.transformer.figures', 'render_next_token', 'next-token probabilities'),
+    'bleu_time': ('jdl.transformer.figures', 'render_bleu_time', 'BLEU vs time, jdl and torch'),
 }
 # name -> (module, function, what it measures)
 BENCHMARKS = {
@@ -43,6 +46,7 @@ BENCHMARKS = {
                 'scoring a heuristic on Weibull 100k (JAX vs NumPy); candidates per minute'),
     'gpt': ('jdl.gpt.bench', 'main',
             'GPT 6L/d384 tokens/s and MFU against HF transformers GPT-2 (PyTorch, CPU)'),
+    'transformer': ('jdl.transformer.bench', 'main', 'tokens/s vs PyTorch nn.Transformer'),
     'lstm': ('jdl.bench.lstm', 'main',
              'char LSTM (512 units, batch 64, seq 128) characters/s against PyTorch nn.LSTM'),
 }
@@ -51,6 +55,7 @@ TOOLS = {
     'binpack': 'jdl.binpack.cli',
     'compute': 'jdl.gpt.compute',
     'sample': 'jdl.gpt.sample',
+    'translate': 'jdl.transformer.evaluate',
 }
 
 
