@@ -15,8 +15,8 @@ Launch:
   jdl train --config experiments/rnn/char_bible.py:lstm --workdir runs/char_rnn_lstm
   jdl sample --workdir runs/char_rnn_lstm --prompt "And God said" --temperature 0.8 --top-k 40
 
-Expected: validation bits per character for each cell in docs/rnn.md and the README; the LSTM
-lowest.
+Expected (docs/rnn.md, measured): validation bits per character 1.72 (Elman), 1.74 (Jordan),
+1.97 (LSTM) after 2,000 steps: at this small budget the wider Elman network wins.
 """
 
 from jdl.config import base_config

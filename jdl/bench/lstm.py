@@ -84,7 +84,7 @@ def windows_and_vocab(n: int = 4096) -> tuple[np.ndarray, int]:
 
 
 def main(quick: bool = False) -> int:
-  rounds, per_round = (2, 3) if quick else (6, 5)
+  rounds, per_round = (2, 3) if quick else (5, 3)
   s = SHAPE
   windows, vocab = windows_and_vocab()
   chars = s['batch'] * s['seq']
