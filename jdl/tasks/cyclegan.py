@@ -73,9 +73,11 @@ class Task(adversarial.Task):
     judged = {'a': jax.lax.stop_gradient(fake_a), 'b': jax.lax.stop_gradient(fake_b)}
     if train and gan.pool_size > 0:
       for i, d in enumerate('ab'):
-        pool, count, judged[d] = query_pool(model.pool[d].value, model.pool_count[d].value,
-                                            judged[d], jax.random.fold_in(key, i))
-        model.pool[d].value, model.pool_count[d].value = pool, count
+        pool, count, judged[d] = query_pool(model.pool[d].get_value(),
+                                            model.pool_count[d].get_value(), judged[d],
+                                            jax.random.fold_in(key, i))
+        model.pool[d].set_value(pool)
+        model.pool_count[d].set_value(count)
     d_loss_a = 0.5 * (lsgan(d_a(real_a), 1.0, batch) + lsgan(d_a(judged['a']), 0.0, batch))
     d_loss_b = 0.5 * (lsgan(d_b(real_b), 1.0, batch) + lsgan(d_b(judged['b']), 0.0, batch))
     d_loss = d_loss_a + d_loss_b
@@ -122,8 +124,8 @@ def save_translation_rows(task: Task, state, images_a: np.ndarray, images_b: np.
   for direction, images, (src, dst) in (('a_to_b', images_a, names),
                                         ('b_to_a', images_b, names[::-1])):
     fake, rec = task.translate(state, images, direction)
-    rows += [(f'{src} (input)', images / 255.0), (f'{src}->{dst}', fake),
-             (f'{src}->{dst}->{src}', rec)]
+    rows += [(f'{src}\n(input)', images / 255.0), (f'{src}\n-> {dst}', fake),
+             (f'{src}\n-> {dst}\n-> {src}', rec)]
   p = plt()
   columns = len(images_a)
   fig, axes = p.subplots(len(rows), columns, figsize=(columns * 1.1, len(rows) * 1.15),
@@ -131,7 +133,7 @@ def save_translation_rows(task: Task, state, images_a: np.ndarray, images_b: np.
   for r, (label, images) in enumerate(rows):
     for c in range(columns):
       show(axes[r, c], np.asarray(images[c], np.float32))
-    axes[r, 0].set_ylabel(label, fontsize=8)
+    axes[r, 0].set_ylabel(label, fontsize=7)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=100)

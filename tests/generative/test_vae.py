@@ -73,7 +73,14 @@ def test_test_set_binarisation_is_fixed_and_follows_intensity():
   assert abs((a > 0).mean() - (images / 255).mean()) < 0.01
 
 
-@pytest.mark.parametrize('variant', ['smoke', '2d:smoke'])
+def test_2d_variant_has_a_2d_latent():
+  assert config_lib.load(f'{CONFIG}:2d').model.latent_dim == 2
+  assert config_lib.load(f'{CONFIG}:2d:smoke').model.latent_dim == 2
+  with pytest.raises(ValueError, match='unknown variant'):
+    config_lib.load(f'{CONFIG}:3d')
+
+
+@pytest.mark.parametrize('variant', ['smoke'])  # the 2-d latent runs the same code
 def test_smoke_runs(variant, tmp_path):
   config = config_lib.load(f'{CONFIG}:{variant}')
   result = loop.train_and_evaluate(config, tmp_path)
