@@ -39,6 +39,7 @@ bench: $(BENCH_STAMP) data
 	$(BIN)/jdl bench mlp
 	$(BIN)/jdl bench cnn
 	$(BIN)/jdl bench gpt
+	$(BIN)/jdl bench lstm
 
 figures: install data
 	$(BIN)/jdl figures
