@@ -7,6 +7,7 @@ fixed shapes so that the compiled decoder is reused.
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 
@@ -57,7 +58,9 @@ def score(model, tokenizer, sources: list[str], references: list[str], decode_co
 def main(argv: list[str]) -> int:
   p = argparse.ArgumentParser(prog='jdl translate',
                               description='translate sentences with a trained Transformer')
-  p.add_argument('sentences', nargs='+')
+  p.add_argument('sentences', nargs='*')
+  p.add_argument('--test', action='store_true',
+                 help="score the run's held-out test set (corpus BLEU and chrF) instead")
   p.add_argument('--workdir', required=True, help='a run folder of `jdl train`')
   p.add_argument('--beam-size', type=int, default=None, help="0: greedy (default: the run's)")
   p.add_argument('--length-penalty', type=float, default=None)
@@ -69,6 +72,14 @@ def main(argv: list[str]) -> int:
   alpha = cfg.length_penalty if args.length_penalty is None else args.length_penalty
   print(f'# {args.workdir}, step {step}, {task.config.data.kwargs.direction}, '
         f'{"greedy" if beam == 0 else f"beam {beam}, length penalty {alpha}"}', file=sys.stderr)
+  if args.test:
+    sources, references = task.data_module().test_set(task.config.data.kwargs)
+    cfg.update(beam_size=beam, length_penalty=alpha)
+    scores = score(model, task.tokenizer(), sources, references, cfg)
+    print(json.dumps({k: v for k, v in scores.items() if k != 'examples'}))
+    return 0
+  if not args.sentences:
+    p.error('give sentences to translate, or --test')
   for line in translate(model, task.tokenizer(), args.sentences, beam_size=beam,
                         length_penalty=alpha, max_extra_tokens=cfg.max_extra_tokens):
     print(line)

@@ -161,9 +161,16 @@ def render_bleu_time(outdir: pathlib.Path, race_dirs: dict | None = None) -> lis
     minutes = [0] + [r['train_seconds'] / 60 for r in curve]
     ax.plot(minutes, [0] + [r['bleu'] for r in curve], marker='o',
             label=f'{name}: test BLEU {run["test_greedy"]["bleu"]:.1f}')
-  ax.set_xlabel('training time (minutes, one CPU core each)')
+  ax.set_xlabel('training wall time (minutes; one thread each, run side by side)')
   ax.set_ylabel('validation BLEU (greedy)')
-  ax.set_title('Ding de-en, d_model 256, 3+3 layers: BLEU against training time')
+  model = next((run['model'] for run in runs.values() if 'model' in run), None)
+  if model is None:  # runs from before race.json recorded the model: jdl's config.json has it
+    configs = [d / 'config.json' for d in race_dirs.values() if (d / 'config.json').is_file()]
+    model = json.loads(configs[0].read_text())['model'] if configs else None
+  shape = (f', d_model {model["d_model"]}, {model["n_encoder_layers"]}+'
+           f'{model["n_decoder_layers"]} layers' if model else '')
+  direction = next(iter(runs.values()))['direction']
+  ax.set_title(f'Ding {direction}{shape}: BLEU against training time')
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()

@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
   result = {'framework': args.framework, 'minutes': args.minutes, 'threads': threads,
             'steps': step, 'train_seconds': trained,
             'target_tokens_per_second': step * rows_tokens * config.batch_size / trained,
-            'test_greedy': final, 'validation_curve': curve, 'direction': kwargs.direction}
+            'test_greedy': final, 'validation_curve': curve, 'direction': kwargs.direction,
+            'model': config.model.to_dict()}
   print(json.dumps({k: v for k, v in result.items() if k != 'validation_curve'},
                    ensure_ascii=False), flush=True)
   runner.save(step)
