@@ -40,6 +40,7 @@ bench: $(BENCH_STAMP) data
 	$(BIN)/jdl bench cnn
 	$(BIN)/jdl bench gpt
 	$(BIN)/jdl bench lstm
+	$(BIN)/jdl bench transformer
 
 figures: install data
 	$(BIN)/jdl figures
