@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jdl.models import attention
+from jdl.models import attention, layers
 from jdl.models.attention import constrain
 
 
@@ -51,25 +51,6 @@ class GPTConfig:
     return cls(**{k: v for k, v in model.items() if k in names}, dtype=dtype)
 
 
-def _param(rngs: nnx.Rngs, init, shape, axes) -> nnx.Param:
-  return nnx.Param(nnx.with_partitioning(init, axes)(rngs.params(), shape, jnp.float32))
-
-
-def _layer_norm(d: int, eps: float, rngs: nnx.Rngs) -> nnx.LayerNorm:
-  # Statistics in float32 whatever the compute dtype: bfloat16 variances lose too many bits.
-  return nnx.LayerNorm(
-      d, epsilon=eps, dtype=jnp.float32, param_dtype=jnp.float32, rngs=rngs,
-      scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('embed',)),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('embed',)))
-
-
-def _dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
-  if key is None or rate == 0.0:
-    return x
-  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
-
-
 class Block(nnx.Module):
   """One Transformer decoder block (causal self-attention and MLP, each with a residual)."""
 
@@ -81,15 +62,15 @@ class Block(nnx.Module):
     # 1/sqrt(2L), so the stream's variance does not grow with depth.
     residual = nnx.initializers.normal(0.02 / (2 * cfg.n_layer) ** 0.5)
     zeros = nnx.initializers.zeros_init()
-    self.ln_1 = _layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
+    self.ln_1 = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
     self.attn = attention.MultiHeadAttention(
         cfg.d_model, cfg.n_head, dtype=self.dtype, kernel_init=normal, out_init=residual,
         sharding_rules=sharding_rules, rngs=rngs)
-    self.ln_2 = _layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
-    self.fc_kernel = _param(rngs, normal, (cfg.d_model, cfg.ff), ('embed', 'mlp'))
-    self.fc_bias = _param(rngs, zeros, (cfg.ff,), ('mlp',))
-    self.proj_kernel = _param(rngs, residual, (cfg.ff, cfg.d_model), ('mlp', 'embed'))
-    self.proj_bias = _param(rngs, zeros, (cfg.d_model,), ('embed',))
+    self.ln_2 = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
+    self.fc_kernel = layers.param(rngs, normal, (cfg.d_model, cfg.ff), ('embed', 'mlp'))
+    self.fc_bias = layers.param(rngs, zeros, (cfg.ff,), ('mlp',))
+    self.proj_kernel = layers.param(rngs, residual, (cfg.ff, cfg.d_model), ('mlp', 'embed'))
+    self.proj_bias = layers.param(rngs, zeros, (cfg.d_model,), ('embed',))
 
   def mlp(self, x_BxTxD: jax.Array) -> jax.Array:
     dt = self.dtype
@@ -105,14 +86,14 @@ class Block(nnx.Module):
     k1, k2 = (None, None) if dropout_key is None else tuple(jax.random.split(dropout_key))
     if self.cfg.post_ln:
       a_BxTxD, cache = self.attn(x_BxTxD, causal=True, cache=cache, cache_index=cache_index)
-      x_BxTxD = self.ln_1(x_BxTxD + _dropout(a_BxTxD, rate, k1)).astype(self.dtype)
-      x_BxTxD = self.ln_2(x_BxTxD + _dropout(self.mlp(x_BxTxD), rate, k2)).astype(self.dtype)
+      x_BxTxD = self.ln_1(x_BxTxD + layers.dropout(a_BxTxD, rate, k1)).astype(self.dtype)
+      x_BxTxD = self.ln_2(x_BxTxD + layers.dropout(self.mlp(x_BxTxD), rate, k2)).astype(self.dtype)
     else:
       a_BxTxD, cache = self.attn(self.ln_1(x_BxTxD).astype(self.dtype), causal=True,
                                  cache=cache, cache_index=cache_index)
-      x_BxTxD = x_BxTxD + _dropout(a_BxTxD, rate, k1)
+      x_BxTxD = x_BxTxD + layers.dropout(a_BxTxD, rate, k1)
       m_BxTxD = self.mlp(self.ln_2(x_BxTxD).astype(self.dtype))
-      x_BxTxD = x_BxTxD + _dropout(m_BxTxD, rate, k2)
+      x_BxTxD = x_BxTxD + layers.dropout(m_BxTxD, rate, k2)
     return constrain(x_BxTxD, ('batch', None, 'embed'), self.rules), cache
 
 
@@ -126,9 +107,9 @@ class GPT(nnx.Module):
     self.cfg = cfg
     self.rules = tuple(sharding_rules) if sharding_rules else None
     self.dtype = jnp.dtype(cfg.dtype)
-    self.wte = _param(rngs, nnx.initializers.normal(0.02), (cfg.vocab_size, cfg.d_model),
+    self.wte = layers.param(rngs, nnx.initializers.normal(0.02), (cfg.vocab_size, cfg.d_model),
                       ('vocab', 'embed'))
-    self.wpe = _param(rngs, nnx.initializers.normal(0.01), (cfg.context, cfg.d_model),
+    self.wpe = layers.param(rngs, nnx.initializers.normal(0.01), (cfg.context, cfg.d_model),
                       (None, 'embed'))
     if cfg.scan_layers:
       # Stacked weights [L, ...]: the loop body is compiled once, whatever the depth. The new
@@ -141,7 +122,7 @@ class GPT(nnx.Module):
     else:
       self.blocks = nnx.List([Block(cfg, sharding_rules=sharding_rules, rngs=rngs)
                               for _ in range(cfg.n_layer)])
-    self.ln_f = None if cfg.post_ln else _layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
+    self.ln_f = None if cfg.post_ln else layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
 
   def init_cache(self, batch: int, max_len: int | None = None, dtype=None) -> dict:
     """Stacked KV cache of every layer: {'k', 'v'}: [L, B, S_max, H, K]."""
@@ -164,7 +145,7 @@ class GPT(nnx.Module):
     keys = None
     if dropout_key is not None and cfg.dropout > 0:
       dropout_key, emb_key = jax.random.split(dropout_key)
-      x_BxTxD = _dropout(x_BxTxD, cfg.dropout, emb_key)
+      x_BxTxD = layers.dropout(x_BxTxD, cfg.dropout, emb_key)
       keys = jax.random.split(dropout_key, cfg.n_layer)
 
     run = nnx.remat(_run_block) if cfg.remat else _run_block

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jdl.models import attention
+from jdl.models import attention, layers
 from jdl.models.attention import constrain
 
 
@@ -74,24 +74,6 @@ def xavier(in_axes, out_axes, batch_axes=()):
   per-head kernels have several output (or input) axes, which count together."""
   return nnx.initializers.variance_scaling(1.0, 'fan_avg', 'uniform', in_axis=in_axes,
                                            out_axis=out_axes, batch_axis=batch_axes)
-
-
-def _param(rngs, init, shape, axes) -> nnx.Param:
-  return nnx.Param(nnx.with_partitioning(init, axes)(rngs.params(), shape, jnp.float32))
-
-
-def _layer_norm(d: int, eps: float, rngs: nnx.Rngs) -> nnx.LayerNorm:
-  return nnx.LayerNorm(
-      d, epsilon=eps, dtype=jnp.float32, param_dtype=jnp.float32, rngs=rngs,
-      scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('embed',)),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('embed',)))
-
-
-def _dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
-  if key is None or rate == 0.0:
-    return x
-  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
 
 
 def _attention(cfg: TransformerConfig, self_attention: bool, rules, rngs) -> nnx.Module:
@@ -138,10 +120,10 @@ class FeedForward(nnx.Module):
   def __init__(self, cfg: TransformerConfig, rules, rngs: nnx.Rngs):
     self.rules, self.dtype = rules, jnp.dtype(cfg.dtype)
     zeros = nnx.initializers.zeros_init()
-    self.w1 = _param(rngs, xavier(0, 1), (cfg.d_model, cfg.d_ff), ('embed', 'mlp'))
-    self.b1 = _param(rngs, zeros, (cfg.d_ff,), ('mlp',))
-    self.w2 = _param(rngs, xavier(0, 1), (cfg.d_ff, cfg.d_model), ('mlp', 'embed'))
-    self.b2 = _param(rngs, zeros, (cfg.d_model,), ('embed',))
+    self.w1 = layers.param(rngs, xavier(0, 1), (cfg.d_model, cfg.d_ff), ('embed', 'mlp'))
+    self.b1 = layers.param(rngs, zeros, (cfg.d_ff,), ('mlp',))
+    self.w2 = layers.param(rngs, xavier(0, 1), (cfg.d_ff, cfg.d_model), ('mlp', 'embed'))
+    self.b2 = layers.param(rngs, zeros, (cfg.d_model,), ('embed',))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     dt = self.dtype
@@ -155,12 +137,13 @@ class _Residual(nnx.Module):
 
   def __init__(self, cfg: TransformerConfig, rngs: nnx.Rngs):
     self.pre_ln, self.rate, self.dtype = cfg.pre_ln, cfg.dropout, jnp.dtype(cfg.dtype)
-    self.norm = _layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
+    self.norm = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
 
   def __call__(self, x_BxTxD, sublayer, key):
     if self.pre_ln:
-      return x_BxTxD + _dropout(sublayer(self.norm(x_BxTxD).astype(self.dtype)), self.rate, key)
-    return self.norm(x_BxTxD + _dropout(sublayer(x_BxTxD), self.rate, key)).astype(self.dtype)
+      out_BxTxD = sublayer(self.norm(x_BxTxD).astype(self.dtype))
+      return x_BxTxD + layers.dropout(out_BxTxD, self.rate, key)
+    return self.norm(x_BxTxD + layers.dropout(sublayer(x_BxTxD), self.rate, key)).astype(self.dtype)
 
 
 def _keys(key, n):
@@ -229,15 +212,15 @@ class Transformer(nnx.Module):
     self.dtype = jnp.dtype(cfg.dtype)
     # N(0, d^-1/2), scaled by sqrt(d) on the way in: inputs of unit variance, and logits of
     # the tied output layer that start small.
-    self.embedding = _param(rngs, nnx.initializers.normal(cfg.d_model ** -0.5),
+    self.embedding = layers.param(rngs, nnx.initializers.normal(cfg.d_model ** -0.5),
                             (cfg.vocab_size, cfg.d_model), ('vocab', 'embed'))
     self.encoder = nnx.List([EncoderLayer(cfg, self.rules, rngs)
                              for _ in range(cfg.n_encoder_layers)])
     self.decoder = nnx.List([DecoderLayer(cfg, self.rules, rngs)
                              for _ in range(cfg.n_decoder_layers)])
     # Pre-LN leaves each stack's output un-normalised: a final LayerNorm closes it.
-    self.encoder_norm = _layer_norm(cfg.d_model, cfg.ln_epsilon, rngs) if cfg.pre_ln else None
-    self.decoder_norm = _layer_norm(cfg.d_model, cfg.ln_epsilon, rngs) if cfg.pre_ln else None
+    self.encoder_norm = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs) if cfg.pre_ln else None
+    self.decoder_norm = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs) if cfg.pre_ln else None
 
   def embed(self, tokens_BxT: jax.Array, positions_BxT: jax.Array, key=None) -> jax.Array:
     x = jnp.take(self.embedding[...], tokens_BxT, axis=0) * math.sqrt(self.cfg.d_model)
@@ -245,7 +228,7 @@ class Transformer(nnx.Module):
     table = jnp.asarray(sinusoidal_positions(self.cfg.max_len, self.cfg.d_model))
     x = x + jnp.take(table, positions_BxT, axis=0)
     x = constrain(x.astype(self.dtype), ('batch', None, 'embed'), self.rules)
-    return _dropout(x, self.cfg.dropout, key)
+    return layers.dropout(x, self.cfg.dropout, key)
 
   def encode(self, src_BxS: jax.Array, src_segments_BxS: jax.Array,
              src_positions_BxS: jax.Array | None = None, *, dropout_key=None,
