@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -65,3 +66,36 @@ def compiled_flops(fn, *args) -> float:
   if isinstance(analysis, list):
     analysis = analysis[0]
   return float(analysis.get('flops', 0.0))
+
+
+# glibc malloc settings for PyTorch peers: large activations stay mapped instead of being returned
+# to the OS and page-faulted back in every step (several times faster steps on this machine).
+TORCH_ENV = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '1e11',
+             'MALLOC_TOP_PAD_': '1e9'}
+
+
+class Peer:
+  """A peer's training steps in its own process, driven a round at a time so that rounds of jdl
+  and of the peer alternate on a shared machine. The peer module prints one JSON line describing
+  itself (`info`), then for every line `K` on its stdin runs K steps and prints one JSON line."""
+
+  def __init__(self, module: str, args: list[str], env: dict[str, str] | None = None):
+    self.proc = subprocess.Popen([sys.executable, '-m', module, *args], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, **(env or {})))
+    self.info = self._read()
+
+  def _read(self) -> dict:
+    line = self.proc.stdout.readline()
+    if not line:
+      raise RuntimeError(f'benchmark peer {self.proc.args[2]} exited with {self.proc.wait()}')
+    return json.loads(line)
+
+  def steps(self, k: int) -> dict:
+    self.proc.stdin.write(f'{k}\n')
+    self.proc.stdin.flush()
+    return self._read()
+
+  def close(self) -> None:
+    self.proc.stdin.close()
+    self.proc.wait()

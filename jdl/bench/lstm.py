@@ -10,10 +10,7 @@ jdl and PyTorch, so that both see the same load on a shared machine; medians are
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -23,8 +20,6 @@ from jdl.bench import common
 
 SHAPE = dict(embed=64, hidden=512, batch=64, seq=128)
 UNROLL = 8
-TORCH_ENV = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '1e11',
-             'MALLOC_TOP_PAD_': '1e9'}
 
 
 def _config(vocab: int, unroll: int):
@@ -98,30 +93,22 @@ def main(quick: bool = False) -> int:
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, 'windows.npy')
     np.save(path, windows)
-    peer = subprocess.Popen(
-        [sys.executable, '-m', 'jdl.bench.lstm_torch', str(vocab), str(e), str(h),
-         str(s['batch']), str(s['seq']), path],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env=dict(os.environ, **TORCH_ENV))
-    info = json.loads(peer.stdout.readline())
+    peer = common.Peer('jdl.bench.lstm_torch', [str(vocab), str(e), str(h), str(s['batch']),
+                                                str(s['seq']), path], env=common.TORCH_ENV)
+    info = peer.info
     jdl = JdlRunner(windows, vocab)
     jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
-    peer.stdin.write('2\n')
-    peer.stdin.flush()
-    torch_first = json.loads(peer.stdout.readline())
+    torch_first = peer.steps(2)
     peaks, jdl_times, torch_times = [], [], []
     for r in range(rounds):
       peaks.append(common.matmul_peak_flops(repeats=5))
       t, _ = jdl.steps(per_round)
       jdl_times += t
-      peer.stdin.write(f'{per_round}\n')
-      peer.stdin.flush()
-      torch_times += json.loads(peer.stdout.readline())['step_seconds']
+      torch_times += peer.steps(per_round)['step_seconds']
       print(f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
             f'{[round(x, 3) for x in t]}; torch '
             f'{[round(x, 3) for x in torch_times[-per_round:]]}', flush=True)
-    peer.stdin.close()
-    peer.wait()
+    peer.close()
   peak = max(peaks)
   print(f'torch {info["torch"]} ({info["threads"]} threads, oneDNN available: '
         f'{info["mkldnn"]}); parameters jdl {jdl.params:,}, torch {info["params"]:,} (PyTorch '

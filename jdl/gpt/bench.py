@@ -12,7 +12,6 @@ throughput measured here: the best of several 2048^3 matmuls timed with JAX.
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -20,8 +19,6 @@ import numpy as np
 from jdl.bench import common
 
 SHAPE = dict(n_layer=6, n_head=6, d_model=384, context=256, batch=8, vocab=65)
-TORCH_ENV = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '1e11',
-             'MALLOC_TOP_PAD_': '1e9'}
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -83,9 +80,6 @@ class JdlRunner:
 
 
 def main(quick: bool = False) -> int:
-  import os
-  import subprocess
-  import sys
 
   from jdl.gpt import compute
   from jdl.models.gpt import GPTConfig
@@ -101,28 +95,21 @@ def main(quick: bool = False) -> int:
         f'parameters, {flops_per_step / 1e9:.1f} GFLOP per step; {common.machine()}; '
         f'{common.today()}', flush=True)
   args = [str(s[k]) for k in ('n_layer', 'n_head', 'd_model', 'context', 'batch', 'vocab')]
-  peer = subprocess.Popen([sys.executable, '-m', 'jdl.gpt.bench_torch', *args],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                          env=dict(os.environ, **TORCH_ENV))
-  info = json.loads(peer.stdout.readline())
+  peer = common.Peer('jdl.gpt.bench_torch', args, env=common.TORCH_ENV)
+  info = peer.info
   jdl = JdlRunner()
   jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
-  peer.stdin.write('2\n')
-  peer.stdin.flush()
-  torch_first = json.loads(peer.stdout.readline())
+  torch_first = peer.steps(2)
   peaks, jdl_times, torch_times = [], [], []
   for r in range(rounds):
     peaks.append(matmul_peak(repeats=5))
     t, _ = jdl.steps(per_round)
     jdl_times += t
-    peer.stdin.write(f'{per_round}\n')
-    peer.stdin.flush()
-    torch_times += json.loads(peer.stdout.readline())['step_seconds']
+    torch_times += peer.steps(per_round)['step_seconds']
     print(f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
           f'{[round(x, 3) for x in t]}; torch {[round(x, 3) for x in torch_times[-per_round:]]}',
           flush=True)
-  peer.stdin.close()
-  peer.wait()
+  peer.close()
   peak = max(peaks)
   print(f'torch {info["torch"]} / transformers {info["transformers"]} ({info["threads"]} '
         f'threads, {info["attention"]} attention); float32 matmul peak (2048^3 with JAX, best '

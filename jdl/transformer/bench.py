@@ -13,18 +13,13 @@ tokens, padding excluded. Rounds alternate jdl and PyTorch so both see the same 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import pathlib
-import subprocess
-import sys
 import tempfile
 import time
 
 from jdl.bench import common
 from jdl.cli import ROOT
-from jdl.transformer.race import TORCH_ENV
 
 CONFIG = str(ROOT / 'experiments/transformer/ding_de_en.py')
 
@@ -51,16 +46,8 @@ def measure(config_file: str, quick: bool) -> float:
         f'{m.n_encoder_layers}+{m.n_decoder_layers} layers, vocab {m.vocab_size}, batch '
         f'{config.batch_size} x {config.data.kwargs.length} packed tokens, float32, Adam; '
         f'{common.machine()}; {common.today()}', flush=True)
-  peer = subprocess.Popen([sys.executable, '-m', 'jdl.transformer.torch_peer', config_file],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                          env=dict(os.environ, **TORCH_ENV))
-  info = json.loads(peer.stdout.readline())
-
-  def torch_steps(n):
-    peer.stdin.write(f'{n}\n')
-    peer.stdin.flush()
-    return json.loads(peer.stdout.readline())
-
+  peer = common.Peer('jdl.transformer.torch_peer', [config_file], env=common.TORCH_ENV)
+  info, torch_steps = peer.info, peer.steps
   train = data.load(**config.data.kwargs.to_dict()).train
   jdl = JdlRunner(config, train, pathlib.Path(tempfile.mkdtemp()))
   n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(jdl.state.params))
@@ -79,8 +66,7 @@ def measure(config_file: str, quick: bool) -> float:
     torch_step += out['step_seconds']
     print(f'round {r + 1}/{rounds}: jdl {common.median(jdl_rate[-calls:]):,.0f} tokens/s; '
           f'torch {common.median(torch_rate[-calls * k:]):,.0f} tokens/s', flush=True)
-  peer.stdin.close()
-  peer.wait()
+  peer.close()
   jdl_tps, torch_tps = common.median(jdl_rate), common.median(torch_rate)
   print(f'\njdl {n_params:,} parameters, PyTorch {info["parameters"]:,}; torch {info["torch"]} '
         f'({info["threads"]} threads); jdl {k} steps per compiled call, jax {jax.__version__}')

@@ -27,8 +27,7 @@ import time
 
 import numpy as np
 
-TORCH_ENV = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '1e11',
-             'MALLOC_TOP_PAD_': '1e9'}
+from jdl.bench.common import TORCH_ENV
 
 
 class JdlRunner:
