@@ -9,6 +9,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 
 
 def machine() -> str:
@@ -99,3 +100,52 @@ class Peer:
   def close(self) -> None:
     self.proc.stdin.close()
     self.proc.wait()
+
+
+def serve(step, prepare=lambda: None) -> None:
+  """The peer's side of `Peer`: for every line K on stdin, K calls of `step(prepare())`, only
+  `step` timed (it returns the loss as a float, which waits for the step), then one JSON line."""
+  for line in sys.stdin:
+    times, losses = [], []
+    for _ in range(int(line)):
+      inputs = prepare()
+      t = time.perf_counter()
+      losses.append(step(inputs))
+      times.append(time.perf_counter() - t)
+    print(json.dumps({'step_seconds': times, 'loss': losses}), flush=True)
+
+
+def alternate(jdl_steps, peer: Peer, rounds: int, per_round: int
+              ) -> tuple[list[float], list[float], float]:
+  """Rounds of `per_round` jdl steps then as many peer steps, each round after a measurement of
+  the matmul peak: (jdl step seconds, peer step seconds, best peak). `jdl_steps(k)` returns the
+  seconds of k steps."""
+  peaks, jdl_times, peer_times = [], [], []
+  for r in range(rounds):
+    peaks.append(matmul_peak_flops(repeats=5))
+    jdl_times += jdl_steps(per_round)
+    peer_times += peer.steps(per_round)['step_seconds']
+    print(f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
+          f'{[round(x, 3) for x in jdl_times[-per_round:]]}; peer '
+          f'{[round(x, 3) for x in peer_times[-per_round:]]}', flush=True)
+  return jdl_times, peer_times, max(peaks)
+
+
+def print_comparison(peer_name: str, jdl_times: list[float], peer_times: list[float], *,
+                     units_per_step: int, unit: str, flops_per_step: float, peak: float,
+                     flops_label: str, stretch: float) -> float:
+  """The Markdown table of medians (s/step, units/s, FLOP/s against the peak) and the ratio
+  against the 1.0x target and the stretch; returns jdl / peer units per second."""
+  rows = []
+  for name, times in (('jdl (JAX/XLA)', jdl_times), (peer_name, peer_times)):
+    med = median(times)
+    rows.append((name, med, units_per_step / med, flops_per_step / med / peak))
+  print(f'\n| implementation | s/step (median) | {unit}/s | {flops_label} |')
+  print('|---|---|---|---|')
+  for name, med, rate, util in rows:
+    print(f'| {name} | {med:.3f} | {rate:,.0f} | {util:.1%} |')
+  ratio = rows[0][2] / rows[1][2]
+  print(f'\njdl / PyTorch {unit}/s: {ratio:.2f}x (target >= 1.0x: '
+        f'{"met" if ratio >= 1.0 else "NOT met"}; stretch {stretch}x: '
+        f'{"met" if ratio >= stretch else "not met"})')
+  return ratio

@@ -99,31 +99,15 @@ def main(quick: bool = False) -> int:
     jdl = JdlRunner(windows, vocab)
     jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
     torch_first = peer.steps(2)
-    peaks, jdl_times, torch_times = [], [], []
-    for r in range(rounds):
-      peaks.append(common.matmul_peak_flops(repeats=5))
-      t, _ = jdl.steps(per_round)
-      jdl_times += t
-      torch_times += peer.steps(per_round)['step_seconds']
-      print(f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
-            f'{[round(x, 3) for x in t]}; torch '
-            f'{[round(x, 3) for x in torch_times[-per_round:]]}', flush=True)
+    jdl_times, torch_times, peak = common.alternate(lambda k: jdl.steps(k)[0], peer, rounds,
+                                                   per_round)
     peer.close()
-  peak = max(peaks)
   print(f'torch {info["torch"]} ({info["threads"]} threads, oneDNN available: '
         f'{info["mkldnn"]}); parameters jdl {jdl.params:,}, torch {info["params"]:,} (PyTorch '
         f'keeps two LSTM biases); float32 matmul peak (2048^3 with JAX, best of the run): '
         f'{peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, torch '
         f'{torch_first["loss"][0]:.3f} (ln {vocab} = {np.log(vocab):.3f})')
-  rows = []
-  for name, times in (('jdl (JAX/XLA)', jdl_times), ('nn.LSTM (PyTorch)', torch_times)):
-    med = common.median(times)
-    rows.append((name, med, chars / med, flops_per_step / med / peak))
-  print('\n| implementation | s/step (median) | characters/s | matmul FLOP/s vs measured peak |')
-  print('|---|---|---|---|')
-  for name, med, cps, util in rows:
-    print(f'| {name} | {med:.3f} | {cps:,.0f} | {util:.1%} |')
-  ratio = rows[0][2] / rows[1][2]
-  print(f'\njdl / PyTorch characters/s: {ratio:.2f}x (target >= 1.0x: '
-        f'{"met" if ratio >= 1.0 else "NOT met"}; stretch 1.5x)')
+  common.print_comparison('nn.LSTM (PyTorch)', jdl_times, torch_times, units_per_step=chars,
+                          unit='characters', flops_per_step=flops_per_step, peak=peak,
+                          flops_label='matmul FLOP/s vs measured peak', stretch=1.5)
   return 0

@@ -14,7 +14,8 @@ returned to the OS and page-faulted back in every step.
 import json
 import os
 import sys
-import time
+
+from jdl.bench import common
 
 
 def main() -> None:
@@ -44,20 +45,18 @@ def main() -> None:
   print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(),
                     'mkldnn': torch.backends.mkldnn.is_available(),
                     'params': sum(p.numel() for p in model.parameters())}), flush=True)
-  for line in sys.stdin:
-    times, losses = [], []
-    for _ in range(int(line)):
-      rows = windows[rng.integers(0, len(windows), batch)]
-      tokens = torch.from_numpy(rows.astype(np.int64))
-      t = time.perf_counter()
-      logits = model(tokens[:, :-1])
-      loss = nn.functional.cross_entropy(logits.reshape(-1, vocab), tokens[:, 1:].reshape(-1))
-      opt.zero_grad(set_to_none=True)
-      loss.backward()
-      opt.step()
-      losses.append(loss.item())
-      times.append(time.perf_counter() - t)
-    print(json.dumps({'step_seconds': times, 'loss': losses}), flush=True)
+  def prepare():
+    return torch.from_numpy(windows[rng.integers(0, len(windows), batch)].astype(np.int64))
+
+  def step(tokens):
+    logits = model(tokens[:, :-1])
+    loss = nn.functional.cross_entropy(logits.reshape(-1, vocab), tokens[:, 1:].reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+  common.serve(step, prepare)
 
 
 if __name__ == '__main__':

@@ -21,22 +21,6 @@ from jdl.bench import common
 SHAPE = dict(n_layer=6, n_head=6, d_model=384, context=256, batch=8, vocab=65)
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-  import jax
-  import jax.numpy as jnp
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x, y: x @ y)
-  f(a, a).block_until_ready()
-  best = min(_timed(lambda: f(a, a).block_until_ready()) for _ in range(repeats))
-  return 2 * n ** 3 / best
-
-
-def _timed(fn) -> float:
-  t = time.perf_counter()
-  fn()
-  return time.perf_counter() - t
-
-
 class JdlRunner:
   """jdl's own training step (the loop's compiled call) on random tokens, a few steps at a time."""
 
@@ -100,30 +84,14 @@ def main(quick: bool = False) -> int:
   jdl = JdlRunner()
   jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
   torch_first = peer.steps(2)
-  peaks, jdl_times, torch_times = [], [], []
-  for r in range(rounds):
-    peaks.append(matmul_peak(repeats=5))
-    t, _ = jdl.steps(per_round)
-    jdl_times += t
-    torch_times += peer.steps(per_round)['step_seconds']
-    print(f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
-          f'{[round(x, 3) for x in t]}; torch {[round(x, 3) for x in torch_times[-per_round:]]}',
-          flush=True)
+  jdl_times, torch_times, peak = common.alternate(lambda k: jdl.steps(k)[0], peer, rounds,
+                                                 per_round)
   peer.close()
-  peak = max(peaks)
   print(f'torch {info["torch"]} / transformers {info["transformers"]} ({info["threads"]} '
         f'threads, {info["attention"]} attention); float32 matmul peak (2048^3 with JAX, best '
         f'of the run): {peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, '
         f'torch {torch_first["loss"][0]:.3f} (ln {s["vocab"]} = {np.log(s["vocab"]):.3f})')
-  rows = []
-  for name, times in (('jdl (JAX/XLA)', jdl_times), ('HF GPT-2 (PyTorch)', torch_times)):
-    med = common.median(times)
-    rows.append((name, med, tokens / med, flops_per_step / med / peak))
-  print('\n| implementation | s/step (median) | tokens/s | MFU (vs measured fp32 peak) |')
-  print('|---|---|---|---|')
-  for name, med, tps, mfu in rows:
-    print(f'| {name} | {med:.3f} | {tps:,.0f} | {mfu:.1%} |')
-  ratio = rows[0][2] / rows[1][2]
-  print(f'\njdl / PyTorch tokens/s: {ratio:.2f}x (target >= 1.0x: '
-        f'{"met" if ratio >= 1.0 else "NOT met"})')
+  common.print_comparison('HF GPT-2 (PyTorch)', jdl_times, torch_times, units_per_step=tokens,
+                          unit='tokens', flops_per_step=flops_per_step, peak=peak,
+                          flops_label='MFU (vs measured fp32 peak)', stretch=1.3)
   return 0

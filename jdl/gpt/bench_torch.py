@@ -13,7 +13,8 @@ activations are not returned to the OS and page-faulted back in every step.
 import json
 import os
 import sys
-import time
+
+from jdl.bench import common
 
 
 def main() -> None:
@@ -34,18 +35,15 @@ def main() -> None:
   print(json.dumps({'torch': torch.__version__, 'transformers': transformers.__version__,
                     'threads': torch.get_num_threads(),
                     'attention': model.config._attn_implementation}), flush=True)
-  for line in sys.stdin:
-    times, losses = [], []
-    for _ in range(int(line)):
-      t = time.perf_counter()
-      logits = model(input_ids=inputs).logits
-      loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
-      opt.zero_grad(set_to_none=True)
-      loss.backward()
-      opt.step()
-      losses.append(loss.item())
-      times.append(time.perf_counter() - t)
-    print(json.dumps({'step_seconds': times, 'loss': losses}), flush=True)
+  def step(_):
+    logits = model(input_ids=inputs).logits
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+  common.serve(step)
 
 
 if __name__ == '__main__':
