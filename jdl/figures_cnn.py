@@ -24,7 +24,7 @@ def _plt():
 
 def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> list[pathlib.Path]:
   """Needs a trained run: `jdl train --config experiments/cnn/simple_fmnist.py --workdir
-  runs/simple_fmnist` (about an hour on 2 CPU cores)."""
+  runs/simple_fmnist` (about half an hour on 2 CPU cores)."""
   import jax
 
   from jdl import config as config_lib
