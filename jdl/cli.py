@@ -226,10 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f'jdl {args.command}: {e}', file=sys.stderr)
     return 2
   except Exception as e:
+    from jdl.train.checkpoint import CheckpointError
     from jdl.train.loop import TrainingDiverged
     if isinstance(e, TrainingDiverged):
       print(f'jdl {args.command}: {e}', file=sys.stderr)
       return 3
+    if isinstance(e, CheckpointError):  # the workdir holds another config's run
+      print(f'jdl {args.command}: {e}', file=sys.stderr)
+      return 2
     raise
 
 

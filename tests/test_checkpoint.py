@@ -1,5 +1,5 @@
 """Resume after SIGKILL is bitwise exact; SIGTERM checkpoints and exits; a corrupt checkpoint
-falls back to the previous one."""
+falls back to the previous one; another config's checkpoint stops with an error and is kept."""
 
 import json
 import os
@@ -102,6 +102,20 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
   assert metrics['step'] == 72
   assert (tmp_path / 'checkpoints.corrupt' / '80').is_dir()  # kept, not deleted
   assert steps_saved(tmp_path) == [48, 56, 64, 72]
+
+
+def test_checkpoint_of_another_config_is_an_error_and_is_kept(tmp_path):
+  run_jdl('train', '--config', MLP, '--workdir', tmp_path, '--config.keep_checkpoints=2',
+          check=True)
+  assert steps_saved(tmp_path) == [72, 80]
+  proc = run_jdl('eval', '--config', MLP, '--workdir', tmp_path,
+                 '--config.model.features=(16, 2, 1)')
+  assert proc.returncode == 2
+  assert 'does not fit this config' in proc.stderr
+  assert 'is (10, 10) in the checkpoint, (10, 16) in the config' in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert steps_saved(tmp_path) == [72, 80]  # nothing moved: it is not corrupt
+  assert not (tmp_path / 'checkpoints.corrupt').exists()
 
 
 class NaNAtStep5(regression.Task):

@@ -1,7 +1,9 @@
 """orbax checkpoints of the train state and the data iterator's position.
 
 A checkpoint that fails to restore (a partial write, a corrupt file) is reported, moved aside to
-`checkpoints.corrupt/` (never deleted), and the previous one is restored.
+`checkpoints.corrupt/` (never deleted), and the previous one is restored. A readable checkpoint
+whose arrays do not fit the config (a run of another model size, say) is not corrupt: restoring
+it stops with `CheckpointError`, naming the arrays that differ, and moves nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ class Checkpointer:
         options=ocp.CheckpointManagerOptions(max_to_keep=keep,
                                              enable_async_checkpointing=async_save,
                                              create=True),
-        item_names=('state', 'data'))
+        item_handlers={'state': ocp.StandardCheckpointHandler(),
+                       'data': ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -43,6 +46,16 @@ class Checkpointer:
     is read straight into its shards.
     """
     for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        stored = self.manager.item_metadata(step).state
+      except Exception as e:  # orbax raises many kinds for unreadable files
+        self._quarantine(step, e, log)
+        continue
+      if stored is not None and (mismatch := _mismatch(stored, abstract_state)):
+        raise CheckpointError(
+            f'the checkpoint at step {step} in {self.directory} does not fit this config '
+            f'({mismatch}); it was written by another config (see config.json beside it). '
+            'Nothing was moved or deleted.')
       try:
         restored = self.manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
@@ -82,6 +95,35 @@ def _check_shapes(restored, abstract) -> None:
     if got.shape != want.shape:
       raise CheckpointError(f'{jax.tree_util.keystr(path)} has shape {got.shape}, '
                             f'the config needs {want.shape}')
+
+
+def _leaf_shapes(tree) -> dict[str, tuple]:
+  """'params/blocks/0/kernel' -> shape, for every array of a state or of its stored metadata."""
+  def name(key) -> str:
+    for attr in ('key', 'name', 'idx'):
+      if hasattr(key, attr):
+        return str(getattr(key, attr))
+    return str(key)
+
+  flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, 'shape'))
+  return {'/'.join(name(k) for k in path): tuple(leaf.shape) for path, leaf in flat
+          if hasattr(leaf, 'shape')}
+
+
+def _mismatch(stored, abstract) -> str:
+  """'' if the stored arrays fit `abstract`, else a short account of the first differences."""
+  have, want = _leaf_shapes(stored), _leaf_shapes(abstract)
+  if not set(have) & set(want):  # the two trees name their paths differently: compare shapes
+    if sorted(have.values()) == sorted(want.values()):
+      return ''
+    return f'{len(have)} stored arrays, {len(want)} in the config, of different shapes'
+  problems = [f'{k} is {have[k]} in the checkpoint, {want[k]} in the config'
+              for k in sorted(set(have) & set(want), key=lambda k: (not k.startswith('params'), k))
+              if have[k] != want[k]]
+  problems += [f'{k} is missing from the checkpoint' for k in sorted(set(want) - set(have))]
+  problems += [f'{k} is not in the config' for k in sorted(set(have) - set(want))]
+  more = f'; and {len(problems) - 3} more' if len(problems) > 3 else ''
+  return '; '.join(problems[:3]) + more
 
 
 def log_to_stderr(text: str) -> None:
