@@ -33,6 +33,7 @@ def get_config(arg: str | None = None):
   if arg == 'smoke':
     c.num_epochs = 0
     c.num_train_steps = 30
+    c.optimizer.warmup_steps = 3  # the full run's one-epoch warm-up would outlast the smoke
     c.log_every_steps = 10
     c.eval_every_steps = 30
     c.checkpoint_every_steps = 30
