@@ -19,8 +19,9 @@ import numpy as np
 from jdl.bench import common
 
 SHAPE = dict(embed=64, hidden=512, batch=64, seq=128)
-UNROLL = 1  # one LSTM step per loop iteration: at this size (64 x 512 -> 2048 products) 8 steps
-# per iteration measured about 30% slower a training step on this machine's 2 cores
+# One LSTM step per loop iteration: at this size (64 x 512 -> 2048 products) 8 steps per
+# iteration measured about 30% slower a training step on this machine's 2 cores.
+UNROLL = 1
 
 
 def _config(vocab: int, unroll: int):

@@ -64,7 +64,6 @@ class JdlRunner:
 
 
 def main(quick: bool = False) -> int:
-
   from jdl.gpt import compute
   from jdl.models.gpt import GPTConfig
   # Rounds alternate jdl and PyTorch, so that both see the same load on a shared machine.
