@@ -18,44 +18,74 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # name -> (module, function, what it shows). Each function takes the output folder and returns
 # the files it wrote.
 FIGURES = {
-    'mlp': ('jdl.figures_mlp', 'render', "the Keras MLP's training history beside sklearn's"),
-    'cnn': ('jdl.figures_cnn', 'render_cnn',
-            'simple convnet on Fashion-MNIST: curves, test predictions, confusion matrix'),
-    'tensors': ('jdl.figures_cnn', 'render_tensors',
-                "the lecture's tensors of rank 2-5, as real batches from jdl's loaders"),
-    'funsearch': ('jdl.binpack.figures', 'funsearch',
-                  "FunSearch's bin-packing table recomputed, and jdl's search curve"),
-    'rnn_memory': ('jdl.figures_rnn', 'render',
-                   'adding problem: test MSE against T for LSTM, Elman and Jordan (measured)'),
-    'gpt_family': ('jdl.gpt.figures', 'render_gpt_family',
-                   "the lecture's GPT-1/2/3 table with jdl's exact parameter counts"),
-    'gpt3_compute': ('jdl.gpt.figures', 'render_gpt3_compute',
-                     "GPT-3's training-compute table (Table D.1) beside jdl's 6ND and exact FLOPs"),
-    'gpt3_data_mix': ('jdl.gpt.figures', 'render_gpt3_data_mix',
-                      "GPT-3's data mix: epochs at 300B tokens recomputed from weights and sizes"),
-    'generative': ('jdl.generative.figures', 'render', 'VAE, GAN, CycleGAN: images and scores'),
-    'attention': ('jdl.transformer.figures', 'render_attention', 'Transformer attention per head'),
-    'next_token': ('jdl.transformer.figures', 'render_next_token', 'next-token probabilities'),
-    'bleu_time': ('jdl.transformer.figures', 'render_bleu_time', 'BLEU vs time, jdl and torch'),
+  'mlp': ('jdl.figures_mlp', 'render', "the Keras MLP's training history beside sklearn's"),
+  'cnn': (
+    'jdl.figures_cnn',
+    'render_cnn',
+    'simple convnet on Fashion-MNIST: curves, test predictions, confusion matrix',
+  ),
+  'tensors': (
+    'jdl.figures_cnn',
+    'render_tensors',
+    "the lecture's tensors of rank 2-5, as real batches from jdl's loaders",
+  ),
+  'funsearch': (
+    'jdl.binpack.figures',
+    'funsearch',
+    "FunSearch's bin-packing table recomputed, and jdl's search curve",
+  ),
+  'rnn_memory': (
+    'jdl.figures_rnn',
+    'render',
+    'adding problem: test MSE against T for LSTM, Elman and Jordan (measured)',
+  ),
+  'gpt_family': (
+    'jdl.gpt.figures',
+    'render_gpt_family',
+    "the lecture's GPT-1/2/3 table with jdl's exact parameter counts",
+  ),
+  'gpt3_compute': (
+    'jdl.gpt.figures',
+    'render_gpt3_compute',
+    "GPT-3's training-compute table (Table D.1) beside jdl's 6ND and exact FLOPs",
+  ),
+  'gpt3_data_mix': (
+    'jdl.gpt.figures',
+    'render_gpt3_data_mix',
+    "GPT-3's data mix: epochs at 300B tokens recomputed from weights and sizes",
+  ),
+  'generative': ('jdl.generative.figures', 'render', 'VAE, GAN, CycleGAN: images and scores'),
+  'attention': ('jdl.transformer.figures', 'render_attention', 'Transformer attention per head'),
+  'next_token': ('jdl.transformer.figures', 'render_next_token', 'next-token probabilities'),
+  'bleu_time': ('jdl.transformer.figures', 'render_bleu_time', 'BLEU vs time, jdl and torch'),
 }
 # name -> (module, function, what it measures)
 BENCHMARKS = {
-    'mlp': ('jdl.bench.mlp', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
-    'cnn': ('jdl.bench.cnn', 'main', 'simple convnet images/s against Keras 3 (JAX backend)'),
-    'binpack': ('jdl.binpack.bench', 'main',
-                'scoring a heuristic on Weibull 100k (JAX vs NumPy); candidates per minute'),
-    'gpt': ('jdl.gpt.bench', 'main',
-            'GPT 6L/d384 tokens/s and MFU against HF transformers GPT-2 (PyTorch, CPU)'),
-    'transformer': ('jdl.transformer.bench', 'main', 'tokens/s vs PyTorch nn.Transformer'),
-    'lstm': ('jdl.bench.lstm', 'main',
-             'char LSTM (512 units, batch 64, seq 128) characters/s against PyTorch nn.LSTM'),
+  'mlp': ('jdl.bench.mlp', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
+  'cnn': ('jdl.bench.cnn', 'main', 'simple convnet images/s against Keras 3 (JAX backend)'),
+  'binpack': (
+    'jdl.binpack.bench',
+    'main',
+    'scoring a heuristic on Weibull 100k (JAX vs NumPy); candidates per minute',
+  ),
+  'gpt': (
+    'jdl.gpt.bench',
+    'main',
+    'GPT 6L/d384 tokens/s and MFU against HF transformers GPT-2 (PyTorch, CPU)',
+  ),
+  'transformer': ('jdl.transformer.bench', 'main', 'tokens/s vs PyTorch nn.Transformer'),
+  'lstm': (
+    'jdl.bench.lstm',
+    'main',
+    'char LSTM (512 units, batch 64, seq 128) characters/s against PyTorch nn.LSTM',
+  ),
 }
 # Tools that bring their own sub-commands: `jdl NAME ...` -> module.main(argv)
 TOOLS = {
-    'binpack': 'jdl.binpack.cli',
-    'compute': 'jdl.gpt.compute',
-    'sample': 'jdl.gpt.sample',
-    'translate': 'jdl.transformer.evaluate',
+  'binpack': 'jdl.binpack.cli',
+  'compute': 'jdl.gpt.compute',
+  'sample': 'jdl.gpt.sample',
+  'translate': 'jdl.transformer.evaluate',
 }
 
 
@@ -63,17 +93,26 @@ def _add_config_args(p: argparse.ArgumentParser, workdir: bool = True) -> None:
   p.add_argument('--config', required=True, help='experiments/<arch>/<name>.py[:variant]')
   if workdir:
     p.add_argument('--workdir', required=True, help='run folder: config, checkpoints, logs')
-  p.add_argument('--devices', type=int, default=0,
-                 help='simulate N CPU devices (to try data/FSDP/tensor parallel on a laptop)')
-  p.add_argument('--multihost', action='store_true',
-                 help='call jax.distributed.initialize (also JDL_DISTRIBUTED=1); run the same '
-                      'command on every worker of a TPU pod slice')
+  p.add_argument(
+    '--devices',
+    type=int,
+    default=0,
+    help='simulate N CPU devices (to try data/FSDP/tensor parallel on a laptop)',
+  )
+  p.add_argument(
+    '--multihost',
+    action='store_true',
+    help='call jax.distributed.initialize (also JDL_DISTRIBUTED=1); run the same '
+    'command on every worker of a TPU pod slice',
+  )
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog='jdl', description=__doc__.splitlines()[0],
-                              epilog='Config overrides: --config.key=value (e.g. '
-                                     '--config.optimizer.learning_rate=0.1).')
+  p = argparse.ArgumentParser(
+    prog='jdl',
+    description=__doc__.splitlines()[0],
+    epilog='Config overrides: --config.key=value (e.g. --config.optimizer.learning_rate=0.1).',
+  )
   sub = p.add_subparsers(dest='command', required=True)
   t = sub.add_parser('train', help='train (or resume) an experiment in a workdir')
   _add_config_args(t)
@@ -98,14 +137,17 @@ def _setup_jax(args) -> None:
   if getattr(args, 'devices', 0):
     os.environ.setdefault('JAX_PLATFORMS', 'cpu')
   import jax
+
   if getattr(args, 'devices', 0):
     jax.config.update('jax_num_cpu_devices', args.devices)
   from jdl import sharding
+
   sharding.initialize_distributed(getattr(args, 'multihost', False))
 
 
 def _load_config(args, extra: list[str]):
   from jdl import config as config_lib
+
   config = config_lib.load(args.config)
   rest = config_lib.apply_overrides(config, extra)
   if rest:
@@ -117,14 +159,18 @@ def cmd_train(args, extra) -> int:
   config = _load_config(args, extra)
   _setup_jax(args)
   from jdl.train import loop
+
   result = loop.train_and_evaluate(config, args.workdir)
   if result['preempted']:
     return 0
   final = {k: v for k, v in result['final'].items() if isinstance(v, float)}
   import jax
+
   if jax.process_index() == 0:
-    print(f'done: step {result["step"]} in {result["seconds"]:.1f}s; ' +
-          ', '.join(f'{k} {v:.4g}' for k, v in final.items() if k != 'epoch'))
+    print(
+      f'done: step {result["step"]} in {result["seconds"]:.1f}s; '
+      + ', '.join(f'{k} {v:.4g}' for k, v in final.items() if k != 'epoch')
+    )
   return 0
 
 
@@ -132,6 +178,7 @@ def cmd_eval(args, extra) -> int:
   config = _load_config(args, extra)
   _setup_jax(args)
   from jdl.train import loop
+
   metrics = loop.evaluate_checkpoint(config, args.workdir)
   print(json.dumps(metrics, indent=2))
   return 0
@@ -142,6 +189,7 @@ def cmd_params(args, extra) -> int:
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
   from jdl import params
   from jdl.train.loop import get_task
+
   task = get_task(config)
   abstract = params.abstract_params(task)
   counts = params.module_counts(abstract, args.depth)
@@ -165,8 +213,10 @@ def cmd_params(args, extra) -> int:
       print('\n' + extra)
     if args.mesh:
       b = out['bytes_per_device']
-      print(f'\nper device on mesh {sizes}: parameters {params.human_bytes(b["params"])}, '
-            f'optimizer state {params.human_bytes(b["opt_state"])}')
+      print(
+        f'\nper device on mesh {sizes}: parameters {params.human_bytes(b["params"])}, '
+        f'optimizer state {params.human_bytes(b["opt_state"])}'
+      )
   return 0
 
 
@@ -207,8 +257,14 @@ def cmd_bench(args, extra) -> int:
   return getattr(importlib.import_module(module), function)(quick=args.quick) or 0
 
 
-COMMANDS = {'train': cmd_train, 'eval': cmd_eval, 'params': cmd_params, 'list': cmd_list,
-            'figures': cmd_figures, 'bench': cmd_bench}
+COMMANDS = {
+  'train': cmd_train,
+  'eval': cmd_eval,
+  'params': cmd_params,
+  'list': cmd_list,
+  'figures': cmd_figures,
+  'bench': cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     return importlib.import_module(TOOLS[argv[0]]).main(argv[1:]) or 0
   args, extra = _parser().parse_known_args(argv)
   from jdl.config import ConfigError
+
   try:
     return COMMANDS[args.command](args, extra)
   except ConfigError as e:
@@ -228,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
   except Exception as e:
     from jdl.train.checkpoint import CheckpointError
     from jdl.train.loop import TrainingDiverged
+
     if isinstance(e, TrainingDiverged):
       print(f'jdl {args.command}: {e}', file=sys.stderr)
       return 3

@@ -42,7 +42,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.async_checkpointing = True
   c.progress_bar = 'auto'  # 'auto' (on a terminal), 'always', 'never'
 
-  c.optimizer = ml_collections.ConfigDict({
+  c.optimizer = ml_collections.ConfigDict(
+    {
       'name': 'sgd',  # any optax optimizer taking learning_rate: sgd, adam, adamw, lamb, ...
       'learning_rate': 0.01,
       'schedule': 'constant',  # constant, cosine, linear, rsqrt, staircase
@@ -52,21 +53,22 @@ def base_config() -> ml_collections.ConfigDict:
       'weight_decay': 0.0,  # L2 decay added to the gradients (SGD-style, before momentum)
       'kwargs': ml_collections.ConfigDict(),  # extra keyword arguments of the optax optimizer
       'grad_clip_norm': 0.0,  # 0: no clipping
-  })
+    }
+  )
 
   c.dtype = 'float32'  # compute dtype: float32 or bfloat16; parameters stay float32
   c.mesh = ml_collections.ConfigDict({'data': -1, 'fsdp': 1, 'tensor': 1})  # -1 fills the rest
   # Logical axis names (used by the models) -> mesh axes. A dimension that the mesh axes do not
   # divide is replicated instead, so one rule set serves every model size.
   c.sharding_rules = (
-      ('batch', ('data', 'fsdp')),
-      ('embed', 'fsdp'),
-      ('mlp', 'tensor'),
-      ('heads', 'tensor'),
-      ('kv', None),
-      ('vocab', 'tensor'),
-      ('conv_in', None),
-      ('conv_out', 'tensor'),
+    ('batch', ('data', 'fsdp')),
+    ('embed', 'fsdp'),
+    ('mlp', 'tensor'),
+    ('heads', 'tensor'),
+    ('kv', None),
+    ('vocab', 'tensor'),
+    ('conv_in', None),
+    ('conv_out', 'tensor'),
   )
   return c
 
@@ -118,7 +120,8 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
       node[leaf] = value
   except TypeError as e:
     raise ConfigError(
-        f"config.{key}: cannot set {type(old).__name__} field to {text!r} ({e})") from None
+      f'config.{key}: cannot set {type(old).__name__} field to {text!r} ({e})'
+    ) from None
 
 
 def apply_overrides(config: ml_collections.ConfigDict, argv: list[str]) -> list[str]:
@@ -127,7 +130,7 @@ def apply_overrides(config: ml_collections.ConfigDict, argv: list[str]) -> list[
   while i < len(argv):
     item = argv[i]
     if item.startswith('--config.'):
-      body = item[len('--config.'):]
+      body = item[len('--config.') :]
       if '=' in body:
         key, text = body.split('=', 1)
       else:
@@ -144,22 +147,36 @@ def apply_overrides(config: ml_collections.ConfigDict, argv: list[str]) -> list[
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the loop's own fields; tasks validate theirs in `Task.__init__`."""
+
   def need(ok: bool, field: str, why: str):
     if not ok:
       raise ConfigError(f'config.{field}: {why}')
+
   need(bool(config.task), 'task', 'must name a task module under jdl.tasks')
   need(config.batch_size > 0, 'batch_size', f'must be positive, got {config.batch_size}')
-  need(config.num_epochs > 0 or config.num_train_steps > 0, 'num_train_steps',
-       'set num_epochs or num_train_steps')
+  need(
+    config.num_epochs > 0 or config.num_train_steps > 0,
+    'num_train_steps',
+    'set num_epochs or num_train_steps',
+  )
   need(config.steps_per_call >= 1, 'steps_per_call', 'must be >= 1')
   need(config.grad_accum_steps >= 1, 'grad_accum_steps', 'must be >= 1')
-  need(config.batch_size % config.grad_accum_steps == 0, 'grad_accum_steps',
-       f'must divide batch_size {config.batch_size}')
+  need(
+    config.batch_size % config.grad_accum_steps == 0,
+    'grad_accum_steps',
+    f'must divide batch_size {config.batch_size}',
+  )
   need(config.eval_batch_size > 0, 'eval_batch_size', 'must be positive')
-  need(config.dtype in ('float32', 'bfloat16', 'float16'), 'dtype',
-       f'must be float32, bfloat16 or float16, got {config.dtype!r}')
-  need(config.progress_bar in ('auto', 'always', 'never'), 'progress_bar',
-       "must be 'auto', 'always' or 'never'")
+  need(
+    config.dtype in ('float32', 'bfloat16', 'float16'),
+    'dtype',
+    f'must be float32, bfloat16 or float16, got {config.dtype!r}',
+  )
+  need(
+    config.progress_bar in ('auto', 'always', 'never'),
+    'progress_bar',
+    "must be 'auto', 'always' or 'never'",
+  )
   for axis in ('data', 'fsdp', 'tensor'):
     size = config.mesh[axis]
     need(size == -1 or size >= 1, f'mesh.{axis}', f'must be -1 or >= 1, got {size}')

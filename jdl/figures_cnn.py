@@ -17,8 +17,10 @@ CNN_CONFIG = ROOT / 'experiments/cnn/simple_fmnist.py'
 
 def _plt():
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+
   return plt
 
 
@@ -33,9 +35,11 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
   from jdl.train import loop
 
   if not (workdir / 'checkpoints').is_dir():
-    raise FileNotFoundError(f'jdl figures cnn: no trained run in {workdir}; train it first with '
-                            f'`jdl train --config {CNN_CONFIG.relative_to(ROOT)} --workdir '
-                            f'{workdir.relative_to(ROOT)}`')
+    raise FileNotFoundError(
+      f'jdl figures cnn: no trained run in {workdir}; train it first with '
+      f'`jdl train --config {CNN_CONFIG.relative_to(ROOT)} --workdir '
+      f'{workdir.relative_to(ROOT)}`'
+    )
   config = config_lib.load(str(CNN_CONFIG))
   task = loop.get_task(config)
   data = task.load_data()
@@ -44,8 +48,9 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
   model.eval()
   test = data.evals['test']
   predict = jax.jit(lambda batch: model(task.images(batch), train=False).argmax(-1))
-  predictions = np.concatenate([np.asarray(predict(b))[b['mask'] > 0] for b in
-                                pipeline.eval_batches(test, 1000)])
+  predictions = np.concatenate(
+    [np.asarray(predict(b))[b['mask'] > 0] for b in pipeline.eval_batches(test, 1000)]
+  )
   labels = test['label']
   accuracy = float((predictions == labels).mean())
   plt = _plt()
@@ -60,12 +65,16 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
   for ax, i in zip(axes.flat, range(32)):
     ax.imshow(test['image'][i, ..., 0], cmap='gray_r')
     ok = predictions[i] == labels[i]
-    ax.set_title(f'{fashion_mnist.CLASSES[predictions[i]]}\n(true: '
-                 f'{fashion_mnist.CLASSES[labels[i]]})', fontsize=7,
-                 color='tab:green' if ok else 'tab:red')
+    ax.set_title(
+      f'{fashion_mnist.CLASSES[predictions[i]]}\n(true: {fashion_mnist.CLASSES[labels[i]]})',
+      fontsize=7,
+      color='tab:green' if ok else 'tab:red',
+    )
     ax.axis('off')
-  fig.suptitle(f'Simple convnet, step {step}: the first 32 test images, predicted (true); '
-               f'test accuracy {100 * accuracy:.2f}%')
+  fig.suptitle(
+    f'Simple convnet, step {step}: the first 32 test images, predicted (true); '
+    f'test accuracy {100 * accuracy:.2f}%'
+  )
   fig.tight_layout()
   path = outdir / 'cnn_predictions.png'
   fig.savefig(path, dpi=110)
@@ -78,12 +87,22 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
   im = ax.imshow(confusion, cmap='Blues')
   for r in range(10):
     for c in range(10):
-      ax.text(c, r, confusion[r, c], ha='center', va='center', fontsize=7,
-              color='white' if confusion[r, c] > confusion.max() / 2 else 'black')
+      ax.text(
+        c,
+        r,
+        confusion[r, c],
+        ha='center',
+        va='center',
+        fontsize=7,
+        color='white' if confusion[r, c] > confusion.max() / 2 else 'black',
+      )
   ax.set_xticks(range(10), fashion_mnist.CLASSES, rotation=45, ha='right', fontsize=8)
   ax.set_yticks(range(10), fashion_mnist.CLASSES, fontsize=8)
-  ax.set(xlabel='predicted', ylabel='true',
-         title=f'Confusion matrix, 10,000 test images ({100 * accuracy:.2f}% correct)')
+  ax.set(
+    xlabel='predicted',
+    ylabel='true',
+    title=f'Confusion matrix, 10,000 test images ({100 * accuracy:.2f}% correct)',
+  )
   fig.colorbar(im)
   fig.tight_layout()
   path = outdir / 'cnn_confusion.png'
@@ -101,16 +120,27 @@ def render_tensors(outdir: pathlib.Path) -> list[pathlib.Path]:
   images = next(iter(pipeline.train_dataset(fashion_mnist.load().train, 128, 0)))['image']
   sequences = images[..., 0].astype(np.float32) / 255  # rows as time steps (issue: row-wise LSTM)
   test = fashion_mnist.load().evals['test']['image']
-  video = np.stack([test[i:i + 8] for i in range(0, 16 * 8, 8)])  # 16 clips of 8 frames
+  video = np.stack([test[i : i + 8] for i in range(0, 16 * 8, 8)])  # 16 clips of 8 frames
   examples = [
-      ('tabular (2-D)', '{instances, features}', tabular,
-       'diabetes: 32 patients x 10 standardized features'),
-      ('sequences (3-D)', '{instances, time, features}', sequences,
-       'Fashion-MNIST read row by row: 28 steps of 28 pixels'),
-      ('images (4-D)', '{instances, height, width, colour}', images,
-       'Fashion-MNIST training batch'),
-      ('video (5-D)', '{instances, frames, height, width, colour}', video,
-       'no video set installs offline: 8 consecutive test images stacked as frames'),
+    (
+      'tabular (2-D)',
+      '{instances, features}',
+      tabular,
+      'diabetes: 32 patients x 10 standardized features',
+    ),
+    (
+      'sequences (3-D)',
+      '{instances, time, features}',
+      sequences,
+      'Fashion-MNIST read row by row: 28 steps of 28 pixels',
+    ),
+    ('images (4-D)', '{instances, height, width, colour}', images, 'Fashion-MNIST training batch'),
+    (
+      'video (5-D)',
+      '{instances, frames, height, width, colour}',
+      video,
+      'no video set installs offline: 8 consecutive test images stacked as frames',
+    ),
   ]
   plt = _plt()
   fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
@@ -128,7 +158,7 @@ def render_tensors(outdir: pathlib.Path) -> list[pathlib.Path]:
     ax.set_xlabel(source, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
-  fig.suptitle('Tensors of rank 2 to 5, as batches from jdl\'s own loaders')
+  fig.suptitle("Tensors of rank 2 to 5, as batches from jdl's own loaders")
   fig.tight_layout()
   path = outdir / 'tensors.png'
   fig.savefig(path, dpi=110)

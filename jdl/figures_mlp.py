@@ -14,6 +14,7 @@ from jdl.cli import ROOT
 
 def render(outdir: pathlib.Path) -> list[pathlib.Path]:
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
@@ -27,15 +28,19 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
   epochs = [h for h in result['history'] if 'validation_loss' in h]
   data = loop.get_task(config).load_data()
   baseline = float(np.mean((data.evals['test']['y'] - data.train['y'].mean()) ** 2))
-  scores = compare_sklearn(data, epochs[-1]['test_loss'], baseline, config.model.features[:-1],
-                           config.seed)
+  scores = compare_sklearn(
+    data, epochs[-1]['test_loss'], baseline, config.model.features[:-1], config.seed
+  )
 
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
   x = np.arange(1, len(epochs) + 1)
   left.plot(x, [h['loss'] for h in epochs], 'o-', label='loss (training MSE)')
   left.plot(x, [h['validation_loss'] for h in epochs], 's-', label='val_loss (validation MSE)')
-  left.set(xlabel='epoch', ylabel='MSE (standardized target)',
-           title='Dense 10-2-1, SGD 0.01, batch 32: history')
+  left.set(
+    xlabel='epoch',
+    ylabel='MSE (standardized target)',
+    title='Dense 10-2-1, SGD 0.01, batch 32: history',
+  )
   left.grid(alpha=0.3)
   left.legend()
   names = ['jdl MLP\n(Keras recipe)', 'sklearn\nMLPRegressor', 'mean\npredictor']

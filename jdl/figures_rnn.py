@@ -22,12 +22,16 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / 'docs/rnn_adding.json'
-STYLE = {'lstm': ('o-', 'tab:blue', 'LSTM'), 'elman': ('s-', 'tab:orange', 'Elman'),
-         'jordan': ('^-', 'tab:green', 'Jordan')}
+STYLE = {
+  'lstm': ('o-', 'tab:blue', 'LSTM'),
+  'elman': ('s-', 'tab:orange', 'Elman'),
+  'jordan': ('^-', 'tab:green', 'Jordan'),
+}
 
 
 def render(outdir: pathlib.Path, results: pathlib.Path = RESULTS) -> list[pathlib.Path]:
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
@@ -42,13 +46,27 @@ def render(outdir: pathlib.Path, results: pathlib.Path = RESULTS) -> list[pathli
     if runs:
       params = runs[0]['params']
       # A log axis needs positive values; a perfect fit would otherwise vanish from the plot.
-      ax.plot([r['seq_len'] for r in runs], [max(r['test_mse'], 1e-6) for r in runs], marker,
-              color=color, label=f'{label} (hidden {runs[0]["hidden_size"]}, {params:,} params)')
-  ax.axhline(data.get('trivial_mse', 1 / 6), color='gray', ls='--',
-             label='trivial predictor (always 1.0): 1/6')
+      ax.plot(
+        [r['seq_len'] for r in runs],
+        [max(r['test_mse'], 1e-6) for r in runs],
+        marker,
+        color=color,
+        label=f'{label} (hidden {runs[0]["hidden_size"]}, {params:,} params)',
+      )
+  ax.axhline(
+    data.get('trivial_mse', 1 / 6),
+    color='gray',
+    ls='--',
+    label='trivial predictor (always 1.0): 1/6',
+  )
   ax.axhline(0.01, color='gray', ls=':', lw=0.8, label='"solved": MSE 0.01')
-  ax.set(xscale='log', yscale='log', xlabel='sequence length T', ylabel='test MSE',
-         title='Adding problem: remembering two marked values over T steps')
+  ax.set(
+    xscale='log',
+    yscale='log',
+    xlabel='sequence length T',
+    ylabel='test MSE',
+    title='Adding problem: remembering two marked values over T steps',
+  )
   ax.set_xticks(sorted({r['seq_len'] for r in data['runs']}))
   ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
   ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
@@ -66,13 +84,15 @@ def render(outdir: pathlib.Path, results: pathlib.Path = RESULTS) -> list[pathli
 GRID = [f'{cell}:{t}' for t in (100, 50, 200) for cell in ('lstm', 'elman', 'jordan')]
 
 
-def run(variant: str, steps: int | None, lr: float | None,
-        workdir: pathlib.Path | None = None) -> dict:
+def run(
+  variant: str, steps: int | None, lr: float | None, workdir: pathlib.Path | None = None
+) -> dict:
   """One training run; with `workdir`, its metrics.jsonl stays there (readable mid-run)."""
   import jax
 
   from jdl import config as config_lib
   from jdl.train import loop
+
   config = config_lib.load(str(ROOT / f'experiments/rnn/adding_problem.py:{variant}'))
   config.progress_bar = 'never'
   if steps:
@@ -81,7 +101,7 @@ def run(variant: str, steps: int | None, lr: float | None,
     config.optimizer.learning_rate = lr
   start = time.perf_counter()
   if workdir:
-    name = f"{variant.replace(':', '_')}_lr{config.optimizer.learning_rate:g}"
+    name = f'{variant.replace(":", "_")}_lr{config.optimizer.learning_rate:g}'
     result = loop.train_and_evaluate(config, workdir / name)
   else:
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,15 +109,22 @@ def run(variant: str, steps: int | None, lr: float | None,
   wall = time.perf_counter() - start
   evals = [h for h in result['history'] if 'test_loss' in h]
   m = config.model
-  return {'cell': m.cell, 'seq_len': config.data.kwargs.seq_len, 'hidden_size': m.hidden_size,
-          'params': int(sum(x.size for x in jax.tree.leaves(result['state'].params))),
-          'steps': int(result['step']), 'batch_size': config.batch_size,
-          'learning_rate': config.optimizer.learning_rate, 'test_mse': evals[-1]['test_loss'],
-          'validation_mse': evals[-1]['validation_loss'], 'best_validation_mse':
-          min(h['validation_loss'] for h in evals), 'wall_seconds': round(wall, 1),
-          'curve': [[h['step'], round(h['test_loss'], 5)] for h in evals],
-          'backend': jax.default_backend(),
-          'completed': int(result['step']) >= config.num_train_steps}  # False: stopped early
+  return {
+    'cell': m.cell,
+    'seq_len': config.data.kwargs.seq_len,
+    'hidden_size': m.hidden_size,
+    'params': int(sum(x.size for x in jax.tree.leaves(result['state'].params))),
+    'steps': int(result['step']),
+    'batch_size': config.batch_size,
+    'learning_rate': config.optimizer.learning_rate,
+    'test_mse': evals[-1]['test_loss'],
+    'validation_mse': evals[-1]['validation_loss'],
+    'best_validation_mse': min(h['validation_loss'] for h in evals),
+    'wall_seconds': round(wall, 1),
+    'curve': [[h['step'], round(h['test_loss'], 5)] for h in evals],
+    'backend': jax.default_backend(),
+    'completed': int(result['step']) >= config.num_train_steps,
+  }  # False: stopped early
 
 
 def merge(records: list[dict]) -> None:
@@ -112,16 +139,21 @@ def merge(records: list[dict]) -> None:
     k = (r['cell'], r['seq_len'])
     if k not in best or r['validation_mse'] < best[k]['validation_mse']:
       best[k] = r
-  results = {'trivial_mse': 1 / 6,
-             'selection': 'per cell and T, the learning rate with the lowest final validation MSE',
-             'runs': sorted(best.values(), key=lambda r: (r['seq_len'], r['cell'])),
-             'all_runs': sorted(all_runs, key=key)}
+  results = {
+    'trivial_mse': 1 / 6,
+    'selection': 'per cell and T, the learning rate with the lowest final validation MSE',
+    'runs': sorted(best.values(), key=lambda r: (r['seq_len'], r['cell'])),
+    'all_runs': sorted(all_runs, key=key),
+  }
   RESULTS.write_text(json.dumps(results, indent=1) + '\n')
 
 
 def main():
-  parser = argparse.ArgumentParser(prog='python -m jdl.figures_rnn', description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog='python -m jdl.figures_rnn',
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument('variants', nargs='*', default=GRID)
   parser.add_argument('--steps', type=int, default=None)
   parser.add_argument('--lr', type=float, default=None)
@@ -139,8 +171,10 @@ def main():
       (args.out / name).write_text(json.dumps(record) + '\n')
     else:
       merge([record])
-    print(f'RESULT {variant}: test MSE {record["test_mse"]:.4f} in {record["wall_seconds"]}s',
-          flush=True)
+    print(
+      f'RESULT {variant}: test MSE {record["test_mse"]:.4f} in {record["wall_seconds"]}s',
+      flush=True,
+    )
 
 
 if __name__ == '__main__':

@@ -26,8 +26,9 @@ def module_counts(params, depth: int = 1) -> OrderedDict[str, int]:
 
 
 def abstract_params(task):
-  return nnx.to_pure_dict(jax.eval_shape(lambda: nnx.state(task.build_model(nnx.Rngs(0)),
-                                                          nnx.Param)))
+  return nnx.to_pure_dict(
+    jax.eval_shape(lambda: nnx.state(task.build_model(nnx.Rngs(0)), nnx.Param))
+  )
 
 
 def per_device_bytes(task, mesh_sizes: dict[str, int]) -> dict[str, int]:
@@ -51,8 +52,10 @@ def per_device_bytes(task, mesh_sizes: dict[str, int]) -> dict[str, int]:
       total += math.prod(shard) * np.dtype(leaf.dtype).itemsize
     return total
 
-  return {'params': tree_bytes(abstract.params, axes.params),
-          'opt_state': tree_bytes(abstract.opt_state, axes.opt_state)}
+  return {
+    'params': tree_bytes(abstract.params, axes.params),
+    'opt_state': tree_bytes(abstract.opt_state, axes.opt_state),
+  }
 
 
 def format_table(counts: dict[str, int], total: int) -> str:

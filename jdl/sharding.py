@@ -30,9 +30,11 @@ def initialize_distributed(enabled: bool) -> None:
     return
   kwargs = {}
   if 'JDL_COORDINATOR' in os.environ:
-    kwargs = dict(coordinator_address=os.environ['JDL_COORDINATOR'],
-                  num_processes=int(os.environ['JDL_NUM_PROCESSES']),
-                  process_id=int(os.environ['JDL_PROCESS_ID']))
+    kwargs = dict(
+      coordinator_address=os.environ['JDL_COORDINATOR'],
+      num_processes=int(os.environ['JDL_NUM_PROCESSES']),
+      process_id=int(os.environ['JDL_PROCESS_ID']),
+    )
   # Only the CPU backend reads this; it lets processes on CPUs run collectives over TCP.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(**kwargs)
@@ -55,8 +57,9 @@ def mesh_shape(sizes: dict[str, int], num_devices: int) -> tuple[int, ...]:
       raise ValueError(f'mesh: {described} does not divide the {num_devices} devices')
     shape[free[0]] = num_devices // fixed
   if math.prod(shape) > num_devices:
-    raise ValueError(f'mesh: {described} needs {math.prod(shape)} devices, '
-                     f'only {num_devices} are present')
+    raise ValueError(
+      f'mesh: {described} needs {math.prod(shape)} devices, only {num_devices} are present'
+    )
   return tuple(shape)
 
 
@@ -64,8 +67,12 @@ def make_mesh(sizes: dict[str, int]) -> jax.sharding.Mesh:
   shape = mesh_shape(sizes, jax.device_count())
   # Auto axes: the compiler propagates shardings from the rules; Explicit axes would make every
   # op state its output sharding, which rule-based sharding does not do.
-  return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES),
-                       devices=jax.devices()[:math.prod(shape)])
+  return jax.make_mesh(
+    shape,
+    MESH_AXES,
+    axis_types=(AxisType.Auto,) * len(MESH_AXES),
+    devices=jax.devices()[: math.prod(shape)],
+  )
 
 
 def logical_to_spec(logical: tuple, shape: tuple[int, ...], rules, mesh) -> P:
@@ -92,8 +99,10 @@ def logical_to_spec(logical: tuple, shape: tuple[int, ...], rules, mesh) -> P:
 def tree_shardings(abstract_tree, logical_tree, rules, mesh):
   """NamedShardings for a tree of ShapeDtypeStructs, given the matching tree of logical axes
   (PartitionSpecs of names; P() for a replicated leaf)."""
+
   def one(logical, x):
     return NamedSharding(mesh, logical_to_spec(tuple(logical), tuple(x.shape), rules, mesh))
+
   return jax.tree.map(one, logical_tree, abstract_tree, is_leaf=lambda v: isinstance(v, P))
 
 
@@ -103,8 +112,7 @@ def batch_sharding(mesh, stacked: bool = False) -> NamedSharding:
   return NamedSharding(mesh, P(None, BATCH_AXES) if stacked else P(BATCH_AXES))
 
 
-def global_batch(local: dict[str, np.ndarray], mesh, stacked: bool = False
-                 ) -> dict[str, jax.Array]:
+def global_batch(local: dict[str, np.ndarray], mesh, stacked: bool = False) -> dict[str, jax.Array]:
   """This process's rows of a batch -> one global array per field, split over the batch axes."""
   sharding = batch_sharding(mesh, stacked)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}

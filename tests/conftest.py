@@ -20,8 +20,14 @@ def run_jdl(*args, env=None, timeout=300, check=False) -> subprocess.CompletedPr
   """`python -m jdl ...` in a fresh process (its own JAX, one CPU device unless told)."""
   full_env = dict(os.environ, **(env or {}))
   full_env.setdefault('JAX_PLATFORMS', 'cpu')
-  proc = subprocess.run([sys.executable, '-m', 'jdl', *map(str, args)], capture_output=True,
-                        text=True, timeout=timeout, env=full_env, cwd=ROOT)
+  proc = subprocess.run(
+    [sys.executable, '-m', 'jdl', *map(str, args)],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    env=full_env,
+    cwd=ROOT,
+  )
   if check and proc.returncode:
     raise AssertionError(f'jdl {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}')
   return proc
@@ -30,4 +36,5 @@ def run_jdl(*args, env=None, timeout=300, check=False) -> subprocess.CompletedPr
 @pytest.fixture
 def mlp_config():
   from jdl import config as config_lib
+
   return config_lib.load(MLP + ':smoke')

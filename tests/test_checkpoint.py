@@ -19,17 +19,36 @@ from jdl.train import loop
 from tests.conftest import MLP, ROOT, run_jdl
 
 # 8 steps per epoch; a checkpoint every 40 steps, no per-epoch evaluation to slow it down.
-LONG = ['--config.num_epochs=150', '--config.checkpoint_every_steps=40',
-        '--config.eval_every_steps=-1', '--config.log_every_steps=40',
-        '--config.keep_checkpoints=50']
+LONG = [
+  '--config.num_epochs=150',
+  '--config.checkpoint_every_steps=40',
+  '--config.eval_every_steps=-1',
+  '--config.log_every_steps=40',
+  '--config.keep_checkpoints=50',
+]
 
 
 def start_jdl(workdir, *extra) -> subprocess.Popen:
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.Popen([sys.executable, '-m', 'jdl', 'train', '--config', MLP,
-                           '--workdir', str(workdir), *LONG, *extra],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          cwd=ROOT)
+  return subprocess.Popen(
+    [
+      sys.executable,
+      '-m',
+      'jdl',
+      'train',
+      '--config',
+      MLP,
+      '--workdir',
+      str(workdir),
+      *LONG,
+      *extra,
+    ],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    env=env,
+    cwd=ROOT,
+  )
 
 
 def steps_saved(workdir: pathlib.Path) -> list[int]:
@@ -47,8 +66,9 @@ def wait_for_checkpoints(workdir, proc, count: int, timeout=120) -> None:
 
 def final_params(workdir: pathlib.Path):
   step = steps_saved(workdir)[-1]
-  state = ocp.StandardCheckpointer().restore((workdir / 'checkpoints' / str(step) / 'state')
-                                             .absolute())
+  state = ocp.StandardCheckpointer().restore(
+    (workdir / 'checkpoints' / str(step) / 'state').absolute()
+  )
   return step, state['params']
 
 
@@ -61,8 +81,7 @@ def test_sigkill_then_resume_is_bitwise_equal(tmp_path):
   proc.wait()
   saved = steps_saved(tmp_path / 'killed')
   assert saved and saved[-1] < 1200, 'the run was not interrupted mid-way'
-  resumed = run_jdl('train', '--config', MLP, '--workdir', tmp_path / 'killed', *LONG,
-                    check=True)
+  resumed = run_jdl('train', '--config', MLP, '--workdir', tmp_path / 'killed', *LONG, check=True)
   assert 'resumed at step' in resumed.stdout
 
   step_a, params_a = final_params(tmp_path / 'straight')
@@ -87,8 +106,9 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
-  run_jdl('train', '--config', MLP, '--workdir', tmp_path, '--config.keep_checkpoints=5',
-          check=True)
+  run_jdl(
+    'train', '--config', MLP, '--workdir', tmp_path, '--config.keep_checkpoints=5', check=True
+  )
   assert steps_saved(tmp_path) == [48, 56, 64, 72, 80]
   # Garble every data file of the newest checkpoint, as a crash mid-write or a bad disk would.
   for f in (tmp_path / 'checkpoints' / '80').rglob('*'):
@@ -98,18 +118,20 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
     f.write_text('{not json')
   proc = run_jdl('eval', '--config', MLP, '--workdir', tmp_path, check=True)
   assert 'checkpoint at step 80 is corrupt or partial' in proc.stdout
-  metrics = json.loads(proc.stdout[proc.stdout.index('{'):])
+  metrics = json.loads(proc.stdout[proc.stdout.index('{') :])
   assert metrics['step'] == 72
   assert (tmp_path / 'checkpoints.corrupt' / '80').is_dir()  # kept, not deleted
   assert steps_saved(tmp_path) == [48, 56, 64, 72]
 
 
 def test_checkpoint_of_another_config_is_an_error_and_is_kept(tmp_path):
-  run_jdl('train', '--config', MLP, '--workdir', tmp_path, '--config.keep_checkpoints=2',
-          check=True)
+  run_jdl(
+    'train', '--config', MLP, '--workdir', tmp_path, '--config.keep_checkpoints=2', check=True
+  )
   assert steps_saved(tmp_path) == [72, 80]
-  proc = run_jdl('eval', '--config', MLP, '--workdir', tmp_path,
-                 '--config.model.features=(16, 2, 1)')
+  proc = run_jdl(
+    'eval', '--config', MLP, '--workdir', tmp_path, '--config.model.features=(16, 2, 1)'
+  )
   assert proc.returncode == 2
   assert 'does not fit this config' in proc.stderr
   assert 'is (10, 10) in the checkpoint, (10, 16) in the config' in proc.stderr
@@ -134,7 +156,8 @@ def test_nan_loss_stops_the_run_naming_the_step(mlp_config, tmp_path, monkeypatc
 
 
 def test_diverging_run_exits_nonzero_naming_the_step(tmp_path):
-  proc = run_jdl('train', '--config', MLP, '--workdir', tmp_path,
-                 '--config.optimizer.learning_rate=1e30')
+  proc = run_jdl(
+    'train', '--config', MLP, '--workdir', tmp_path, '--config.optimizer.learning_rate=1e30'
+  )
   assert proc.returncode == 3
   assert 'at step ' in proc.stderr and 'training stopped' in proc.stderr

@@ -26,15 +26,19 @@ def test_simple_convnet_shape_and_count():
   assert n_params(lambda: SimpleConvNet(rngs=nnx.Rngs(0))) == 34_826  # Keras' model.summary()
 
 
-@pytest.mark.parametrize('variant,main_total', [
+@pytest.mark.parametrize(
+  'variant,main_total',
+  [
     ('paper', 6_998_552),  # biases and true 5x5 convolutions; Table 1's column sums to 6,797.7K
     ('batchnorm', 6_624_904),  # equals torchvision's GoogLeNet (BN, 3x3 in the 5x5 branch)
-])
+  ],
+)
 def test_googlenet_counts_at_1000_classes(variant, main_total):
   build = lambda aux: GoogLeNet(1000, variant=variant, aux_heads=aux, rngs=nnx.Rngs(0))
   assert n_params(lambda: build(False)) == main_total
-  assert n_params(lambda: build(True)) - main_total == (6_379_728 if variant == 'paper'
-                                                         else 6_379_984)
+  assert n_params(lambda: build(True)) - main_total == (
+    6_379_728 if variant == 'paper' else 6_379_984
+  )
 
 
 def apply_abstractly(build, x, train=False):
@@ -57,8 +61,7 @@ def test_googlenet_imagenet_shape():
 
 
 def test_params_cli_prints_table1_beside_the_count():
-  proc = run_jdl('params', '--config', ROOT / 'experiments/cnn/googlenet_imagenet.py',
-                 check=True)
+  proc = run_jdl('params', '--config', ROOT / 'experiments/cnn/googlenet_imagenet.py', check=True)
   assert 'main total' in proc.stdout and '6,998,552' in proc.stdout and '6,797.7K' in proc.stdout
   assert 'aux 4a' in proc.stdout
 
@@ -81,8 +84,14 @@ def test_fashion_mnist_real_files():
 
 
 def test_missing_data_names_the_install_command(tmp_path):
-  proc = run_jdl('train', '--config', ROOT / 'experiments/cnn/simple_fmnist.py:smoke',
-                 '--workdir', tmp_path, env={'JDL_FASHION_MNIST_DIR': str(tmp_path / 'none')})
+  proc = run_jdl(
+    'train',
+    '--config',
+    ROOT / 'experiments/cnn/simple_fmnist.py:smoke',
+    '--workdir',
+    tmp_path,
+    env={'JDL_FASHION_MNIST_DIR': str(tmp_path / 'none')},
+  )
   assert proc.returncode == 2
   assert 'apt-get install -y dataset-fashion-mnist' in proc.stderr
 
@@ -104,6 +113,7 @@ def test_smoke_training_on_fashion_mnist(name, tmp_path):
 
 def test_imagenet_smoke_on_mock_data_under_8_devices(tmp_path):
   import tensorflow_datasets as tfds
+
   config = config_lib.load(str(ROOT / 'experiments/cnn/googlenet_imagenet.py') + ':smoke')
   with tfds.testing.mock_data(num_examples=40):
     result = loop.train_and_evaluate(config, tmp_path)
@@ -118,11 +128,15 @@ def test_reshape_max_pool_equals_reduce_window_in_values_and_gradients():
   """Equal except in how a tie shares its gradient (one winner in select-and-scatter, split by
   jnp.max); in the network ties come from ReLU's zeros, whose gradient ReLU zeroes: equal again."""
   from jdl.models.cnn import max_pool
+
   z = jax.random.normal(jax.random.key(0), (2, 11, 11, 3))  # odd: 'VALID' drops the last row
   ours = lambda x: max_pool(x, 2, 2)
   ref = lambda x: nnx.max_pool(x, (2, 2), (2, 2), 'VALID')
   np.testing.assert_array_equal(ours(z), ref(z))
   w = jax.random.normal(jax.random.key(1), (2, 5, 5, 3))
   for f in (lambda x: x, jax.nn.relu):  # no ties; then ReLU's ties
-    np.testing.assert_allclose(jax.grad(lambda z: (ours(f(z)) * w).sum())(z),
-                               jax.grad(lambda z: (ref(f(z)) * w).sum())(z), atol=1e-7)
+    np.testing.assert_allclose(
+      jax.grad(lambda z: (ours(f(z)) * w).sum())(z),
+      jax.grad(lambda z: (ref(f(z)) * w).sum())(z),
+      atol=1e-7,
+    )

@@ -7,9 +7,17 @@ from tests.conftest import MLP, run_jdl
 
 
 def test_override_sets_typed_values(mlp_config):
-  rest = config_lib.apply_overrides(mlp_config, [
-      '--config.optimizer.learning_rate=0.5', '--config.num_epochs', '3',
-      '--config.optimizer.name=adamw', '--config.model.features=(4,4,1)', 'positional'])
+  rest = config_lib.apply_overrides(
+    mlp_config,
+    [
+      '--config.optimizer.learning_rate=0.5',
+      '--config.num_epochs',
+      '3',
+      '--config.optimizer.name=adamw',
+      '--config.model.features=(4,4,1)',
+      'positional',
+    ],
+  )
   assert rest == ['positional']
   assert mlp_config.optimizer.learning_rate == 0.5
   assert mlp_config.num_epochs == 3
@@ -18,8 +26,11 @@ def test_override_sets_typed_values(mlp_config):
 
 
 def test_unknown_key_is_named_with_a_suggestion(mlp_config):
-  with pytest.raises(config_lib.ConfigError, match=r"unknown config key 'optimizer.learnin_rate'"
-                     r".*did you mean 'optimizer.learning_rate'"):
+  with pytest.raises(
+    config_lib.ConfigError,
+    match=r"unknown config key 'optimizer.learnin_rate'"
+    r".*did you mean 'optimizer.learning_rate'",
+  ):
     config_lib.apply_override(mlp_config, 'optimizer.learnin_rate', '0.1')
 
 
@@ -36,8 +47,14 @@ def test_validation_names_the_field(mlp_config):
 
 
 def test_cli_unknown_override_exits_nonzero_naming_the_key(tmp_path):
-  proc = run_jdl('train', '--config', MLP + ':smoke', '--workdir', tmp_path,
-                 '--config.optimzer.learning_rate=0.1')
+  proc = run_jdl(
+    'train',
+    '--config',
+    MLP + ':smoke',
+    '--workdir',
+    tmp_path,
+    '--config.optimzer.learning_rate=0.1',
+  )
   assert proc.returncode != 0
   assert "unknown config key 'optimzer'" in proc.stderr
   assert "did you mean 'optimizer'" in proc.stderr
@@ -57,8 +74,9 @@ def test_params_json_and_mesh_bytes():
   # Dense 10->10, 10->2, 2->1 with biases: 110 + 22 + 3.
   assert out['total'] == 135
   assert out['modules'] == {'layers': 135}
-  proc = run_jdl('params', '--config', MLP, '--mesh', 'data=2,fsdp=1,tensor=1', '--json',
-                 check=True)
+  proc = run_jdl(
+    'params', '--config', MLP, '--mesh', 'data=2,fsdp=1,tensor=1', '--json', check=True
+  )
   out = json.loads(proc.stdout)
   assert out['bytes_per_device']['params'] == 135 * 4
 

@@ -11,6 +11,7 @@ from tests.conftest import MLP, run_jdl
 def test_smoke_run_beats_the_mean_predictor(mlp_config, tmp_path):
   result = loop.train_and_evaluate(mlp_config, tmp_path)
   from jdl.data import diabetes
+
   data = diabetes.load()
   mean_mse = float(np.mean((data.evals['validation']['y'] - data.train['y'].mean()) ** 2))
   history = [h for h in result['history'] if 'validation_loss' in h]
@@ -32,7 +33,7 @@ def test_cli_prints_keras_history_and_sklearn_comparison(tmp_path):
   # eval restores the final checkpoint and reproduces the final validation loss
   final = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
   proc = run_jdl('eval', '--config', MLP, '--workdir', tmp_path, check=True)
-  metrics = json.loads(proc.stdout[proc.stdout.index('{'):])
+  metrics = json.loads(proc.stdout[proc.stdout.index('{') :])
   assert metrics['step'] == 80
   np.testing.assert_allclose(metrics['validation_loss'], final['validation_loss'], rtol=1e-6)
 
@@ -41,11 +42,13 @@ def test_bfloat16_compute_keeps_float32_parameters(mlp_config, tmp_path):
   mlp_config.dtype = 'bfloat16'
   result = loop.train_and_evaluate(mlp_config, tmp_path)
   import jax
+
   assert {x.dtype.name for x in jax.tree.leaves(result['state'].params)} == {'float32'}
   assert result['final']['validation_loss'] < 0.75  # trains like float32 (0.69 there)
 
 
 def test_progress_bar_on_request(tmp_path):
-  proc = run_jdl('train', '--config', MLP, '--workdir', tmp_path,
-                 '--config.progress_bar=always', check=True)
+  proc = run_jdl(
+    'train', '--config', MLP, '--workdir', tmp_path, '--config.progress_bar=always', check=True
+  )
   assert '80/80' in proc.stderr and 'step/s' in proc.stderr and 'loss=' in proc.stderr

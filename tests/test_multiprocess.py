@@ -13,29 +13,59 @@ import portpicker
 
 from tests.conftest import MLP, ROOT, run_jdl
 
-ARGS = ['--config.num_epochs=3', '--config.log_every_steps=1', '--config.eval_every_steps=8',
-        '--config.checkpoint_every_steps=-1']
+ARGS = [
+  '--config.num_epochs=3',
+  '--config.log_every_steps=1',
+  '--config.eval_every_steps=8',
+  '--config.checkpoint_every_steps=-1',
+]
 
 
 def losses(workdir):
   lines = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  return [l['loss'] for l in lines if 'loss' in l], [l['validation_loss'] for l in lines
-                                                     if 'validation_loss' in l]
+  return [l['loss'] for l in lines if 'loss' in l], [
+    l['validation_loss'] for l in lines if 'validation_loss' in l
+  ]
 
 
 def test_two_processes_equal_one(tmp_path):
-  run_jdl('train', '--config', MLP, '--workdir', tmp_path / 'one', '--devices', '8', *ARGS,
-          check=True)
+  run_jdl(
+    'train', '--config', MLP, '--workdir', tmp_path / 'one', '--devices', '8', *ARGS, check=True
+  )
 
   port = portpicker.pick_unused_port()
   procs = []
   for pid in range(2):
-    env = dict(os.environ, JAX_PLATFORMS='cpu', JDL_COORDINATOR=f'127.0.0.1:{port}',
-               JDL_NUM_PROCESSES='2', JDL_PROCESS_ID=str(pid))
-    procs.append(subprocess.Popen(
-        [sys.executable, '-m', 'jdl', 'train', '--config', MLP, '--workdir', str(tmp_path / 'two'),
-         '--devices', '4', '--multihost', *ARGS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+    env = dict(
+      os.environ,
+      JAX_PLATFORMS='cpu',
+      JDL_COORDINATOR=f'127.0.0.1:{port}',
+      JDL_NUM_PROCESSES='2',
+      JDL_PROCESS_ID=str(pid),
+    )
+    procs.append(
+      subprocess.Popen(
+        [
+          sys.executable,
+          '-m',
+          'jdl',
+          'train',
+          '--config',
+          MLP,
+          '--workdir',
+          str(tmp_path / 'two'),
+          '--devices',
+          '4',
+          '--multihost',
+          *ARGS,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+      )
+    )
   outs = [p.communicate(timeout=300) for p in procs]
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err
@@ -54,14 +84,39 @@ def test_sigterm_to_one_process_checkpoints_both_at_one_step(tmp_path):
   port = portpicker.pick_unused_port()
   procs = []
   for pid in range(2):
-    env = dict(os.environ, JAX_PLATFORMS='cpu', JDL_COORDINATOR=f'127.0.0.1:{port}',
-               JDL_NUM_PROCESSES='2', JDL_PROCESS_ID=str(pid))
-    procs.append(subprocess.Popen(
-        [sys.executable, '-m', 'jdl', 'train', '--config', MLP, '--workdir', str(tmp_path),
-         '--devices', '4', '--multihost', '--config.num_epochs=2000',
-         '--config.eval_every_steps=-1', '--config.checkpoint_every_steps=-1',
-         '--config.log_every_steps=8'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+    env = dict(
+      os.environ,
+      JAX_PLATFORMS='cpu',
+      JDL_COORDINATOR=f'127.0.0.1:{port}',
+      JDL_NUM_PROCESSES='2',
+      JDL_PROCESS_ID=str(pid),
+    )
+    procs.append(
+      subprocess.Popen(
+        [
+          sys.executable,
+          '-m',
+          'jdl',
+          'train',
+          '--config',
+          MLP,
+          '--workdir',
+          str(tmp_path),
+          '--devices',
+          '4',
+          '--multihost',
+          '--config.num_epochs=2000',
+          '--config.eval_every_steps=-1',
+          '--config.checkpoint_every_steps=-1',
+          '--config.log_every_steps=8',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+      )
+    )
   metrics = tmp_path / 'metrics.jsonl'
   deadline = time.time() + 120
   while not (metrics.exists() and metrics.read_text().count('\n') >= 3):

@@ -34,8 +34,10 @@ def test_incomplete_last_batch_is_dropped():
 
 def test_process_shards_concatenate_to_the_global_batch():
   whole = iter(pipeline.train_dataset(arrays(), global_batch=20, seed=1))
-  shards = [iter(pipeline.train_dataset(arrays(), 20, 1, process_index=p, process_count=4))
-            for p in range(4)]
+  shards = [
+    iter(pipeline.train_dataset(arrays(), 20, 1, process_index=p, process_count=4))
+    for p in range(4)
+  ]
   for _ in range(12):  # across an epoch boundary
     global_batch = next(whole)['y']
     parts = [next(s)['y'] for s in shards]
@@ -70,6 +72,7 @@ def test_eval_batches_cover_every_row_once_with_a_mask():
   rows = np.concatenate([b['y'] for b in batches])[mask > 0]
   assert sorted(rows) == list(range(23)) and mask.sum() == 23
   shards = [list(pipeline.eval_batches(arrays(23), 10, p, 2)) for p in range(2)]
-  merged = np.concatenate([np.concatenate([shards[0][i]['y'], shards[1][i]['y']])
-                           for i in range(3)])
+  merged = np.concatenate(
+    [np.concatenate([shards[0][i]['y'], shards[1][i]['y']]) for i in range(3)]
+  )
   assert np.array_equal(merged, np.concatenate([b['y'] for b in batches]))

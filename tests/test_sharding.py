@@ -31,11 +31,11 @@ def small_mlp(mesh: dict) -> ml_collections.ConfigDict:
 
 
 MESHES = {
-    'one device': dict(data=1, fsdp=1, tensor=1),
-    'data parallel': dict(data=8, fsdp=1, tensor=1),
-    'fsdp': dict(data=1, fsdp=8, tensor=1),
-    'tensor parallel': dict(data=1, fsdp=1, tensor=8),
-    'all three': dict(data=2, fsdp=2, tensor=2),
+  'one device': dict(data=1, fsdp=1, tensor=1),
+  'data parallel': dict(data=8, fsdp=1, tensor=1),
+  'fsdp': dict(data=1, fsdp=8, tensor=1),
+  'tensor parallel': dict(data=1, fsdp=1, tensor=8),
+  'all three': dict(data=2, fsdp=2, tensor=2),
 }
 
 
@@ -68,10 +68,16 @@ def test_parameter_shardings_differ(runs):
   # FSDP splits each kernel's 'embed' side; the 8-wide output layer is split too.
   assert _kernel_specs(runs['fsdp']) == [P('fsdp', None), P(None, 'fsdp'), P('fsdp', None)]
   # Tensor parallel splits the 'mlp' side: column-split, then row-split, then column-split.
-  assert _kernel_specs(runs['tensor parallel']) == [P(None, 'tensor'), P('tensor', None),
-                                                    P(None, 'tensor')]
-  assert _kernel_specs(runs['all three']) == [P('fsdp', 'tensor'), P('tensor', 'fsdp'),
-                                              P('fsdp', 'tensor')]
+  assert _kernel_specs(runs['tensor parallel']) == [
+    P(None, 'tensor'),
+    P('tensor', None),
+    P(None, 'tensor'),
+  ]
+  assert _kernel_specs(runs['all three']) == [
+    P('fsdp', 'tensor'),
+    P('tensor', 'fsdp'),
+    P('fsdp', 'tensor'),
+  ]
   # Optimizer moments are created with their parameters' shardings.
   mu = runs['fsdp']['state'].opt_state[0].mu
   assert mu['layers'][0]['kernel'].sharding.spec == P('fsdp', None)
@@ -100,8 +106,9 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
   config = small_mlp(MESHES['data parallel'])
   config.grad_accum_steps = 4
   accum = loop.train_and_evaluate(config, tmp_path / 'accum')
-  np.testing.assert_allclose([h['loss'] for h in accum['history']],
-                             [h['loss'] for h in full['history']], rtol=1e-5)
+  np.testing.assert_allclose(
+    [h['loss'] for h in accum['history']], [h['loss'] for h in full['history']], rtol=1e-5
+  )
 
 
 def test_several_steps_per_call_match_one_per_call(tmp_path):

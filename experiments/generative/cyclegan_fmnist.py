@@ -38,8 +38,10 @@ def get_config(arg: str | None = None):
   c = base_config()
   c.task = 'cyclegan'
   c.data.name = 'unpaired'
-  c.data.kwargs = {'source': 'fashion_mnist', 'classes': PAIRS[pairs[0] if pairs
-                                                               else 'sneaker_boot']}
+  c.data.kwargs = {
+    'source': 'fashion_mnist',
+    'classes': PAIRS[pairs[0] if pairs else 'sneaker_boot'],
+  }
   c.model.name = 'cyclegan'
   c.model.channels = 1
   c.model.image_size = 28
@@ -47,8 +49,9 @@ def get_config(arg: str | None = None):
   c.model.gen_blocks = 3
   c.model.disc_features = 16
   c.model.disc_downsamplings = 2
-  c.gan = ml_collections.ConfigDict({'lambda_cycle': 10.0, 'lambda_identity': 5.0,
-                                     'pool_size': 50, 'decay_fraction': 0.5})
+  c.gan = ml_collections.ConfigDict(
+    {'lambda_cycle': 10.0, 'lambda_identity': 5.0, 'pool_size': 50, 'decay_fraction': 0.5}
+  )
   c.batch_size = 8
   c.eval_batch_size = 200
   c.num_epochs = 0

@@ -24,8 +24,12 @@ def get_config(arg: str | None = None):
   c = base_config()
   c.task = 'cyclegan'
   c.data.name = 'unpaired'
-  c.data.kwargs = {'source': 'tfds', 'name': 'cycle_gan/horse2zebra', 'image_size': 256,
-                   'load_size': 286}
+  c.data.kwargs = {
+    'source': 'tfds',
+    'name': 'cycle_gan/horse2zebra',
+    'image_size': 256,
+    'load_size': 286,
+  }
   c.model.name = 'cyclegan'
   c.model.channels = 3
   c.model.image_size = 256
@@ -33,8 +37,9 @@ def get_config(arg: str | None = None):
   c.model.gen_blocks = 9
   c.model.disc_features = 64
   c.model.disc_downsamplings = 3
-  c.gan = ml_collections.ConfigDict({'lambda_cycle': 10.0, 'lambda_identity': 5.0,
-                                     'pool_size': 50, 'decay_fraction': 0.5})
+  c.gan = ml_collections.ConfigDict(
+    {'lambda_cycle': 10.0, 'lambda_identity': 5.0, 'pool_size': 50, 'decay_fraction': 0.5}
+  )
   c.batch_size = 1
   c.eval_batch_size = 1
   c.num_epochs = 0
@@ -47,8 +52,12 @@ def get_config(arg: str | None = None):
   c.optimizer.kwargs = {'b1': 0.5}
   c.mesh.data = 1
   if arg == 'smoke':
-    c.data.kwargs = {'source': 'tfds', 'name': 'cycle_gan/horse2zebra', 'image_size': 64,
-                     'load_size': 72}
+    c.data.kwargs = {
+      'source': 'tfds',
+      'name': 'cycle_gan/horse2zebra',
+      'image_size': 64,
+      'load_size': 72,
+    }
     c.model.image_size = 64
     c.model.gen_features = 4
     c.model.gen_blocks = 1

@@ -14,13 +14,25 @@ from jdl.gpt.configs import gpt_config, small_text
 
 def get_config(arg: str | None = None):
   c = gpt_config(n_layer=4, n_head=4, d_model=96, context=64, vocab_size=50257)
-  small_text(c, corpora=(('kjv_ot', 0.5), ('kjv_nt', 0.5)), tokenizer='gpt2', batch_size=16,
-             steps=300, eval_rows=200)
+  small_text(
+    c,
+    corpora=(('kjv_ot', 0.5), ('kjv_nt', 0.5)),
+    tokenizer='gpt2',
+    batch_size=16,
+    steps=300,
+    eval_rows=200,
+  )
   c.optimizer.learning_rate = 2e-3
   if arg == 'smoke':
     c.model.update(n_layer=2, n_head=4, d_model=32, context=16)
-    small_text(c, corpora=(('kjv_ot', 0.5), ('kjv_nt', 0.5)), tokenizer='gpt2', batch_size=8,
-               steps=4, eval_rows=8)
+    small_text(
+      c,
+      corpora=(('kjv_ot', 0.5), ('kjv_nt', 0.5)),
+      tokenizer='gpt2',
+      batch_size=8,
+      steps=4,
+      eval_rows=8,
+    )
     c.data.kwargs.context = 16
     c.eval_batch_size = 16
   elif arg is not None:

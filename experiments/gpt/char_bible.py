@@ -15,13 +15,11 @@ from jdl.gpt.configs import gpt_config, small_text
 
 def get_config(arg: str | None = None):
   c = gpt_config(n_layer=4, n_head=4, d_model=128, context=128, vocab_size=70)
-  small_text(c, corpora=(('kjv', 1.0),), tokenizer='char', batch_size=32, steps=300,
-             eval_rows=200)
+  small_text(c, corpora=(('kjv', 1.0),), tokenizer='char', batch_size=32, steps=300, eval_rows=200)
   c.optimizer.learning_rate = 2e-3
   if arg == 'smoke':
     c.model.update(n_layer=2, n_head=2, d_model=32, context=32)
-    small_text(c, corpora=(('kjv', 1.0),), tokenizer='char', batch_size=8, steps=4,
-               eval_rows=8)
+    small_text(c, corpora=(('kjv', 1.0),), tokenizer='char', batch_size=8, steps=4, eval_rows=8)
     c.data.kwargs.context = 32
     c.eval_batch_size = 16
   elif arg is not None:

@@ -12,8 +12,9 @@ from jdl.gpt.configs import gpt_config
 
 
 def get_config(arg: str | None = None):
-  c = gpt_config(n_layer=12, n_head=12, d_model=768, context=512, vocab_size=40478,
-                 post_ln=True, dropout=0.1)
+  c = gpt_config(
+    n_layer=12, n_head=12, d_model=768, context=512, vocab_size=40478, post_ln=True, dropout=0.1
+  )
 
   if arg is not None:
     raise ValueError(f'gpt1: unknown variant {arg!r}')

@@ -12,8 +12,9 @@ from jdl.gpt.configs import gpt_config, large
 
 
 def get_config(arg: str | None = None):
-  c = gpt_config(n_layer=96, n_head=96, d_model=12288, context=2048, vocab_size=50257,
-                 post_ln=False, dropout=0.1)
+  c = gpt_config(
+    n_layer=96, n_head=96, d_model=12288, context=2048, vocab_size=50257, post_ln=False, dropout=0.1
+  )
   large(c)  # scan over layers, remat, bfloat16, FSDP
   if arg is not None:
     raise ValueError(f'gpt3_175b: unknown variant {arg!r}')

@@ -29,5 +29,5 @@ def get_config(arg: str | None = None):
   c.optimizer.learning_rate = 0.01  # Keras' SGD default
   c.compare_sklearn = arg == 'sklearn'
   if arg not in (None, 'sklearn', 'smoke'):
-    raise ValueError(f"keras_regression: unknown variant {arg!r} (sklearn, smoke)")
+    raise ValueError(f'keras_regression: unknown variant {arg!r} (sklearn, smoke)')
   return c

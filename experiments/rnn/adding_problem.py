@@ -29,8 +29,10 @@ def get_config(arg: str | None = None):
   else:
     cell, _, t = arg.partition(':')
     if cell not in HIDDEN or not t.isdigit():
-      raise ValueError(f'adding_problem: unknown variant {arg!r} (CELL:T with CELL in '
-                       f'{sorted(HIDDEN)}, e.g. lstm:100; or smoke)')
+      raise ValueError(
+        f'adding_problem: unknown variant {arg!r} (CELL:T with CELL in '
+        f'{sorted(HIDDEN)}, e.g. lstm:100; or smoke)'
+      )
     seq_len = int(t)
   c = base_config()
   c.task = 'sequence'

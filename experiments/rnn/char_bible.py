@@ -39,8 +39,13 @@ def get_config(arg: str | None = None):
   c.model.vocab_size = 70
   c.model.unroll = 8  # 8 steps per loop iteration: CPU loop overhead is large next to a step
   c.data.name = 'text'
-  c.data.kwargs = {'corpora': (('kjv', 1.0),), 'tokenizer': 'char', 'context': 128,
-                   'train_rows': 128_000, 'eval_rows': 1_000}
+  c.data.kwargs = {
+    'corpora': (('kjv', 1.0),),
+    'tokenizer': 'char',
+    'context': 128,
+    'train_rows': 128_000,
+    'eval_rows': 1_000,
+  }
   c.batch_size = 64
   c.eval_batch_size = 500
   c.num_train_steps = 2_000
@@ -56,8 +61,13 @@ def get_config(arg: str | None = None):
   if arg == 'smoke':
     c.model.hidden_size = 16
     c.model.embed_dim = 8
-    c.data.kwargs = {'corpora': (('kjv', 1.0),), 'tokenizer': 'char', 'context': 32,
-                     'train_rows': 256, 'eval_rows': 16}
+    c.data.kwargs = {
+      'corpora': (('kjv', 1.0),),
+      'tokenizer': 'char',
+      'context': 32,
+      'train_rows': 256,
+      'eval_rows': 16,
+    }
     c.batch_size = 16
     c.eval_batch_size = 16
     c.num_train_steps = 20

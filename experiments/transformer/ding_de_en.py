@@ -26,19 +26,44 @@ def get_config(arg: str | None = None):
   options = set((arg or '').split(',')) - {''}
   unknown = options - {'en-de', 'de-en', 'post-ln', 'small', 'smoke'}
   if unknown:
-    raise ValueError(f'ding_de_en: unknown variant(s) {sorted(unknown)} '
-                     '(en-de, de-en, post-ln, small, smoke; combine with commas)')
+    raise ValueError(
+      f'ding_de_en: unknown variant(s) {sorted(unknown)} '
+      '(en-de, de-en, post-ln, small, smoke; combine with commas)'
+    )
   c = base_config()
   c.task = 'translation'
-  c.model = ml_collections.ConfigDict(dict(
-      name='transformer', vocab_size=8000, d_model=256, n_heads=4, d_ff=1024,
-      n_encoder_layers=3, n_decoder_layers=3, dropout=0.1, pre_ln='post-ln' not in options,
-      max_len=256, label_smoothing=0.1))
-  c.data = ml_collections.ConfigDict(dict(name='ding', kwargs=ml_collections.ConfigDict(dict(
-      direction='en-de' if 'en-de' in options else 'de-en', vocab_size=8000, length=64, seed=0,
-      limit=0))))
-  c.decode = ml_collections.ConfigDict(dict(beam_size=4, length_penalty=0.6,
-                                            max_extra_tokens=16, test_sentences=0))
+  c.model = ml_collections.ConfigDict(
+    dict(
+      name='transformer',
+      vocab_size=8000,
+      d_model=256,
+      n_heads=4,
+      d_ff=1024,
+      n_encoder_layers=3,
+      n_decoder_layers=3,
+      dropout=0.1,
+      pre_ln='post-ln' not in options,
+      max_len=256,
+      label_smoothing=0.1,
+    )
+  )
+  c.data = ml_collections.ConfigDict(
+    dict(
+      name='ding',
+      kwargs=ml_collections.ConfigDict(
+        dict(
+          direction='en-de' if 'en-de' in options else 'de-en',
+          vocab_size=8000,
+          length=64,
+          seed=0,
+          limit=0,
+        )
+      ),
+    )
+  )
+  c.decode = ml_collections.ConfigDict(
+    dict(beam_size=4, length_penalty=0.6, max_extra_tokens=16, test_sentences=0)
+  )
   c.batch_size = 32
   c.eval_batch_size = 32
   c.num_train_steps = 2400
@@ -55,14 +80,20 @@ def get_config(arg: str | None = None):
   if 'small' in options:
     # A quarter of the compute a step (d_model 128, 2+2 layers, 4,000 subwords): what the
     # shared 2-core machine could train in half an hour (docs/transformer.md).
-    c.model.update(vocab_size=4000, d_model=128, d_ff=512, n_encoder_layers=2,
-                   n_decoder_layers=2)
+    c.model.update(vocab_size=4000, d_model=128, d_ff=512, n_encoder_layers=2, n_decoder_layers=2)
     c.data.kwargs.vocab_size = 4000
     c.optimizer.learning_rate = 2e-3
     c.optimizer.warmup_steps = 200
   if 'smoke' in options:
-    c.model.update(vocab_size=1000, d_model=32, n_heads=8, d_ff=64, n_encoder_layers=2,
-                   n_decoder_layers=2, max_len=64)
+    c.model.update(
+      vocab_size=1000,
+      d_model=32,
+      n_heads=8,
+      d_ff=64,
+      n_encoder_layers=2,
+      n_decoder_layers=2,
+      max_len=64,
+    )
     c.data.kwargs.update(vocab_size=1000, length=32, limit=200)
     c.decode.update(beam_size=2, max_extra_tokens=8, test_sentences=16)
     c.batch_size = 16

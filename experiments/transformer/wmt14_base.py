@@ -28,15 +28,39 @@ def get_config(arg: str | None = None):
     raise ValueError(f'wmt14_base: unknown variant(s) {sorted(unknown)} (en-de, de-en, smoke)')
   c = base_config()
   c.task = 'translation'
-  c.model = ml_collections.ConfigDict(dict(
-      name='transformer', vocab_size=37000, d_model=512, n_heads=8, d_ff=2048,
-      n_encoder_layers=6, n_decoder_layers=6, dropout=0.1, pre_ln=False, max_len=256,
-      label_smoothing=0.1))
-  c.data = ml_collections.ConfigDict(dict(name='wmt14', kwargs=ml_collections.ConfigDict(dict(
-      direction='en-de' if 'en-de' in options else 'de-en', vocab_size=37000, length=128,
-      seed=0, limit=0, tokenizer_sentences=1_000_000))))
-  c.decode = ml_collections.ConfigDict(dict(beam_size=4, length_penalty=0.6,
-                                            max_extra_tokens=50, test_sentences=0))
+  c.model = ml_collections.ConfigDict(
+    dict(
+      name='transformer',
+      vocab_size=37000,
+      d_model=512,
+      n_heads=8,
+      d_ff=2048,
+      n_encoder_layers=6,
+      n_decoder_layers=6,
+      dropout=0.1,
+      pre_ln=False,
+      max_len=256,
+      label_smoothing=0.1,
+    )
+  )
+  c.data = ml_collections.ConfigDict(
+    dict(
+      name='wmt14',
+      kwargs=ml_collections.ConfigDict(
+        dict(
+          direction='en-de' if 'en-de' in options else 'de-en',
+          vocab_size=37000,
+          length=128,
+          seed=0,
+          limit=0,
+          tokenizer_sentences=1_000_000,
+        )
+      ),
+    )
+  )
+  c.decode = ml_collections.ConfigDict(
+    dict(beam_size=4, length_penalty=0.6, max_extra_tokens=50, test_sentences=0)
+  )
   c.batch_size = 256
   c.eval_batch_size = 256
   c.num_train_steps = 100_000
@@ -45,13 +69,20 @@ def get_config(arg: str | None = None):
   c.checkpoint_every_steps = 2000
   c.dtype = 'bfloat16'
   c.optimizer.name = 'adam'
-  c.optimizer.learning_rate = 512 ** -0.5 * 4000 ** -0.5
+  c.optimizer.learning_rate = 512**-0.5 * 4000**-0.5
   c.optimizer.schedule = 'rsqrt'
   c.optimizer.warmup_steps = 4000
   c.optimizer.kwargs = ml_collections.ConfigDict(dict(b1=0.9, b2=0.98, eps=1e-9))
   if 'smoke' in options:
-    c.model.update(vocab_size=320, d_model=32, n_heads=8, d_ff=64, n_encoder_layers=1,
-                   n_decoder_layers=1, max_len=64)
+    c.model.update(
+      vocab_size=320,
+      d_model=32,
+      n_heads=8,
+      d_ff=64,
+      n_encoder_layers=1,
+      n_decoder_layers=1,
+      max_len=64,
+    )
     c.data.kwargs.update(vocab_size=320, length=32, tokenizer_sentences=48)
     c.decode.update(beam_size=2, max_extra_tokens=8, test_sentences=8)
     c.batch_size = 16

@@ -43,21 +43,25 @@ def train_step_flops(config) -> float:
   import numpy as np
 
   from jdl.train import loop
+
   task = loop.get_task(config)
   task.setup(1)
   state = jax.jit(task.init_state)(jax.random.key(0))
   batch = {'image': np.zeros((BATCH, 28, 28, 1), np.uint8), 'label': np.zeros(BATCH, np.int32)}
-  return common.compiled_flops(lambda s, b: task.train_step(s, b, jax.random.key(1)), state,
-                               batch)
+  return common.compiled_flops(lambda s, b: task.train_step(s, b, jax.random.key(1)), state, batch)
 
 
 def main(quick: bool = False) -> int:
   from jdl.train import loop
+
   # Rounds alternate jdl and both Keras settings, so that all three see the same load on a
   # shared machine; each run's first epoch (compilation) is left out.
   rounds, epochs = (1, 3) if quick else (3, 4)
-  print(f'simple convnet, Adam, batch {BATCH}, Fashion-MNIST; {rounds} rounds of {epochs} '
-        f'epochs of {STEPS} steps; {common.machine()}; {common.today()}', flush=True)
+  print(
+    f'simple convnet, Adam, batch {BATCH}, Fashion-MNIST; {rounds} rounds of {epochs} '
+    f'epochs of {STEPS} steps; {common.machine()}; {common.today()}',
+    flush=True,
+  )
   peak = common.matmul_peak_flops()
   config = jdl_config(epochs)
   flops = train_step_flops(config)
@@ -65,30 +69,45 @@ def main(quick: bool = False) -> int:
   for r in range(rounds):
     with tempfile.TemporaryDirectory() as workdir:
       loop.train_and_evaluate(config, workdir)
-      lines = [json.loads(l) for l in (pathlib.Path(workdir) / 'metrics.jsonl').read_text()
-               .splitlines()]
+      lines = [
+        json.loads(l) for l in (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()
+      ]
     rates = [l['steps_per_sec'] * BATCH for l in lines if 'steps_per_sec' in l]
     jdl_rates += rates[1:]
     print(f'round {r + 1}: jdl images/s per epoch {[round(x) for x in rates]}', flush=True)
     for spe in keras:
-      out = json.loads(common.run_peer('jdl.bench.keras_peer',
-                                       ['cnn', str(epochs), str(STEPS), str(spe)],
-                                       env={'KERAS_BACKEND': 'jax', 'JAX_PLATFORMS': 'cpu'}))
+      out = json.loads(
+        common.run_peer(
+          'jdl.bench.keras_peer',
+          ['cnn', str(epochs), str(STEPS), str(spe)],
+          env={'KERAS_BACKEND': 'jax', 'JAX_PLATFORMS': 'cpu'},
+        )
+      )
       rates = [STEPS * BATCH / t for t in out['epoch_seconds']]
       keras[spe] += rates[1:]
-      print(f'round {r + 1}: keras {out["keras"]} steps_per_execution={spe} images/s per '
-            f'epoch {[round(x) for x in rates]}', flush=True)
+      print(
+        f'round {r + 1}: keras {out["keras"]} steps_per_execution={spe} images/s per '
+        f'epoch {[round(x) for x in rates]}',
+        flush=True,
+      )
   jdl_rate = common.median(jdl_rates)
-  best_spe, keras_rate = max(((spe, common.median(r)) for spe, r in keras.items()),
-                             key=lambda item: item[1])
+  best_spe, keras_rate = max(
+    ((spe, common.median(r)) for spe, r in keras.items()), key=lambda item: item[1]
+  )
   achieved = flops * jdl_rate / BATCH
-  print(f'\ntraining step: {flops / 1e9:.2f} GFLOP (XLA cost analysis); float32 matmul peak '
-        f'{peak / 1e9:.1f} GFLOP/s; jdl achieves {achieved / 1e9:.1f} GFLOP/s '
-        f'({100 * achieved / peak:.1f}% of peak)')
+  print(
+    f'\ntraining step: {flops / 1e9:.2f} GFLOP (XLA cost analysis); float32 matmul peak '
+    f'{peak / 1e9:.1f} GFLOP/s; jdl achieves {achieved / 1e9:.1f} GFLOP/s '
+    f'({100 * achieved / peak:.1f}% of peak)'
+  )
   print('\n| workload | jdl images/s (median) | Keras best images/s (median) | ratio |')
   print('|---|---|---|---|')
-  print(f'| simple convnet, batch 128, Adam | {jdl_rate:.0f} | {keras_rate:.0f} '
-        f'(steps_per_execution={best_spe}) | {jdl_rate / keras_rate:.2f}x |')
-  print(f'target: at least 1.0x Keras (stretch 1.5x) -> '
-        f'{"met" if jdl_rate >= keras_rate else "NOT met"}')
+  print(
+    f'| simple convnet, batch 128, Adam | {jdl_rate:.0f} | {keras_rate:.0f} '
+    f'(steps_per_execution={best_spe}) | {jdl_rate / keras_rate:.2f}x |'
+  )
+  print(
+    f'target: at least 1.0x Keras (stretch 1.5x) -> '
+    f'{"met" if jdl_rate >= keras_rate else "NOT met"}'
+  )
   return 0

@@ -32,11 +32,17 @@ def median(values) -> float:
   return statistics.median(values)
 
 
-def run_peer(module: str, args: list[str], env: dict[str, str] | None = None,
-             timeout: int = 1800) -> str:
+def run_peer(
+  module: str, args: list[str], env: dict[str, str] | None = None, timeout: int = 1800
+) -> str:
   """Runs a peer's measurement in its own process (its own framework state and allocator)."""
-  proc = subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True,
-                        env=dict(os.environ, **(env or {})), timeout=timeout)
+  proc = subprocess.run(
+    [sys.executable, '-m', module, *args],
+    capture_output=True,
+    text=True,
+    env=dict(os.environ, **(env or {})),
+    timeout=timeout,
+  )
   if proc.returncode:
     raise RuntimeError(f'{module} failed:\n{proc.stderr[-3000:]}')
   return proc.stdout
@@ -49,6 +55,7 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
 
   import jax
   import jax.numpy as jnp
+
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   matmul = jax.jit(lambda x: x @ x)
   matmul(a).block_until_ready()
@@ -57,12 +64,13 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
     t = time.perf_counter()
     matmul(a).block_until_ready()
     best = min(best, time.perf_counter() - t)
-  return 2 * n ** 3 / best
+  return 2 * n**3 / best
 
 
 def compiled_flops(fn, *args) -> float:
   """FLOPs of one call of `fn(*args)` as XLA counts them after compilation."""
   import jax
+
   analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
   if isinstance(analysis, list):
     analysis = analysis[0]
@@ -71,8 +79,11 @@ def compiled_flops(fn, *args) -> float:
 
 # glibc malloc settings for PyTorch peers: large activations stay mapped instead of being returned
 # to the OS and page-faulted back in every step (several times faster steps on this machine).
-TORCH_ENV = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '1e11',
-             'MALLOC_TOP_PAD_': '1e9'}
+TORCH_ENV = {
+  'MALLOC_MMAP_THRESHOLD_': '33554432',
+  'MALLOC_TRIM_THRESHOLD_': '1e11',
+  'MALLOC_TOP_PAD_': '1e9',
+}
 
 
 class Peer:
@@ -81,9 +92,13 @@ class Peer:
   itself (`info`), then for every line `K` on its stdin runs K steps and prints one JSON line."""
 
   def __init__(self, module: str, args: list[str], env: dict[str, str] | None = None):
-    self.proc = subprocess.Popen([sys.executable, '-m', module, *args], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True,
-                                 env=dict(os.environ, **(env or {})))
+    self.proc = subprocess.Popen(
+      [sys.executable, '-m', module, *args],
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      text=True,
+      env=dict(os.environ, **(env or {})),
+    )
     self.info = self._read()
 
   def _read(self) -> dict:
@@ -115,8 +130,9 @@ def serve(step, prepare=lambda: None) -> None:
     print(json.dumps({'step_seconds': times, 'loss': losses}), flush=True)
 
 
-def alternate(jdl_steps, peer: Peer, rounds: int, per_round: int
-              ) -> tuple[list[float], list[float], float]:
+def alternate(
+  jdl_steps, peer: Peer, rounds: int, per_round: int
+) -> tuple[list[float], list[float], float]:
   """Rounds of `per_round` jdl steps then as many peer steps, each round after a measurement of
   the matmul peak: (jdl step seconds, peer step seconds, best peak). `jdl_steps(k)` returns the
   seconds of k steps."""
@@ -125,15 +141,27 @@ def alternate(jdl_steps, peer: Peer, rounds: int, per_round: int
     peaks.append(matmul_peak_flops(repeats=5))
     jdl_times += jdl_steps(per_round)
     peer_times += peer.steps(per_round)['step_seconds']
-    print(f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
-          f'{[round(x, 3) for x in jdl_times[-per_round:]]}; peer '
-          f'{[round(x, 3) for x in peer_times[-per_round:]]}', flush=True)
+    print(
+      f'round {r + 1}/{rounds}: matmul peak {peaks[-1] / 1e9:.1f} GFLOP/s; jdl '
+      f'{[round(x, 3) for x in jdl_times[-per_round:]]}; peer '
+      f'{[round(x, 3) for x in peer_times[-per_round:]]}',
+      flush=True,
+    )
   return jdl_times, peer_times, max(peaks)
 
 
-def print_comparison(peer_name: str, jdl_times: list[float], peer_times: list[float], *,
-                     units_per_step: int, unit: str, flops_per_step: float, peak: float,
-                     flops_label: str, stretch: float) -> float:
+def print_comparison(
+  peer_name: str,
+  jdl_times: list[float],
+  peer_times: list[float],
+  *,
+  units_per_step: int,
+  unit: str,
+  flops_per_step: float,
+  peak: float,
+  flops_label: str,
+  stretch: float,
+) -> float:
   """The Markdown table of medians (s/step, units/s, FLOP/s against the peak) and the ratio
   against the 1.0x target and the stretch; returns jdl / peer units per second."""
   rows = []
@@ -145,7 +173,9 @@ def print_comparison(peer_name: str, jdl_times: list[float], peer_times: list[fl
   for name, med, rate, util in rows:
     print(f'| {name} | {med:.3f} | {rate:,.0f} | {util:.1%} |')
   ratio = rows[0][2] / rows[1][2]
-  print(f'\njdl / PyTorch {unit}/s: {ratio:.2f}x (target >= 1.0x: '
-        f'{"met" if ratio >= 1.0 else "NOT met"}; stretch {stretch}x: '
-        f'{"met" if ratio >= stretch else "not met"})')
+  print(
+    f'\njdl / PyTorch {unit}/s: {ratio:.2f}x (target >= 1.0x: '
+    f'{"met" if ratio >= 1.0 else "NOT met"}; stretch {stretch}x: '
+    f'{"met" if ratio >= stretch else "not met"})'
+  )
   return ratio

@@ -28,13 +28,22 @@ def _config(vocab: int, unroll: int):
   import ml_collections
 
   from jdl import config as config_lib
-  c = config_lib.load(os.path.join(os.path.dirname(__file__), '..', '..', 'experiments', 'rnn',
-                                   'char_bible.py:lstm'))
-  c.model.update(hidden_size=SHAPE['hidden'], embed_dim=SHAPE['embed'], vocab_size=vocab,
-                 unroll=unroll)
-  c.optimizer = ml_collections.ConfigDict(dict(c.optimizer.to_dict(), learning_rate=1e-3,
-                                               schedule='constant', warmup_steps=0,
-                                               grad_clip_norm=0.0))  # as the PyTorch peer
+
+  c = config_lib.load(
+    os.path.join(os.path.dirname(__file__), '..', '..', 'experiments', 'rnn', 'char_bible.py:lstm')
+  )
+  c.model.update(
+    hidden_size=SHAPE['hidden'], embed_dim=SHAPE['embed'], vocab_size=vocab, unroll=unroll
+  )
+  c.optimizer = ml_collections.ConfigDict(
+    dict(
+      c.optimizer.to_dict(),
+      learning_rate=1e-3,
+      schedule='constant',
+      warmup_steps=0,
+      grad_clip_norm=0.0,
+    )
+  )  # as the PyTorch peer
   c.batch_size = SHAPE['batch']
   c.mesh.update(data=1, fsdp=1, tensor=1)
   return c
@@ -48,6 +57,7 @@ class JdlRunner:
 
     from jdl import sharding
     from jdl.train import loop
+
     task = loop.get_task(_config(vocab, unroll))
     self.mesh = sharding.make_mesh(task.config.mesh)
     jax.set_mesh(self.mesh)
@@ -60,6 +70,7 @@ class JdlRunner:
 
   def steps(self, k: int) -> tuple[list[float], list[float]]:
     from jdl import sharding
+
     times, losses = [], []
     for _ in range(k):
       rows = self.windows[self.rng.integers(0, len(self.windows), SHAPE['batch'])]
@@ -73,11 +84,13 @@ class JdlRunner:
 
 def windows_and_vocab(n: int = 4096) -> tuple[np.ndarray, int]:
   from jdl.data import text
+
   ids = text.encoded('kjv', 'train', 'char')
   length = SHAPE['seq'] + 1
   starts = np.random.default_rng(0).integers(0, len(ids) - length, n)
   return ids[starts[:, None] + np.arange(length)].astype(np.int32), text.make_tokenizer(
-      'char').n_vocab
+    'char'
+  ).n_vocab
 
 
 def main(quick: bool = False) -> int:
@@ -89,27 +102,44 @@ def main(quick: bool = False) -> int:
   # read-out per character; the gates' elementwise work is not counted.
   h, e = s['hidden'], s['embed']
   flops_per_step = 3 * 2 * chars * (e * 4 * h + h * 4 * h + h * vocab)
-  print(f'char LSTM: embedding {e}, 1 x LSTM {h}, vocab {vocab}, batch {s["batch"]}, sequence '
-        f'{s["seq"]}, float32, Adam; {flops_per_step / 1e9:.1f} GFLOP per step (matmuls); '
-        f'{common.machine()}; {common.today()}', flush=True)
+  print(
+    f'char LSTM: embedding {e}, 1 x LSTM {h}, vocab {vocab}, batch {s["batch"]}, sequence '
+    f'{s["seq"]}, float32, Adam; {flops_per_step / 1e9:.1f} GFLOP per step (matmuls); '
+    f'{common.machine()}; {common.today()}',
+    flush=True,
+  )
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, 'windows.npy')
     np.save(path, windows)
-    peer = common.Peer('jdl.bench.lstm_torch', [str(vocab), str(e), str(h), str(s['batch']),
-                                                str(s['seq']), path], env=common.TORCH_ENV)
+    peer = common.Peer(
+      'jdl.bench.lstm_torch',
+      [str(vocab), str(e), str(h), str(s['batch']), str(s['seq']), path],
+      env=common.TORCH_ENV,
+    )
     info = peer.info
     jdl = JdlRunner(windows, vocab)
     jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
     torch_first = peer.steps(2)
-    jdl_times, torch_times, peak = common.alternate(lambda k: jdl.steps(k)[0], peer, rounds,
-                                                   per_round)
+    jdl_times, torch_times, peak = common.alternate(
+      lambda k: jdl.steps(k)[0], peer, rounds, per_round
+    )
     peer.close()
-  print(f'torch {info["torch"]} ({info["threads"]} threads, oneDNN available: '
-        f'{info["mkldnn"]}); parameters jdl {jdl.params:,}, torch {info["params"]:,} (PyTorch '
-        f'keeps two LSTM biases); float32 matmul peak (2048^3 with JAX, best of the run): '
-        f'{peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, torch '
-        f'{torch_first["loss"][0]:.3f} (ln {vocab} = {np.log(vocab):.3f})')
-  common.print_comparison('nn.LSTM (PyTorch)', jdl_times, torch_times, units_per_step=chars,
-                          unit='characters', flops_per_step=flops_per_step, peak=peak,
-                          flops_label='matmul FLOP/s vs measured peak', stretch=1.5)
+  print(
+    f'torch {info["torch"]} ({info["threads"]} threads, oneDNN available: '
+    f'{info["mkldnn"]}); parameters jdl {jdl.params:,}, torch {info["params"]:,} (PyTorch '
+    f'keeps two LSTM biases); float32 matmul peak (2048^3 with JAX, best of the run): '
+    f'{peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, torch '
+    f'{torch_first["loss"][0]:.3f} (ln {vocab} = {np.log(vocab):.3f})'
+  )
+  common.print_comparison(
+    'nn.LSTM (PyTorch)',
+    jdl_times,
+    torch_times,
+    units_per_step=chars,
+    unit='characters',
+    flops_per_step=flops_per_step,
+    peak=peak,
+    flops_label='matmul FLOP/s vs measured peak',
+    stretch=1.5,
+  )
   return 0

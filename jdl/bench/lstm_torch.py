@@ -42,9 +42,18 @@ def main() -> None:
   opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
   windows = np.load(sys.argv[6])  # [N, seq + 1] character ids
   rng = np.random.default_rng(0)
-  print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(),
-                    'mkldnn': torch.backends.mkldnn.is_available(),
-                    'params': sum(p.numel() for p in model.parameters())}), flush=True)
+  print(
+    json.dumps(
+      {
+        'torch': torch.__version__,
+        'threads': torch.get_num_threads(),
+        'mkldnn': torch.backends.mkldnn.is_available(),
+        'params': sum(p.numel() for p in model.parameters()),
+      }
+    ),
+    flush=True,
+  )
+
   def prepare():
     return torch.from_numpy(windows[rng.integers(0, len(windows), batch)].astype(np.int64))
 

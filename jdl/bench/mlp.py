@@ -46,37 +46,53 @@ def jdl_config(epochs: int) -> ml_collections.ConfigDict:
 
 def jdl_epoch_seconds(epochs: int) -> tuple[list[float], float]:
   from jdl.train import loop
+
   with tempfile.TemporaryDirectory() as workdir:
     loop.train_and_evaluate(jdl_config(epochs), workdir)
-    lines = [json.loads(l) for l in
-             (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()]
+    lines = [
+      json.loads(l) for l in (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()
+    ]
   steps = ROWS // 32
   return [steps / l['steps_per_sec'] for l in lines], lines[-1]['loss']
 
 
 def main(quick: bool = False) -> int:
   epochs = 3 if quick else 6
-  print(f'MLP 8-10-2-1, SGD, batch 32, {ROWS:,} rows ({ROWS // 32} steps/epoch), {epochs} epochs '
-        f'each; {common.machine()}; {common.today()}', flush=True)
+  print(
+    f'MLP 8-10-2-1, SGD, batch 32, {ROWS:,} rows ({ROWS // 32} steps/epoch), {epochs} epochs '
+    f'each; {common.machine()}; {common.today()}',
+    flush=True,
+  )
   jdl_times, jdl_loss = jdl_epoch_seconds(epochs)
-  print(f'jdl   epochs (s): {[round(t, 3) for t in jdl_times]}  final loss {jdl_loss:.4f}',
-        flush=True)
+  print(
+    f'jdl   epochs (s): {[round(t, 3) for t in jdl_times]}  final loss {jdl_loss:.4f}', flush=True
+  )
   keras = {}
   for spe in (1, 64):
-    out = json.loads(common.run_peer('jdl.bench.keras_peer', ['mlp', str(epochs), '0', str(spe)],
-                                     env={'KERAS_BACKEND': 'jax', 'JAX_PLATFORMS': 'cpu'}))
+    out = json.loads(
+      common.run_peer(
+        'jdl.bench.keras_peer',
+        ['mlp', str(epochs), '0', str(spe)],
+        env={'KERAS_BACKEND': 'jax', 'JAX_PLATFORMS': 'cpu'},
+      )
+    )
     keras[spe] = out
-    print(f'keras {out["keras"]} steps_per_execution={spe} epochs (s): '
-          f'{[round(t, 3) for t in out["epoch_seconds"]]}  final loss {out["loss"][-1]:.4f}',
-          flush=True)
+    print(
+      f'keras {out["keras"]} steps_per_execution={spe} epochs (s): '
+      f'{[round(t, 3) for t in out["epoch_seconds"]]}  final loss {out["loss"][-1]:.4f}',
+      flush=True,
+    )
   jdl_median = common.median(jdl_times[1:])
   keras_best_spe, keras_best = min(
-      ((spe, common.median(out['epoch_seconds'][1:])) for spe, out in keras.items()),
-      key=lambda item: item[1])
+    ((spe, common.median(out['epoch_seconds'][1:])) for spe, out in keras.items()),
+    key=lambda item: item[1],
+  )
   ratio = keras_best / jdl_median
   print('\n| workload | jdl s/epoch (median) | Keras best s/epoch (median) | speed-up |')
   print('|---|---|---|---|')
-  print(f'| MLP 8-10-2-1, 200k rows, batch 32, SGD | {jdl_median:.3f} | {keras_best:.3f} '
-        f'(steps_per_execution={keras_best_spe}) | {ratio:.1f}x |')
+  print(
+    f'| MLP 8-10-2-1, 200k rows, batch 32, SGD | {jdl_median:.3f} | {keras_best:.3f} '
+    f'(steps_per_execution={keras_best_spe}) | {ratio:.1f}x |'
+  )
   print(f'target: at least 3x faster than Keras -> {"met" if ratio >= 3 else "NOT met"}')
   return 0

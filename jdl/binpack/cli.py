@@ -18,126 +18,149 @@ import pathlib
 import platform
 import sys
 
-FOUND_DIR = pathlib.Path(__file__).parent / "found"
-FOUND_PROGRAM = FOUND_DIR / "best_priority.py"
-FOUND_LOG = FOUND_DIR / "search_log.jsonl"
+FOUND_DIR = pathlib.Path(__file__).parent / 'found'
+FOUND_PROGRAM = FOUND_DIR / 'best_priority.py'
+FOUND_LOG = FOUND_DIR / 'search_log.jsonl'
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jdl binpack", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+  parser = argparse.ArgumentParser(prog='jdl binpack', description=__doc__.split('\n')[0])
+  sub = parser.add_subparsers(dest='command', required=True)
 
-    table = sub.add_parser("table", help="print the FunSearch table (excess bins, %%)")
-    table.add_argument("--json", action="store_true", help="machine-readable output")
-    table.add_argument("--program", type=pathlib.Path, default=FOUND_PROGRAM,
-                       help="the 'jdl search' program (default: the stored one)")
+  table = sub.add_parser('table', help='print the FunSearch table (excess bins, %%)')
+  table.add_argument('--json', action='store_true', help='machine-readable output')
+  table.add_argument(
+    '--program',
+    type=pathlib.Path,
+    default=FOUND_PROGRAM,
+    help="the 'jdl search' program (default: the stored one)",
+  )
 
-    search = sub.add_parser("search", help="run the FunSearch loop")
-    search.add_argument("--proposer", choices=["mutation", "completions"],
-                        default="mutation", help="offline AST mutation, or an LLM endpoint")
-    search.add_argument("--minutes", type=float, default=30.0)
-    search.add_argument("--max-evaluations", type=int, default=None)
-    search.add_argument("--workers", type=int, default=2, help="sandbox worker processes")
-    search.add_argument("--islands", type=int, default=8)
-    search.add_argument("--reset-every", type=int, default=1500,
-                        help="reset the weaker half of the islands every N candidates")
-    search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--timeout", type=float, default=20.0, help="per candidate, s")
-    search.add_argument("--out-dir", type=pathlib.Path, default=FOUND_DIR)
-    search.add_argument("--url", help="completions endpoint base URL (or JDL_BINPACK_URL)")
-    search.add_argument("--model", help="model name (or JDL_BINPACK_MODEL)")
-    search.add_argument("--api-key", help="API key (or JDL_BINPACK_API_KEY)")
+  search = sub.add_parser('search', help='run the FunSearch loop')
+  search.add_argument(
+    '--proposer',
+    choices=['mutation', 'completions'],
+    default='mutation',
+    help='offline AST mutation, or an LLM endpoint',
+  )
+  search.add_argument('--minutes', type=float, default=30.0)
+  search.add_argument('--max-evaluations', type=int, default=None)
+  search.add_argument('--workers', type=int, default=2, help='sandbox worker processes')
+  search.add_argument('--islands', type=int, default=8)
+  search.add_argument(
+    '--reset-every',
+    type=int,
+    default=1500,
+    help='reset the weaker half of the islands every N candidates',
+  )
+  search.add_argument('--seed', type=int, default=0)
+  search.add_argument('--timeout', type=float, default=20.0, help='per candidate, s')
+  search.add_argument('--out-dir', type=pathlib.Path, default=FOUND_DIR)
+  search.add_argument('--url', help='completions endpoint base URL (or JDL_BINPACK_URL)')
+  search.add_argument('--model', help='model name (or JDL_BINPACK_MODEL)')
+  search.add_argument('--api-key', help='API key (or JDL_BINPACK_API_KEY)')
 
-    sub.add_parser("bench", help="time the evaluators and the search")
+  sub.add_parser('bench', help='time the evaluators and the search')
 
-    figures = sub.add_parser("figures", help="render the table and search curve as PNG")
-    figures.add_argument("--out", type=pathlib.Path, default=pathlib.Path("figures"))
-    return parser
+  figures = sub.add_parser('figures', help='render the table and search curve as PNG')
+  figures.add_argument('--out', type=pathlib.Path, default=pathlib.Path('figures'))
+  return parser
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "table":
-        return _table(args)
-    if args.command == "search":
-        return _search(args)
-    if args.command == "bench":
-        from . import bench
+  args = _parser().parse_args(argv)
+  if args.command == 'table':
+    return _table(args)
+  if args.command == 'search':
+    return _search(args)
+  if args.command == 'bench':
+    from . import bench
 
-        bench.run_bench()
-        return 0
-    if args.command == "figures":
-        from . import figures
+    bench.run_bench()
+    return 0
+  if args.command == 'figures':
+    from . import figures
 
-        for path in figures.funsearch(args.out):
-            print(path)
-        return 0
-    return 2
+    for path in figures.funsearch(args.out):
+      print(path)
+    return 0
+  return 2
 
 
 def _table(args) -> int:
-    from . import table
+  from . import table
 
-    rows = table.compute(program=args.program)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(table.format_table(rows))
-    return 0
+  rows = table.compute(program=args.program)
+  if args.json:
+    print(json.dumps(rows, indent=2))
+  else:
+    print(table.format_table(rows))
+  return 0
 
 
 def _search(args) -> int:
-    from . import data, evaluate, heuristics, proposers, sandbox, search
+  from . import data, evaluate, heuristics, proposers, sandbox, search
 
-    if args.proposer == "mutation":
-        proposer = proposers.MutationProposer(seed=args.seed)
-    else:
-        proposer = proposers.CompletionsProposer(args.url, args.model, args.api_key)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = args.out_dir / "search_log.jsonl"
-    started = datetime.datetime.now(datetime.UTC)
-    result = search.run_search(
-        proposer, seconds=args.minutes * 60, workers=args.workers, islands=args.islands,
-        reset_every=args.reset_every, max_evaluations=args.max_evaluations,
-        log_path=log_path, seed=args.seed, timeout=args.timeout)
-    best = result.best
-    # Score the winner on the OR test sets (never seen by the search) next to Best Fit.
-    exact = None if not sandbox.is_elementwise(best.source) else 1
-    found = evaluate.compile_priority(best.source)
-    best_fit = evaluate.compile_priority(heuristics.BEST_FIT)
-    lines = []
-    for name in ("OR1", "OR2", "OR3", "OR4"):
-        ds = data.load(name)
-        ours = evaluate.evaluate(ds, found, empties=exact).excess_percent
-        theirs = evaluate.evaluate(ds, best_fit, empties=1).excess_percent
-        lines.append(f"{name}: found {ours:.2f}%  Best Fit {theirs:.2f}%")
-    header = (
-        f'"""Best priority function found by `jdl binpack search` ({args.proposer} proposer).\n\n'
-        f"Started {started:%Y-%m-%d %H:%M} UTC on {platform.node() or 'a'} "
-        f"({platform.machine()}, {_cpus()} CPUs); ran {result.seconds / 60:.1f} min, "
-        f"{result.evaluated} candidates\n"
-        f"evaluated (outcomes: {result.outcomes}), seed {args.seed}, "
-        f"{args.islands} islands, {args.workers} workers.\n"
-        f"Training set: data.uniform_training() (uniform 20..100, capacity 150); "
-        f"score {best.score:.3f},\nexcess {result.train_excess:.3f}%.\n"
-        f"Test (OR-Library, unseen during the search):\n" +
-        "\n".join(f"  {line}" for line in lines) + '\n"""\nimport numpy as np\n\n\n')
-    program_path = args.out_dir / "best_priority.py"
-    program_path.write_text(header + best.source)
-    print(f"\nsearch finished: {result.evaluated} candidates in {result.seconds:.0f} s; "
-          f"outcomes {result.outcomes}")
-    print(f"best train excess {result.train_excess:.3f}% (score {best.score:.3f})")
-    print("\n".join(lines))
-    print(f"\nfound program ({program_path}):\n\n{best.source}")
-    print(f"log: {log_path}")
-    return 0
+  if args.proposer == 'mutation':
+    proposer = proposers.MutationProposer(seed=args.seed)
+  else:
+    proposer = proposers.CompletionsProposer(args.url, args.model, args.api_key)
+  args.out_dir.mkdir(parents=True, exist_ok=True)
+  log_path = args.out_dir / 'search_log.jsonl'
+  started = datetime.datetime.now(datetime.UTC)
+  result = search.run_search(
+    proposer,
+    seconds=args.minutes * 60,
+    workers=args.workers,
+    islands=args.islands,
+    reset_every=args.reset_every,
+    max_evaluations=args.max_evaluations,
+    log_path=log_path,
+    seed=args.seed,
+    timeout=args.timeout,
+  )
+  best = result.best
+  # Score the winner on the OR test sets (never seen by the search) next to Best Fit.
+  exact = None if not sandbox.is_elementwise(best.source) else 1
+  found = evaluate.compile_priority(best.source)
+  best_fit = evaluate.compile_priority(heuristics.BEST_FIT)
+  lines = []
+  for name in ('OR1', 'OR2', 'OR3', 'OR4'):
+    ds = data.load(name)
+    ours = evaluate.evaluate(ds, found, empties=exact).excess_percent
+    theirs = evaluate.evaluate(ds, best_fit, empties=1).excess_percent
+    lines.append(f'{name}: found {ours:.2f}%  Best Fit {theirs:.2f}%')
+  header = (
+    f'"""Best priority function found by `jdl binpack search` ({args.proposer} proposer).\n\n'
+    f'Started {started:%Y-%m-%d %H:%M} UTC on {platform.node() or "a"} '
+    f'({platform.machine()}, {_cpus()} CPUs); ran {result.seconds / 60:.1f} min, '
+    f'{result.evaluated} candidates\n'
+    f'evaluated (outcomes: {result.outcomes}), seed {args.seed}, '
+    f'{args.islands} islands, {args.workers} workers.\n'
+    f'Training set: data.uniform_training() (uniform 20..100, capacity 150); '
+    f'score {best.score:.3f},\nexcess {result.train_excess:.3f}%.\n'
+    f'Test (OR-Library, unseen during the search):\n'
+    + '\n'.join(f'  {line}' for line in lines)
+    + '\n"""\nimport numpy as np\n\n\n'
+  )
+  program_path = args.out_dir / 'best_priority.py'
+  program_path.write_text(header + best.source)
+  print(
+    f'\nsearch finished: {result.evaluated} candidates in {result.seconds:.0f} s; '
+    f'outcomes {result.outcomes}'
+  )
+  print(f'best train excess {result.train_excess:.3f}% (score {best.score:.3f})')
+  print('\n'.join(lines))
+  print(f'\nfound program ({program_path}):\n\n{best.source}')
+  print(f'log: {log_path}')
+  return 0
 
 
 def _cpus() -> int:
-    import os
+  import os
 
-    return os.cpu_count() or 0
+  return os.cpu_count() or 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == '__main__':
+  sys.exit(main())

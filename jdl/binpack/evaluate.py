@@ -37,125 +37,126 @@ Priority = Callable[[int, np.ndarray], np.ndarray]
 
 
 class InvalidPriority(ValueError):
-    """The priority function returned something the evaluator cannot use."""
+  """The priority function returned something the evaluator cannot use."""
 
 
 def l1_bound(items, capacity: int) -> int:
-    """L1 lower bound on the bins needed: ceil(sum(items) / capacity), in integers."""
-    total = int(np.sum(np.asarray(items, dtype=np.int64)))
-    return -(-total // int(capacity))
+  """L1 lower bound on the bins needed: ceil(sum(items) / capacity), in integers."""
+  total = int(np.sum(np.asarray(items, dtype=np.int64)))
+  return -(-total // int(capacity))
 
 
 def excess(bins_used, l1_bounds) -> float:
-    """The paper's metric: (mean bins used - mean L1) / mean L1, a ratio of means."""
-    mean_bins = float(np.mean(bins_used))
-    mean_l1 = float(np.mean(l1_bounds))
-    return (mean_bins - mean_l1) / mean_l1
+  """The paper's metric: (mean bins used - mean L1) / mean L1, a ratio of means."""
+  mean_bins = float(np.mean(bins_used))
+  mean_l1 = float(np.mean(l1_bounds))
+  return (mean_bins - mean_l1) / mean_l1
 
 
 def pack_literal(items, capacity: int, priority: Priority) -> int:
-    """The paper's evaluation loop, kept literal so `pack` can be checked against it."""
-    bins = np.array([capacity] * len(items))
-    for item in items:
-        item = int(item)
-        valid = np.nonzero((bins - item) >= 0)[0]
-        best = valid[np.argmax(priority(item, bins[valid]))]
-        bins[best] -= item
-    return int((bins != capacity).sum())
+  """The paper's evaluation loop, kept literal so `pack` can be checked against it."""
+  bins = np.array([capacity] * len(items))
+  for item in items:
+    item = int(item)
+    valid = np.nonzero((bins - item) >= 0)[0]
+    best = valid[np.argmax(priority(item, bins[valid]))]
+    bins[best] -= item
+  return int((bins != capacity).sum())
 
 
 def future_minimum(items: np.ndarray, sentinel: int) -> np.ndarray:
-    """out[t] = min(items[t+1:]), and `sentinel` after the last item."""
-    out = np.empty(len(items), dtype=np.int64)
-    if len(items):
-        out[:-1] = np.minimum.accumulate(items[::-1])[::-1][1:]
-        out[-1] = sentinel
-    return out
+  """out[t] = min(items[t+1:]), and `sentinel` after the last item."""
+  out = np.empty(len(items), dtype=np.int64)
+  if len(items):
+    out[:-1] = np.minimum.accumulate(items[::-1])[::-1][1:]
+    out[-1] = sentinel
+  return out
 
 
-def pack(items, capacity: int, priority: Priority, *, empties: int | None = None,
-         validate: bool = False) -> int:
-    """Bins used by `priority` on one instance; same result as `pack_literal`.
+def pack(
+  items, capacity: int, priority: Priority, *, empties: int | None = None, validate: bool = False
+) -> int:
+  """Bins used by `priority` on one instance; same result as `pack_literal`.
 
-    validate=True checks each returned array (used for untrusted candidates, whose
-    bugs should be reported, not silently broadcast).
-    """
-    items = np.asarray(items, dtype=np.int64)
-    n = len(items)
-    future_min = future_minimum(items, capacity + 1)
-    caps = np.empty(0, dtype=np.int64)  # live bins with index < fresh, in index order
-    fresh = 0  # every bin of index >= fresh is untouched (full capacity)
-    used_dead = 0
-    for t in range(n):
-        item = int(items[t])
-        trailing = n - fresh if empties is None else min(empties, n - fresh)
-        pool = np.concatenate([caps, np.full(trailing, capacity, dtype=np.int64)])
-        valid = np.flatnonzero(pool >= item)
-        scores = priority(item, pool[valid])  # fancy indexing copies: state is safe
-        if validate:
-            scores = _check_scores(scores, len(valid))
-        j = int(valid[np.argmax(scores)])
-        if j >= len(caps):  # an untouched bin: the skipped ones before it join `caps`
-            grow = j - len(caps) + 1
-            caps = np.concatenate([caps, np.full(grow, capacity, dtype=np.int64)])
-            fresh += grow
-        caps[j] -= item
-        alive = caps >= future_min[t]
-        if not alive.all():
-            used_dead += int(np.count_nonzero(~alive & (caps < capacity)))
-            caps = caps[alive]
-    return used_dead + int(np.count_nonzero(caps < capacity))
+  validate=True checks each returned array (used for untrusted candidates, whose
+  bugs should be reported, not silently broadcast).
+  """
+  items = np.asarray(items, dtype=np.int64)
+  n = len(items)
+  future_min = future_minimum(items, capacity + 1)
+  caps = np.empty(0, dtype=np.int64)  # live bins with index < fresh, in index order
+  fresh = 0  # every bin of index >= fresh is untouched (full capacity)
+  used_dead = 0
+  for t in range(n):
+    item = int(items[t])
+    trailing = n - fresh if empties is None else min(empties, n - fresh)
+    pool = np.concatenate([caps, np.full(trailing, capacity, dtype=np.int64)])
+    valid = np.flatnonzero(pool >= item)
+    scores = priority(item, pool[valid])  # fancy indexing copies: state is safe
+    if validate:
+      scores = _check_scores(scores, len(valid))
+    j = int(valid[np.argmax(scores)])
+    if j >= len(caps):  # an untouched bin: the skipped ones before it join `caps`
+      grow = j - len(caps) + 1
+      caps = np.concatenate([caps, np.full(grow, capacity, dtype=np.int64)])
+      fresh += grow
+    caps[j] -= item
+    alive = caps >= future_min[t]
+    if not alive.all():
+      used_dead += int(np.count_nonzero(~alive & (caps < capacity)))
+      caps = caps[alive]
+  return used_dead + int(np.count_nonzero(caps < capacity))
 
 
 def _check_scores(scores, size: int) -> np.ndarray:
-    if not isinstance(scores, np.ndarray):
-        raise InvalidPriority(f"priority returned {type(scores).__name__}, not an ndarray")
-    if scores.shape != (size,):
-        raise InvalidPriority(f"priority returned shape {scores.shape}, expected ({size},)")
-    if scores.dtype.kind not in "biuf":
-        raise InvalidPriority(f"priority returned dtype {scores.dtype}, not numeric")
-    return scores
+  if not isinstance(scores, np.ndarray):
+    raise InvalidPriority(f'priority returned {type(scores).__name__}, not an ndarray')
+  if scores.shape != (size,):
+    raise InvalidPriority(f'priority returned shape {scores.shape}, expected ({size},)')
+  if scores.dtype.kind not in 'biuf':
+    raise InvalidPriority(f'priority returned dtype {scores.dtype}, not numeric')
+  return scores
 
 
 @dataclasses.dataclass
 class Result:
-    """Per-instance bins used and L1 bounds of one heuristic on one dataset."""
+  """Per-instance bins used and L1 bounds of one heuristic on one dataset."""
 
-    bins: dict
-    l1: dict
+  bins: dict
+  l1: dict
 
-    @property
-    def excess(self) -> float:
-        return excess(list(self.bins.values()), list(self.l1.values()))
+  @property
+  def excess(self) -> float:
+    return excess(list(self.bins.values()), list(self.l1.values()))
 
-    @property
-    def excess_percent(self) -> float:
-        return 100.0 * self.excess
+  @property
+  def excess_percent(self) -> float:
+    return 100.0 * self.excess
 
-    @property
-    def mean_bins(self) -> float:
-        return float(np.mean(list(self.bins.values())))
-
-
-def evaluate(dataset, priority: Priority, *, empties: int | None = None,
-             validate: bool = False, packer=None) -> Result:
-    """Run `priority` on every instance of `dataset` (a data.Dataset)."""
-    bins, l1 = {}, {}
-    for name, items in dataset.instances.items():
-        if packer is not None:
-            bins[name] = packer(items, dataset.capacity, priority)
-        else:
-            bins[name] = pack(items, dataset.capacity, priority, empties=empties,
-                              validate=validate)
-        l1[name] = l1_bound(items, dataset.capacity)
-    return Result(bins, l1)
+  @property
+  def mean_bins(self) -> float:
+    return float(np.mean(list(self.bins.values())))
 
 
-def compile_priority(source: str, name: str = "priority") -> Priority:
-    """Exec trusted source (the known heuristics, the stored found program).
+def evaluate(
+  dataset, priority: Priority, *, empties: int | None = None, validate: bool = False, packer=None
+) -> Result:
+  """Run `priority` on every instance of `dataset` (a data.Dataset)."""
+  bins, l1 = {}, {}
+  for name, items in dataset.instances.items():
+    if packer is not None:
+      bins[name] = packer(items, dataset.capacity, priority)
+    else:
+      bins[name] = pack(items, dataset.capacity, priority, empties=empties, validate=validate)
+    l1[name] = l1_bound(items, dataset.capacity)
+  return Result(bins, l1)
 
-    Untrusted candidates go through `sandbox` instead.
-    """
-    namespace = {"np": np, "numpy": np, "math": math}
-    exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 - trusted code only
-    return namespace[name]
+
+def compile_priority(source: str, name: str = 'priority') -> Priority:
+  """Exec trusted source (the known heuristics, the stored found program).
+
+  Untrusted candidates go through `sandbox` instead.
+  """
+  namespace = {'np': np, 'numpy': np, 'math': math}
+  exec(compile(source, f'<{name}>', 'exec'), namespace)  # noqa: S102 - trusted code only
+  return namespace[name]

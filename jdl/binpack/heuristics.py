@@ -65,41 +65,41 @@ def priority(item, bins):
 '''
 
 SOURCES = {
-    "First Fit": FIRST_FIT,
-    "Best Fit": BEST_FIT,
-    "FunSearch OR": FUNSEARCH_OR,
-    "FunSearch Weibull": FUNSEARCH_WEIBULL,
+  'First Fit': FIRST_FIT,
+  'Best Fit': BEST_FIT,
+  'FunSearch OR': FUNSEARCH_OR,
+  'FunSearch Weibull': FUNSEARCH_WEIBULL,
 }
 
 
 def first_fit_jax(item, bins, valid):
-    # bins * 0 rather than zeros_like: a constant score makes XLA constant-fold the
-    # argmax's reductions over the window at compile time (slow, and it warns).
-    return bins * 0.0
+  # bins * 0 rather than zeros_like: a constant score makes XLA constant-fold the
+  # argmax's reductions over the window at compile time (slow, and it warns).
+  return bins * 0.0
 
 
 def best_fit_jax(item, bins, valid):
-    return -(bins - item)
+  return -(bins - item)
 
 
 def funsearch_or_jax(item, bins, valid):
-    score = 1000.0 - bins * (bins - item)
-    # np.argmin over the compacted array = first feasible slot holding the minimum.
-    index = jnp.argmin(jnp.where(valid, bins, jnp.inf))
-    best = score[index] * item - (bins[index] - item) ** 4
-    return score.at[index].set(best)
+  score = 1000.0 - bins * (bins - item)
+  # np.argmin over the compacted array = first feasible slot holding the minimum.
+  index = jnp.argmin(jnp.where(valid, bins, jnp.inf))
+  best = score[index] * item - (bins[index] - item) ** 4
+  return score.at[index].set(best)
 
 
 def funsearch_weibull_jax(item, bins, valid):
-    max_bin_cap = jnp.max(jnp.where(valid, bins, -jnp.inf))
-    score = (bins - max_bin_cap) ** 2 / item + bins ** 2 / item ** 2 + bins ** 2 / item ** 3
-    score = jnp.where(bins > item, -score, score)
-    # score[1:] -= score[:-1] on the compacted array: subtract the score of the previous
-    # *feasible* slot; the first feasible slot keeps its score.
-    slots = jnp.arange(bins.shape[0])
-    last_valid = jax.lax.cummax(jnp.where(valid, slots, -1))
-    previous = jnp.concatenate([jnp.array([-1], last_valid.dtype), last_valid[:-1]])
-    return jnp.where(previous >= 0, score - score[jnp.maximum(previous, 0)], score)
+  max_bin_cap = jnp.max(jnp.where(valid, bins, -jnp.inf))
+  score = (bins - max_bin_cap) ** 2 / item + bins**2 / item**2 + bins**2 / item**3
+  score = jnp.where(bins > item, -score, score)
+  # score[1:] -= score[:-1] on the compacted array: subtract the score of the previous
+  # *feasible* slot; the first feasible slot keeps its score.
+  slots = jnp.arange(bins.shape[0])
+  last_valid = jax.lax.cummax(jnp.where(valid, slots, -1))
+  previous = jnp.concatenate([jnp.array([-1], last_valid.dtype), last_valid[:-1]])
+  return jnp.where(previous >= 0, score - score[jnp.maximum(previous, 0)], score)
 
 
 # Capacities and items are small integers and these two scores are integer-valued, so
@@ -108,12 +108,12 @@ first_fit_jax.exact_in_float32 = True
 best_fit_jax.exact_in_float32 = True
 
 JAX = {
-    "First Fit": first_fit_jax,
-    "Best Fit": best_fit_jax,
-    "FunSearch OR": funsearch_or_jax,
-    "FunSearch Weibull": funsearch_weibull_jax,
+  'First Fit': first_fit_jax,
+  'Best Fit': best_fit_jax,
+  'FunSearch OR': funsearch_or_jax,
+  'FunSearch Weibull': funsearch_weibull_jax,
 }
 
 # How many untouched bins the fast evaluators must show for each heuristic's choice to
 # be the same as with the paper's full pool (see evaluate.pack).
-EMPTIES = {"First Fit": 1, "Best Fit": 1, "FunSearch OR": 2, "FunSearch Weibull": 2}
+EMPTIES = {'First Fit': 1, 'Best Fit': 1, 'FunSearch OR': 2, 'FunSearch Weibull': 2}

@@ -17,79 +17,107 @@ import pathlib
 from . import data, evaluate, heuristics, jax_eval, sandbox
 
 PUBLISHED = {
-    "First Fit": {"OR1": 6.42, "OR2": 6.45, "OR3": 5.74, "OR4": 5.23, "Weibull 5k": 4.23,
-                  "Weibull 10k": 4.20, "Weibull 100k": 4.00},
-    "Best Fit": {"OR1": 5.81, "OR2": 6.06, "OR3": 5.37, "OR4": 4.94, "Weibull 5k": 3.98,
-                 "Weibull 10k": 3.90, "Weibull 100k": 3.79},
-    "FunSearch": {"OR1": 5.30, "OR2": 4.19, "OR3": 3.11, "OR4": 2.47, "Weibull 5k": 0.68,
-                  "Weibull 10k": 0.32, "Weibull 100k": 0.03},
+  'First Fit': {
+    'OR1': 6.42,
+    'OR2': 6.45,
+    'OR3': 5.74,
+    'OR4': 5.23,
+    'Weibull 5k': 4.23,
+    'Weibull 10k': 4.20,
+    'Weibull 100k': 4.00,
+  },
+  'Best Fit': {
+    'OR1': 5.81,
+    'OR2': 6.06,
+    'OR3': 5.37,
+    'OR4': 4.94,
+    'Weibull 5k': 3.98,
+    'Weibull 10k': 3.90,
+    'Weibull 100k': 3.79,
+  },
+  'FunSearch': {
+    'OR1': 5.30,
+    'OR2': 4.19,
+    'OR3': 3.11,
+    'OR4': 2.47,
+    'Weibull 5k': 0.68,
+    'Weibull 10k': 0.32,
+    'Weibull 100k': 0.03,
+  },
 }
-ROWS = ("First Fit", "Best Fit", "FunSearch", "jdl search")
+ROWS = ('First Fit', 'Best Fit', 'FunSearch', 'jdl search')
 
 
 def funsearch_heuristic_for(dataset_name: str) -> str:
-    """Which published FunSearch heuristic a column uses."""
-    return "FunSearch Weibull" if dataset_name.startswith("Weibull") else "FunSearch OR"
+  """Which published FunSearch heuristic a column uses."""
+  return 'FunSearch Weibull' if dataset_name.startswith('Weibull') else 'FunSearch OR'
 
 
 def found_program(path) -> str:
-    """The function source of a stored found program (the file has a docstring header)."""
-    return pathlib.Path(path).read_text()
+  """The function source of a stored found program (the file has a docstring header)."""
+  return pathlib.Path(path).read_text()
 
 
 @functools.cache
 def known_result(name: str, dataset_name: str) -> evaluate.Result:
-    """A known heuristic on a dataset with the JAX evaluator (cached: the table, the
-    figures and the tests ask for the same runs)."""
-    return jax_eval.evaluate_dataset(data.load(dataset_name), heuristics.JAX[name],
-                                     empties=heuristics.EMPTIES[name])
+  """A known heuristic on a dataset with the JAX evaluator (cached: the table, the
+  figures and the tests ask for the same runs)."""
+  return jax_eval.evaluate_dataset(
+    data.load(dataset_name), heuristics.JAX[name], empties=heuristics.EMPTIES[name]
+  )
 
 
 def score_known(name: str, dataset) -> float:
-    return known_result(name, dataset.name).excess_percent
+  return known_result(name, dataset.name).excess_percent
 
 
 def score_source(source: str, dataset) -> float:
-    """Excess (%) of a program given as NumPy source (vetted: passes the static check)."""
-    sandbox.check_source(source)
-    # Elementwise programs only need one untouched bin shown (exact, see evaluate.pack);
-    # the NumPy reference is used here because a BF-like program keeps ~20,000 bins live
-    # on Weibull 100k, where the JAX evaluator's full-window passes are slower (docs).
-    empties = 1 if sandbox.is_elementwise(source) else None
-    return evaluate.evaluate(dataset, evaluate.compile_priority(source),
-                             empties=empties).excess_percent
+  """Excess (%) of a program given as NumPy source (vetted: passes the static check)."""
+  sandbox.check_source(source)
+  # Elementwise programs only need one untouched bin shown (exact, see evaluate.pack);
+  # the NumPy reference is used here because a BF-like program keeps ~20,000 bins live
+  # on Weibull 100k, where the JAX evaluator's full-window passes are slower (docs).
+  empties = 1 if sandbox.is_elementwise(source) else None
+  return evaluate.evaluate(
+    dataset, evaluate.compile_priority(source), empties=empties
+  ).excess_percent
 
 
 def compute(program=None, datasets=data.DATASET_NAMES) -> dict:
-    """{row: {column: excess %}} for the four rows (jdl search only if a program exists)."""
-    program = pathlib.Path(program) if program else None
-    source = found_program(program) if program and program.exists() else None
-    rows = {row: {} for row in ROWS if row != "jdl search" or source}
-    for name in datasets:
-        ds = data.load(name)
-        rows["First Fit"][name] = score_known("First Fit", ds)
-        rows["Best Fit"][name] = score_known("Best Fit", ds)
-        rows["FunSearch"][name] = score_known(funsearch_heuristic_for(name), ds)
-        if source:
-            rows["jdl search"][name] = score_source(source, ds)
-    return {row: {k: round(v, 4) for k, v in cols.items()} for row, cols in rows.items()}
+  """{row: {column: excess %}} for the four rows (jdl search only if a program exists)."""
+  program = pathlib.Path(program) if program else None
+  source = found_program(program) if program and program.exists() else None
+  rows = {row: {} for row in ROWS if row != 'jdl search' or source}
+  for name in datasets:
+    ds = data.load(name)
+    rows['First Fit'][name] = score_known('First Fit', ds)
+    rows['Best Fit'][name] = score_known('Best Fit', ds)
+    rows['FunSearch'][name] = score_known(funsearch_heuristic_for(name), ds)
+    if source:
+      rows['jdl search'][name] = score_source(source, ds)
+  return {row: {k: round(v, 4) for k, v in cols.items()} for row, cols in rows.items()}
 
 
 def format_table(rows: dict) -> str:
-    """Text table: computed value, with the published one in parentheses."""
-    columns = list(next(iter(rows.values())))
-    width = 15
-    lines = ["Fraction of excess bins (%), lower is better; (published value)",
-             "".ljust(12) + "".join(c.rjust(width) for c in columns)]
-    for row, values in rows.items():
-        cells = []
-        for c in columns:
-            published = PUBLISHED.get(row, {}).get(c)
-            text = f"{values[c]:.2f}" + (f" ({published:.2f})" if published is not None else "")
-            cells.append(text.rjust(width))
-        lines.append(row.ljust(12) + "".join(cells))
-    lines.append("FunSearch row: the paper's published OR heuristic in the OR columns, its "
-                 "Weibull heuristic in the Weibull columns.")
-    lines.append("Weibull 10k/100k are regenerated with the paper's recipe (not the "
-                 "unreleased originals).")
-    return "\n".join(lines)
+  """Text table: computed value, with the published one in parentheses."""
+  columns = list(next(iter(rows.values())))
+  width = 15
+  lines = [
+    'Fraction of excess bins (%), lower is better; (published value)',
+    ''.ljust(12) + ''.join(c.rjust(width) for c in columns),
+  ]
+  for row, values in rows.items():
+    cells = []
+    for c in columns:
+      published = PUBLISHED.get(row, {}).get(c)
+      text = f'{values[c]:.2f}' + (f' ({published:.2f})' if published is not None else '')
+      cells.append(text.rjust(width))
+    lines.append(row.ljust(12) + ''.join(cells))
+  lines.append(
+    "FunSearch row: the paper's published OR heuristic in the OR columns, its "
+    'Weibull heuristic in the Weibull columns.'
+  )
+  lines.append(
+    "Weibull 10k/100k are regenerated with the paper's recipe (not the unreleased originals)."
+  )
+  return '\n'.join(lines)

@@ -31,10 +31,15 @@ def generate(rows: int, seq_len: int, rng: np.random.Generator) -> dict[str, np.
   return {'x': np.stack([values, markers], axis=-1), 'y': target[:, None].astype(np.float32)}
 
 
-def load(seq_len: int = 100, train_rows: int = 10_000, eval_rows: int = 1_000,
-         seed: int = 0) -> Splits:
+def load(
+  seq_len: int = 100, train_rows: int = 10_000, eval_rows: int = 1_000, seed: int = 0
+) -> Splits:
   """Independent train, validation and test sets drawn from one seeded generator."""
   rng = np.random.default_rng(seed)
-  return Splits(train=generate(train_rows, seq_len, rng),
-                evals={'validation': generate(eval_rows, seq_len, rng),
-                       'test': generate(eval_rows, seq_len, rng)})
+  return Splits(
+    train=generate(train_rows, seq_len, rng),
+    evals={
+      'validation': generate(eval_rows, seq_len, rng),
+      'test': generate(eval_rows, seq_len, rng),
+    },
+  )

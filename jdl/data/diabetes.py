@@ -19,6 +19,7 @@ VALIDATION_FRACTION = 0.2
 
 def load() -> Splits:
   from sklearn.datasets import load_diabetes
+
   x, y = load_diabetes(return_X_y=True)
   order = np.random.default_rng(0).permutation(len(x))
   x, y = x[order], y[order]
@@ -30,7 +31,11 @@ def load() -> Splits:
 
   x_mean, x_std = x_train.mean(0), x_train.std(0)
   y_mean, y_std = y_train.mean(), y_train.std()
-  split = lambda xs, ys: {'x': ((xs - x_mean) / x_std).astype(np.float32),
-                          'y': ((ys - y_mean) / y_std).astype(np.float32)[:, None]}
-  return Splits(train=split(x_train, y_train),
-                evals={'validation': split(x_val, y_val), 'test': split(x_test, y_test)})
+  split = lambda xs, ys: {
+    'x': ((xs - x_mean) / x_std).astype(np.float32),
+    'y': ((ys - y_mean) / y_std).astype(np.float32)[:, None],
+  }
+  return Splits(
+    train=split(x_train, y_train),
+    evals={'validation': split(x_val, y_val), 'test': split(x_test, y_test)},
+  )

@@ -17,8 +17,18 @@ from jdl.tasks.base import Splits
 
 DEFAULT_DIR = '/usr/share/datasets/fashion-mnist'
 INSTALL = 'sudo apt-get install -y dataset-fashion-mnist   (or: make data)'
-CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker',
-           'Bag', 'Ankle boot')
+CLASSES = (
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+)
 VALIDATION_ROWS = 5000
 
 
@@ -48,24 +58,34 @@ def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def present() -> bool:
-  return all((data_dir() / f'{s}-{k}.gz').is_file()
-             for s in ('train', 't10k') for k in ('images-idx3-ubyte', 'labels-idx1-ubyte'))
+  return all(
+    (data_dir() / f'{s}-{k}.gz').is_file()
+    for s in ('train', 't10k')
+    for k in ('images-idx3-ubyte', 'labels-idx1-ubyte')
+  )
 
 
-def load(validation_rows: int = VALIDATION_ROWS, classes: tuple[int, ...] | None = None,
-         eval_rows: int | None = None) -> Splits:
+def load(
+  validation_rows: int = VALIDATION_ROWS,
+  classes: tuple[int, ...] | None = None,
+  eval_rows: int | None = None,
+) -> Splits:
   """The three splits; `classes` keeps only those labels (for the unpaired-domain experiments);
   `eval_rows` keeps the first rows of each evaluation split (smoke runs of big models)."""
   x, y = arrays('train')
   x_test, y_test = arrays('t10k')
+
   def keep(images, labels):
     if classes is None:
       return {'image': images, 'label': labels}
     mask = np.isin(labels, classes)
     return {'image': images[mask], 'label': labels[mask]}
+
   def head(split):
     return {k: v[:eval_rows] for k, v in split.items()} if eval_rows else split
+
   n_train = len(x) - validation_rows
-  return Splits(train=keep(x[:n_train], y[:n_train]),
-                evals={'validation': head(keep(x[n_train:], y[n_train:])),
-                       'test': head(keep(x_test, y_test))})
+  return Splits(
+    train=keep(x[:n_train], y[:n_train]),
+    evals={'validation': head(keep(x[n_train:], y[n_train:])), 'test': head(keep(x_test, y_test))},
+  )

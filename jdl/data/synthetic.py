@@ -19,8 +19,10 @@ def regression(rows: int, features: int, outputs: int = 1, seed: int = 0):
   return x, y.astype(np.float32)
 
 
-def load(rows: int = 2048, features: int = 8, outputs: int = 1, seed: int = 0,
-         eval_rows: int = 256) -> Splits:
+def load(
+  rows: int = 2048, features: int = 8, outputs: int = 1, seed: int = 0, eval_rows: int = 256
+) -> Splits:
   x, y = regression(rows + eval_rows, features, outputs, seed)
-  return Splits(train={'x': x[:rows], 'y': y[:rows]},
-                evals={'validation': {'x': x[rows:], 'y': y[rows:]}})
+  return Splits(
+    train={'x': x[:rows], 'y': y[:rows]}, evals={'validation': {'x': x[rows:], 'y': y[rows:]}}
+  )

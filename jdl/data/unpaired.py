@@ -35,16 +35,19 @@ class UnpairedImages:
   def __len__(self) -> int:
     return max(len(self.images_a), len(self.images_b))
 
-  def batch(self, indices: np.ndarray, rng: np.random.Generator | None = None
-            ) -> dict[str, np.ndarray]:
+  def batch(
+    self, indices: np.ndarray, rng: np.random.Generator | None = None
+  ) -> dict[str, np.ndarray]:
     indices = np.asarray(indices)
     n_b = len(self.images_b)
     if rng is None:
       rows_b = indices % n_b
     else:
       rows_b = rng.choice(n_b, size=indices.shape, replace=indices.size > n_b)
-    return {'image_a': self.images_a[indices % len(self.images_a)],
-            'image_b': self.images_b[rows_b]}
+    return {
+      'image_a': self.images_a[indices % len(self.images_a)],
+      'image_b': self.images_b[rows_b],
+    }
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -54,17 +57,27 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 class TfdsUnpaired:
   """Domains A and B of a tfds CycleGAN data set as one data source."""
 
-  def __init__(self, name: str, split: str, image_size: int, load_size: int, train: bool,
-               data_dir: str | None = None):
+  def __init__(
+    self,
+    name: str,
+    split: str,
+    image_size: int,
+    load_size: int,
+    train: bool,
+    data_dir: str | None = None,
+  ):
     import tensorflow_datasets as tfds
+
     try:
-      self.records = [tfds.data_source(name, split=f'{split}{d}', data_dir=data_dir,
-                                       download=False) for d in 'AB']
+      self.records = [
+        tfds.data_source(name, split=f'{split}{d}', data_dir=data_dir, download=False) for d in 'AB'
+      ]
     except Exception as e:  # tfds raises several kinds for a data set that is not prepared
       raise FileNotFoundError(
-          f"tfds data set '{name}' splits {split}A/{split}B are not prepared in "
-          f"{data_dir or '$TFDS_DATA_DIR (~/tensorflow_datasets)'}: run `tfds build {name}` on "
-          f'a machine with internet ({e})') from None
+        f"tfds data set '{name}' splits {split}A/{split}B are not prepared in "
+        f'{data_dir or "$TFDS_DATA_DIR (~/tensorflow_datasets)"}: run `tfds build {name}` on '
+        f'a machine with internet ({e})'
+      ) from None
     self.image_size, self.load_size, self.train = image_size, load_size, train
 
   def __len__(self) -> int:
@@ -76,35 +89,44 @@ class TfdsUnpaired:
       return _resize(image, self.image_size)
     image = _resize(image, self.load_size)
     top, left = rng.integers(0, self.load_size - self.image_size + 1, 2)
-    image = image[top:top + self.image_size, left:left + self.image_size]
+    image = image[top : top + self.image_size, left : left + self.image_size]
     return image[:, ::-1] if rng.random() < 0.5 else image
 
-  def batch(self, indices: np.ndarray, rng: np.random.Generator | None = None
-            ) -> dict[str, np.ndarray]:
+  def batch(
+    self, indices: np.ndarray, rng: np.random.Generator | None = None
+  ) -> dict[str, np.ndarray]:
     indices = np.asarray(indices)
     rng = rng if rng is not None or not self.train else np.random.default_rng(0)
     records_a, records_b = self.records
     if rng is None:
       rows_b = indices % len(records_b)
     else:
-      rows_b = rng.choice(len(records_b), size=indices.shape,
-                          replace=indices.size > len(records_b))
+      rows_b = rng.choice(len(records_b), size=indices.shape, replace=indices.size > len(records_b))
     return {
-        'image_a': np.stack([self._image(records_a, i % len(records_a), rng) for i in indices]),
-        'image_b': np.stack([self._image(records_b, i, rng) for i in rows_b])}
+      'image_a': np.stack([self._image(records_a, i % len(records_a), rng) for i in indices]),
+      'image_b': np.stack([self._image(records_b, i, rng) for i in rows_b]),
+    }
 
 
-def load(source: str = 'fashion_mnist', classes: tuple[int, int] = (7, 9),
-         name: str = 'cycle_gan/horse2zebra', image_size: int = 256, load_size: int = 286,
-         data_dir: str | None = None) -> Splits:
+def load(
+  source: str = 'fashion_mnist',
+  classes: tuple[int, int] = (7, 9),
+  name: str = 'cycle_gan/horse2zebra',
+  image_size: int = 256,
+  load_size: int = 286,
+  data_dir: str | None = None,
+) -> Splits:
   if source == 'tfds':
-    return Splits(train=TfdsUnpaired(name, 'train', image_size, load_size, True, data_dir),
-                  evals={'test': TfdsUnpaired(name, 'test', image_size, load_size, False,
-                                              data_dir)})
+    return Splits(
+      train=TfdsUnpaired(name, 'train', image_size, load_size, True, data_dir),
+      evals={'test': TfdsUnpaired(name, 'test', image_size, load_size, False, data_dir)},
+    )
   if source != 'fashion_mnist':
     raise ValueError(f"unpaired: source is 'fashion_mnist' or 'tfds', not {source!r}")
   a, b = classes
   data = fashion_mnist.load(classes=(a, b))
+
   def domains(split):
     return UnpairedImages(split['image'][split['label'] == a], split['image'][split['label'] == b])
+
   return Splits(train=domains(data.train), evals={'test': domains(data.evals['test'])})

@@ -9,8 +9,10 @@ import numpy as np
 
 def plt():
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as pyplot
+
   return pyplot
 
 

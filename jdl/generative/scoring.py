@@ -34,31 +34,39 @@ CLASSIFIER_WORKDIR = ROOT / 'runs/simple_fmnist'
 class Classifier:
   """The trained simple convnet: logits and penultimate features of images in [0, 1]."""
 
-  def __init__(self, workdir: pathlib.Path = CLASSIFIER_WORKDIR,
-               config_file: pathlib.Path = CLASSIFIER_CONFIG):
+  def __init__(
+    self, workdir: pathlib.Path = CLASSIFIER_WORKDIR, config_file: pathlib.Path = CLASSIFIER_CONFIG
+  ):
     from jdl import config as config_lib
     from jdl.train import loop
+
     if not (pathlib.Path(workdir) / 'checkpoints').is_dir():
       raise FileNotFoundError(
-          f'the scores need the trained Fashion-MNIST classifier in {workdir}: train it with '
-          f'`jdl train --config {config_file} --workdir {workdir}`')
+        f'the scores need the trained Fashion-MNIST classifier in {workdir}: train it with '
+        f'`jdl train --config {config_file} --workdir {workdir}`'
+      )
     config = config_lib.load(str(config_file))
     task = loop.get_task(config)
-    self.step, state = loop.restore_latest(task, loop.make_mesh(config), workdir,
-                                           log=lambda _: None)
+    self.step, state = loop.restore_latest(
+      task, loop.make_mesh(config), workdir, log=lambda _: None
+    )
     model = task.merge(state.params, state.model_state)
     model.eval()
+
     def run(x):
       features = model.features(x)
       return model.head(features).argmax(-1), features
+
     self._run = jax.jit(run)
 
   def __call__(self, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """(predicted classes [N], features [N, 1600]) of images [N, 28, 28, 1] in [0, 1]."""
     images = np.asarray(images, np.float32)
-    outs = [self._run(images[i:i + batch]) for i in range(0, len(images), batch)]
-    return (np.concatenate([np.asarray(o[0]) for o in outs]),
-            np.concatenate([np.asarray(o[1], np.float64) for o in outs]))
+    outs = [self._run(images[i : i + batch]) for i in range(0, len(images), batch)]
+    return (
+      np.concatenate([np.asarray(o[0]) for o in outs]),
+      np.concatenate([np.asarray(o[1], np.float64) for o in outs]),
+    )
 
 
 def class_distribution(predictions: np.ndarray, num_classes: int = 10) -> np.ndarray:
@@ -83,22 +91,31 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
   return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
-def score_samples(classifier: Classifier, samples: np.ndarray, real_features: np.ndarray
-                  ) -> dict:
+def score_samples(classifier: Classifier, samples: np.ndarray, real_features: np.ndarray) -> dict:
   """Class distribution and Frechet distance of generated images [N, 28, 28, 1] in [0, 1]."""
   predictions, features = classifier(samples)
-  return {'samples': len(samples),
-          'class_distribution': class_distribution(predictions).round(4).tolist(),
-          'frechet_distance': frechet_distance(real_features, features)}
+  return {
+    'samples': len(samples),
+    'class_distribution': class_distribution(predictions).round(4).tolist(),
+    'frechet_distance': frechet_distance(real_features, features),
+  }
 
 
-def score_translations(classifier: Classifier, translations: np.ndarray,
-                       reconstructions: np.ndarray, inputs_u8: np.ndarray, target: int) -> dict:
+def score_translations(
+  classifier: Classifier,
+  translations: np.ndarray,
+  reconstructions: np.ndarray,
+  inputs_u8: np.ndarray,
+  target: int,
+) -> dict:
   """The fraction of translations classified as `target`, and the cycle error."""
   predictions, _ = classifier(translations)
   cycle = np.abs(reconstructions - inputs_u8.astype(np.float32) / 255).mean()
   source_predictions, _ = classifier(inputs_u8.astype(np.float32) / 255)
-  return {'images': len(translations), 'target_class': target,
-          'target_fraction': float((predictions == target).mean()),
-          'inputs_in_target_class': float((source_predictions == target).mean()),
-          'cycle_l1': float(cycle)}
+  return {
+    'images': len(translations),
+    'target_class': target,
+    'target_fraction': float((predictions == target).mean()),
+    'inputs_in_target_class': float((source_predictions == target).mean()),
+    'cycle_l1': float(cycle),
+  }

@@ -31,9 +31,15 @@ class JdlRunner:
     from jdl import sharding
     from jdl.gpt.configs import gpt_config
     from jdl.train import loop
+
     s = SHAPE
-    c = gpt_config(n_layer=s['n_layer'], n_head=s['n_head'], d_model=s['d_model'],
-                   context=s['context'], vocab_size=s['vocab'])
+    c = gpt_config(
+      n_layer=s['n_layer'],
+      n_head=s['n_head'],
+      d_model=s['d_model'],
+      context=s['context'],
+      vocab_size=s['vocab'],
+    )
     c.optimizer.kwargs = ml_collections.ConfigDict(dict(weight_decay=0.01))
     c.optimizer.learning_rate = 1e-3
     c.optimizer.grad_clip_norm = 0.0  # as the PyTorch peer (no clipping)
@@ -53,8 +59,7 @@ class JdlRunner:
     s = SHAPE
     times, losses = [], []
     for _ in range(k):
-      batch = {'tokens': self.rng.integers(0, s['vocab'], (s['batch'], s['context'] + 1),
-                                           np.int32)}
+      batch = {'tokens': self.rng.integers(0, s['vocab'], (s['batch'], s['context'] + 1), np.int32)}
       batch = self.global_batch(batch, self.mesh)
       t = time.perf_counter()
       self.state, metrics = self.run(self.state, batch)
@@ -66,31 +71,51 @@ class JdlRunner:
 def main(quick: bool = False) -> int:
   from jdl.gpt import compute
   from jdl.models.gpt import GPTConfig
+
   # Rounds alternate jdl and PyTorch, so that both see the same load on a shared machine.
   rounds, per_round = (2, 3) if quick else (6, 4)
   s = SHAPE
-  cfg = GPTConfig(vocab_size=s['vocab'], context=s['context'], n_layer=s['n_layer'],
-                  n_head=s['n_head'], d_model=s['d_model'])
+  cfg = GPTConfig(
+    vocab_size=s['vocab'],
+    context=s['context'],
+    n_layer=s['n_layer'],
+    n_head=s['n_head'],
+    d_model=s['d_model'],
+  )
   tokens = s['batch'] * s['context']
   flops_per_step = 3 * compute.forward_flops_per_token(cfg) * tokens
-  print(f'GPT {s["n_layer"]}L/{s["n_head"]}H/d{s["d_model"]}, context {s["context"]}, batch '
-        f'{s["batch"]}, vocab {s["vocab"]}, float32, AdamW: {compute.param_count(cfg):,} '
-        f'parameters, {flops_per_step / 1e9:.1f} GFLOP per step; {common.machine()}; '
-        f'{common.today()}', flush=True)
+  print(
+    f'GPT {s["n_layer"]}L/{s["n_head"]}H/d{s["d_model"]}, context {s["context"]}, batch '
+    f'{s["batch"]}, vocab {s["vocab"]}, float32, AdamW: {compute.param_count(cfg):,} '
+    f'parameters, {flops_per_step / 1e9:.1f} GFLOP per step; {common.machine()}; '
+    f'{common.today()}',
+    flush=True,
+  )
   args = [str(s[k]) for k in ('n_layer', 'n_head', 'd_model', 'context', 'batch', 'vocab')]
   peer = common.Peer('jdl.gpt.bench_torch', args, env=common.TORCH_ENV)
   info = peer.info
   jdl = JdlRunner()
   jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
   torch_first = peer.steps(2)
-  jdl_times, torch_times, peak = common.alternate(lambda k: jdl.steps(k)[0], peer, rounds,
-                                                 per_round)
+  jdl_times, torch_times, peak = common.alternate(
+    lambda k: jdl.steps(k)[0], peer, rounds, per_round
+  )
   peer.close()
-  print(f'torch {info["torch"]} / transformers {info["transformers"]} ({info["threads"]} '
-        f'threads, {info["attention"]} attention); float32 matmul peak (2048^3 with JAX, best '
-        f'of the run): {peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, '
-        f'torch {torch_first["loss"][0]:.3f} (ln {s["vocab"]} = {np.log(s["vocab"]):.3f})')
-  common.print_comparison('HF GPT-2 (PyTorch)', jdl_times, torch_times, units_per_step=tokens,
-                          unit='tokens', flops_per_step=flops_per_step, peak=peak,
-                          flops_label='MFU (vs measured fp32 peak)', stretch=1.3)
+  print(
+    f'torch {info["torch"]} / transformers {info["transformers"]} ({info["threads"]} '
+    f'threads, {info["attention"]} attention); float32 matmul peak (2048^3 with JAX, best '
+    f'of the run): {peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, '
+    f'torch {torch_first["loss"][0]:.3f} (ln {s["vocab"]} = {np.log(s["vocab"]):.3f})'
+  )
+  common.print_comparison(
+    'HF GPT-2 (PyTorch)',
+    jdl_times,
+    torch_times,
+    units_per_step=tokens,
+    unit='tokens',
+    flops_per_step=flops_per_step,
+    peak=peak,
+    flops_label='MFU (vs measured fp32 peak)',
+    stretch=1.3,
+  )
   return 0

@@ -39,8 +39,12 @@ def forward_flops_per_token(cfg: GPTConfig, seq_len: int | None = None) -> int:
 
 def training_flops(cfg: GPTConfig, tokens: float, seq_len: int | None = None) -> dict:
   n = param_count(cfg)
-  return {'params': n, 'tokens': tokens, 'six_nd': 6 * n * tokens,
-          'exact': 3 * forward_flops_per_token(cfg, seq_len) * tokens}
+  return {
+    'params': n,
+    'tokens': tokens,
+    'six_nd': 6 * n * tokens,
+    'exact': 3 * forward_flops_per_token(cfg, seq_len) * tokens,
+  }
 
 
 def days_to_train(flops: float, chip: str, chips: int, mfu: float) -> float:
@@ -62,16 +66,18 @@ def main(argv: list[str]) -> int:
   p.add_argument('--hardware', default='all', help=f'one of {sorted(CHIPS)} or all')
   args = p.parse_args(argv)
   from jdl import config as config_lib
+
   config = config_lib.load(args.config)
   cfg = GPTConfig.from_config(config.model, config.dtype)
   tokens = _parse_tokens(args.tokens)
   f = training_flops(cfg, tokens)
-  print(f'{args.config}: {f["params"]:,} parameters, {tokens:.4g} tokens, context '
-        f'{cfg.context}')
+  print(f'{args.config}: {f["params"]:,} parameters, {tokens:.4g} tokens, context {cfg.context}')
   print(f'  6ND                  {f["six_nd"]:.3e} FLOPs = {f["six_nd"] / PF_DAY:10.4g} PF-days')
-  print(f'  per-layer (exact)    {f["exact"]:.3e} FLOPs = {f["exact"] / PF_DAY:10.4g} PF-days '
-        f'({f["exact"] / f["six_nd"]:.3f} x 6ND; attention over the context and the logits '
-        f'make the difference)')
+  print(
+    f'  per-layer (exact)    {f["exact"]:.3e} FLOPs = {f["exact"] / PF_DAY:10.4g} PF-days '
+    f'({f["exact"] / f["six_nd"]:.3f} x 6ND; attention over the context and the logits '
+    f'make the difference)'
+  )
   chips = sorted(CHIPS) if args.hardware == 'all' else [args.hardware]
   for name in chips:
     if name not in CHIPS:
@@ -80,7 +86,9 @@ def main(argv: list[str]) -> int:
   for name in chips:
     chip = CHIPS[name]
     days = days_to_train(f['exact'], name, args.chips, args.mfu)
-    print(f'  {name:8s} {chip.bf16_flops / 1e12:6.0f} TFLOP/s bf16, '
-          f'{chip.hbm_bytes_per_s / 1e12:5.2f} TB/s: {days:10.2f} days '
-          f'({days * 24:.4g} hours)')
+    print(
+      f'  {name:8s} {chip.bf16_flops / 1e12:6.0f} TFLOP/s bf16, '
+      f'{chip.hbm_bytes_per_s / 1e12:5.2f} TB/s: {days:10.2f} days '
+      f'({days * 24:.4g} hours)'
+    )
   return 0

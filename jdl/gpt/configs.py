@@ -8,18 +8,42 @@ import ml_collections
 from jdl.config import base_config
 
 
-def gpt_config(*, n_layer: int, n_head: int, d_model: int, context: int, vocab_size: int,
-               post_ln: bool = False, dropout: float = 0.0) -> ml_collections.ConfigDict:
+def gpt_config(
+  *,
+  n_layer: int,
+  n_head: int,
+  d_model: int,
+  context: int,
+  vocab_size: int,
+  post_ln: bool = False,
+  dropout: float = 0.0,
+) -> ml_collections.ConfigDict:
   c = base_config()
   c.task = 'lm'
-  c.model = ml_collections.ConfigDict(dict(
-      name='gpt', vocab_size=vocab_size, context=context, n_layer=n_layer, n_head=n_head,
-      d_model=d_model, d_ff=0, dropout=dropout, post_ln=post_ln, scan_layers=False,
-      remat=False))
+  c.model = ml_collections.ConfigDict(
+    dict(
+      name='gpt',
+      vocab_size=vocab_size,
+      context=context,
+      n_layer=n_layer,
+      n_head=n_head,
+      d_model=d_model,
+      d_ff=0,
+      dropout=dropout,
+      post_ln=post_ln,
+      scan_layers=False,
+      remat=False,
+    )
+  )
   # A shape-only config has no data; the small configs below set data.name = 'text'.
-  c.data = ml_collections.ConfigDict(dict(name='none', kwargs=ml_collections.ConfigDict(dict(
-      corpora=(('kjv', 1.0),), tokenizer='gpt2', context=context, train_rows=0,
-      eval_rows=0))))
+  c.data = ml_collections.ConfigDict(
+    dict(
+      name='none',
+      kwargs=ml_collections.ConfigDict(
+        dict(corpora=(('kjv', 1.0),), tokenizer='gpt2', context=context, train_rows=0, eval_rows=0)
+      ),
+    )
+  )
   c.optimizer.name = 'adamw'
   c.optimizer.learning_rate = 6e-4
   c.optimizer.schedule = 'cosine'
@@ -39,12 +63,20 @@ def large(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
-def small_text(c: ml_collections.ConfigDict, *, corpora, tokenizer: str, batch_size: int,
-               steps: int, eval_rows: int) -> ml_collections.ConfigDict:
+def small_text(
+  c: ml_collections.ConfigDict,
+  *,
+  corpora,
+  tokenizer: str,
+  batch_size: int,
+  steps: int,
+  eval_rows: int,
+) -> ml_collections.ConfigDict:
   """A config that trains here: one pass over `steps * batch_size` rows drawn by the mixture."""
   c.data.name = 'text'
-  c.data.kwargs.update(corpora=tuple(corpora), tokenizer=tokenizer,
-                       train_rows=steps * batch_size, eval_rows=eval_rows)
+  c.data.kwargs.update(
+    corpora=tuple(corpora), tokenizer=tokenizer, train_rows=steps * batch_size, eval_rows=eval_rows
+  )
   c.batch_size = batch_size
   c.num_train_steps = steps
   c.eval_batch_size = 64

@@ -41,11 +41,13 @@ class Mixture:
   def epochs(self, sizes: dict[str, float], tokens_trained: float) -> dict[str, float]:
     """Expected passes over each corpus when training on `tokens_trained` tokens:
     tokens_trained * p_i / size_i (GPT-3's 'epochs elapsed when training for 300B tokens')."""
-    return {name: tokens_trained * p / sizes[name]
-            for name, p in zip(self.names, self.probabilities)}
+    return {
+      name: tokens_trained * p / sizes[name] for name, p in zip(self.names, self.probabilities)
+    }
 
-  def windows(self, corpora: dict[str, np.ndarray], n_rows: int, length: int, seed: int
-              ) -> tuple[np.ndarray, np.ndarray]:
+  def windows(
+    self, corpora: dict[str, np.ndarray], n_rows: int, length: int, seed: int
+  ) -> tuple[np.ndarray, np.ndarray]:
     """n_rows windows of `length` tokens: ([n_rows, length] int32, [n_rows] corpus index)."""
     src_N = self.sources(n_rows, seed)
     rows_NxL = np.empty((n_rows, length), np.int32)

@@ -20,8 +20,7 @@ import numpy as np
 from flax import nnx
 
 
-def filter_logits(logits_BxV: jax.Array, temperature: float, top_k: int, top_p: float
-                  ) -> jax.Array:
+def filter_logits(logits_BxV: jax.Array, temperature: float, top_k: int, top_p: float) -> jax.Array:
   """Temperature, then top-k (keep the k largest), then nucleus top-p (keep the smallest set
   whose probability reaches p); the rest get -inf."""
   logits_BxV = logits_BxV.astype(jnp.float32) / max(temperature, 1e-6)
@@ -35,8 +34,7 @@ def filter_logits(logits_BxV: jax.Array, temperature: float, top_k: int, top_p: 
     # A token stays if the probability of the tokens ranked above it is below p (so the most
     # likely token always stays).
     before_BxV = jnp.cumsum(probs_BxV, axis=-1) - probs_BxV
-    cutoff_Bx1 = jnp.min(jnp.where(before_BxV < top_p, sorted_BxV, jnp.inf), axis=-1,
-                         keepdims=True)
+    cutoff_Bx1 = jnp.min(jnp.where(before_BxV < top_p, sorted_BxV, jnp.inf), axis=-1, keepdims=True)
     logits_BxV = jnp.where(logits_BxV < cutoff_Bx1, neg, logits_BxV)
   return logits_BxV
 
@@ -44,8 +42,9 @@ def filter_logits(logits_BxV: jax.Array, temperature: float, top_k: int, top_p: 
 def _choose(logits_BxV, key, temperature, top_k, top_p):
   if temperature == 0.0:
     return jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
-  return jax.random.categorical(key, filter_logits(logits_BxV, temperature, top_k, top_p)
-                                ).astype(jnp.int32)
+  return jax.random.categorical(key, filter_logits(logits_BxV, temperature, top_k, top_p)).astype(
+    jnp.int32
+  )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7))
@@ -62,27 +61,36 @@ def _generate(graphdef, state, prompt_BxP, key, max_new, temperature, top_k, top
     # module may not be closed over from an outer trace (scan_layers runs nnx.scan inside).
     step_model = nnx.merge(graphdef, weights)
     logits_Bx1xV, cache = step_model(token_B[:, None], cache=cache, cache_index=P + i)
-    nxt_B = _choose(logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k,
-                    top_p)
+    nxt_B = _choose(logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k, top_p)
     return (nxt_B, cache, weights), token_B
 
-  (last_B, _, _), tokens_NxB = jax.lax.scan(step, (first_B, cache, state),
-                                            jnp.arange(max_new - 1))
+  (last_B, _, _), tokens_NxB = jax.lax.scan(step, (first_B, cache, state), jnp.arange(max_new - 1))
   new_BxN = jnp.concatenate([tokens_NxB.T, last_B[:, None]], axis=1)
   return jnp.concatenate([prompt_BxP, new_BxN], axis=1)
 
 
-def generate(model, prompt_BxP, max_new_tokens: int, *, key=None, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0) -> jax.Array:
+def generate(
+  model,
+  prompt_BxP,
+  max_new_tokens: int,
+  *,
+  key=None,
+  temperature: float = 1.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+) -> jax.Array:
   """Prompt followed by `max_new_tokens` sampled tokens ([B, P + N]); temperature 0 is greedy."""
   prompt_BxP = jnp.asarray(prompt_BxP, jnp.int32)
   if prompt_BxP.shape[1] + max_new_tokens > model.cfg.context:
-    raise ValueError(f'prompt ({prompt_BxP.shape[1]}) + new tokens ({max_new_tokens}) exceed '
-                     f'the context of {model.cfg.context} positions')
+    raise ValueError(
+      f'prompt ({prompt_BxP.shape[1]}) + new tokens ({max_new_tokens}) exceed '
+      f'the context of {model.cfg.context} positions'
+    )
   graphdef, state = nnx.split(model)
   key = jax.random.key(0) if key is None else key
-  return _generate(graphdef, state, prompt_BxP, key, max_new_tokens, float(temperature),
-                   int(top_k), float(top_p))
+  return _generate(
+    graphdef, state, prompt_BxP, key, max_new_tokens, float(temperature), int(top_k), float(top_p)
+  )
 
 
 @nnx.jit
@@ -90,8 +98,16 @@ def _forward(model, tokens_BxT):
   return model(tokens_BxT)
 
 
-def generate_uncached(model, prompt_BxP, max_new_tokens: int, *, key=None,
-                      temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
+def generate_uncached(
+  model,
+  prompt_BxP,
+  max_new_tokens: int,
+  *,
+  key=None,
+  temperature: float = 1.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+):
   """The reference: every step runs the full sequence so far, no cache (slow; for tests)."""
   prompt_BxP = jnp.asarray(prompt_BxP, jnp.int32)
   B, P = prompt_BxP.shape
@@ -101,19 +117,33 @@ def generate_uncached(model, prompt_BxP, max_new_tokens: int, *, key=None,
   tokens_BxN = jnp.zeros((B, P + max_new_tokens), jnp.int32).at[:, :P].set(prompt_BxP)
   for i in range(max_new_tokens):
     logits_BxNxV = _forward(model, tokens_BxN)
-    nxt = _choose(logits_BxNxV[:, P + i - 1], jax.random.fold_in(key, i), temperature, top_k,
-                  top_p)
+    nxt = _choose(logits_BxNxV[:, P + i - 1], jax.random.fold_in(key, i), temperature, top_k, top_p)
     tokens_BxN = tokens_BxN.at[:, P + i].set(nxt)
   return tokens_BxN
 
 
-def sample_text(model, tokenizer, prompt: str, *, max_new_tokens: int = 200,
-                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0
-                ) -> str:
+def sample_text(
+  model,
+  tokenizer,
+  prompt: str,
+  *,
+  max_new_tokens: int = 200,
+  temperature: float = 1.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+  seed: int = 0,
+) -> str:
   ids = tokenizer.encode(prompt)
   max_new_tokens = min(max_new_tokens, model.cfg.context - len(ids))
-  out = generate(model, np.asarray(ids)[None], max_new_tokens, key=jax.random.key(seed),
-                 temperature=temperature, top_k=top_k, top_p=top_p)
+  out = generate(
+    model,
+    np.asarray(ids)[None],
+    max_new_tokens,
+    key=jax.random.key(seed),
+    temperature=temperature,
+    top_k=top_k,
+    top_p=top_p,
+  )
   return tokenizer.decode(np.asarray(out[0]))
 
 
@@ -136,20 +166,23 @@ def load_model(workdir: pathlib.Path):
   config = base_config()
   merge(config, json.loads((workdir / 'config.json').read_text()))
   # JSON turned tuples into lists; the rules must be hashable again (they are static model state).
-  config.sharding_rules = tuple((name, tuple(t) if isinstance(t, list) else t)
-                                for name, t in config.sharding_rules)
+  config.sharding_rules = tuple(
+    (name, tuple(t) if isinstance(t, list) else t) for name, t in config.sharding_rules
+  )
   config.mesh.update(data=1, fsdp=1, tensor=1)  # sampling needs one device
   task = loop.get_task(config)
   mesh = sharding.make_mesh(config.mesh)
   jax.set_mesh(mesh)
-  step, state = loop.restore_latest(task, mesh, workdir, max(config.num_train_steps, 1),
-                                    log=lambda _: None)
+  step, state = loop.restore_latest(
+    task, mesh, workdir, max(config.num_train_steps, 1), log=lambda _: None
+  )
   return task, task.merge(state.params, state.model_state), step
 
 
 def main(argv: list[str]) -> int:
-  p = argparse.ArgumentParser(prog='jdl sample',
-                              description='sample text from a trained language model (GPT or RNN)')
+  p = argparse.ArgumentParser(
+    prog='jdl sample', description='sample text from a trained language model (GPT or RNN)'
+  )
   p.add_argument('--workdir', required=True, help='a run folder of `jdl train`')
   p.add_argument('--prompt', default='\n')
   p.add_argument('--temperature', type=float, default=1.0, help='0: greedy')
@@ -161,14 +194,26 @@ def main(argv: list[str]) -> int:
   args = p.parse_args(argv)
   task, model, step = load_model(pathlib.Path(args.workdir))
   tokenizer = task.tokenizer()
-  print(f'# {args.workdir}, step {step}; temperature {args.temperature}, top-k {args.top_k}, '
-        f'top-p {args.top_p}', file=sys.stderr)
+  print(
+    f'# {args.workdir}, step {step}; temperature {args.temperature}, top-k {args.top_k}, '
+    f'top-p {args.top_p}',
+    file=sys.stderr,
+  )
   # A task may bring its own generation (a recurrent model carries its state, not a KV cache).
   sampler = getattr(task, 'sample_text', sample_text)
   for i in range(args.num_samples):
-    print(sampler(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
-                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                  seed=args.seed + i))
+    print(
+      sampler(
+        model,
+        tokenizer,
+        args.prompt,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed + i,
+      )
+    )
     if i + 1 < args.num_samples:
       print('-' * 40)
   return 0

@@ -67,8 +67,9 @@ def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
   return out
 
 
-def attention_weights(q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array,
-                      mask: jax.Array | None = None) -> jax.Array:
+def attention_weights(
+  q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
   """softmax(Q K^T / sqrt(d_k)) [B, H, T, S], float32; `mask` broadcasts to [B, H, T, S]."""
   d_k = q_BxTxHxK.shape[-1]
   # Scaling q rather than the scores costs T*K multiplies instead of T*S.
@@ -83,8 +84,9 @@ def attention_weights(q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array,
   return jax.nn.softmax(scores_BxHxTxS, axis=-1)
 
 
-def dot_product_attention(q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array, v_BxSxHxK: jax.Array,
-                          mask: jax.Array | None = None) -> jax.Array:
+def dot_product_attention(
+  q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array, v_BxSxHxK: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
   """softmax(Q K^T / sqrt(d_k)) V per head: [B, T, H, K]."""
   weights_BxHxTxS = attention_weights(q_BxTxHxK, k_BxSxHxK, mask).astype(v_BxSxHxK.dtype)
   return jnp.einsum('bhts,bshk->bthk', weights_BxHxTxS, v_BxSxHxK)
@@ -110,9 +112,19 @@ class MultiHeadAttention(nnx.Module):
   heads ('heads' axis) and FSDP splits the model width ('embed').
   """
 
-  def __init__(self, d_model: int, n_heads: int, *, self_attention: bool = True,
-               use_bias: bool = True, dtype=jnp.float32, kernel_init=None,
-               out_init=None, sharding_rules: Sequence | None = None, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    d_model: int,
+    n_heads: int,
+    *,
+    self_attention: bool = True,
+    use_bias: bool = True,
+    dtype=jnp.float32,
+    kernel_init=None,
+    out_init=None,
+    sharding_rules: Sequence | None = None,
+    rngs: nnx.Rngs,
+  ):
     if d_model % n_heads:
       raise ValueError(f'd_model {d_model} is not divisible by n_heads {n_heads}')
     self.n_heads, self.d_head = n_heads, d_model // n_heads
@@ -170,9 +182,11 @@ class MultiHeadAttention(nnx.Module):
       start = jnp.asarray(cache_index, jnp.int32)
       zero = jnp.zeros((), jnp.int32)
       k_BxSxHxK = jax.lax.dynamic_update_slice(
-          cache['k'], k_BxSxHxK.astype(cache['k'].dtype), (zero, start, zero, zero))
+        cache['k'], k_BxSxHxK.astype(cache['k'].dtype), (zero, start, zero, zero)
+      )
       v_BxSxHxK = jax.lax.dynamic_update_slice(
-          cache['v'], v_BxSxHxK.astype(cache['v'].dtype), (zero, start, zero, zero))
+        cache['v'], v_BxSxHxK.astype(cache['v'].dtype), (zero, start, zero, zero)
+      )
       new_cache = {'k': k_BxSxHxK, 'v': v_BxSxHxK}
       query_pos_T = start + jnp.arange(T, dtype=jnp.int32)
       # The cache's empty slots lie "in the future" of every query, so the causal rule hides them.
@@ -183,10 +197,16 @@ class MultiHeadAttention(nnx.Module):
       mask = combine_masks(mask, causal_mask(jnp.arange(T), jnp.arange(S)))
     return q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, new_cache
 
-  def __call__(self, x_BxTxD: jax.Array, context_BxSxD: jax.Array | None = None, *,
-               mask: jax.Array | None = None, causal: bool = False,
-               cache: dict | None = None, cache_index: jax.Array | int = 0,
-               ) -> tuple[jax.Array, dict | None]:
+  def __call__(
+    self,
+    x_BxTxD: jax.Array,
+    context_BxSxD: jax.Array | None = None,
+    *,
+    mask: jax.Array | None = None,
+    causal: bool = False,
+    cache: dict | None = None,
+    cache_index: jax.Array | int = 0,
+  ) -> tuple[jax.Array, dict | None]:
     """Returns (output [B, T, D], updated cache or None).
 
     With a cache and self-attention, x holds the T new positions starting at `cache_index`:
@@ -195,18 +215,27 @@ class MultiHeadAttention(nnx.Module):
     (`project_context`) and `context_BxSxD` is not needed.
     """
     q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, new_cache = self._queries_keys_values(
-        x_BxTxD, context_BxSxD, mask, causal, cache, cache_index)
+      x_BxTxD, context_BxSxD, mask, causal, cache, cache_index
+    )
     out_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask)
     y_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.out_kernel[...].astype(self.dtype))
     if self.out_bias is not None:
       y_BxTxD = y_BxTxD + self.out_bias[...].astype(self.dtype)
     return y_BxTxD, new_cache
 
-  def weights(self, x_BxTxD: jax.Array, context_BxSxD: jax.Array | None = None, *,
-              mask: jax.Array | None = None, causal: bool = False,
-              cache: dict | None = None, cache_index: jax.Array | int = 0) -> jax.Array:
+  def weights(
+    self,
+    x_BxTxD: jax.Array,
+    context_BxSxD: jax.Array | None = None,
+    *,
+    mask: jax.Array | None = None,
+    causal: bool = False,
+    cache: dict | None = None,
+    cache_index: jax.Array | int = 0,
+  ) -> jax.Array:
     """The attention weights softmax(QK^T/sqrt(d_k)) [B, H, T, S] that `__call__` with the same
     arguments applies: what the lecture's attention figures draw."""
     q_BxTxHxK, k_BxSxHxK, _, mask, _ = self._queries_keys_values(
-        x_BxTxD, context_BxSxD, mask, causal, cache, cache_index)
+      x_BxTxD, context_BxSxD, mask, causal, cache, cache_index
+    )
     return attention_weights(q_BxTxHxK, k_BxSxHxK, mask)

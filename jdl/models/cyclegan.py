@@ -53,17 +53,28 @@ class ResidualBlock(nnx.Module):
 
 
 class ResnetGenerator(nnx.Module):
-
-  def __init__(self, channels: int = 3, features: int = 64, blocks: int = 9, *,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    channels: int = 3,
+    features: int = 64,
+    blocks: int = 9,
+    *,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     f = features
     c = lambda a, b, k, **kw: conv(a, b, k, dtype=dtype, rngs=rngs, **kw)
     self.stem = c(channels, f, 7, padding='VALID')
-    self.down = nnx.List([c(f, 2 * f, 3, stride=2, padding=((1, 1), (1, 1))),
-                          c(2 * f, 4 * f, 3, stride=2, padding=((1, 1), (1, 1)))])
+    self.down = nnx.List(
+      [
+        c(f, 2 * f, 3, stride=2, padding=((1, 1), (1, 1))),
+        c(2 * f, 4 * f, 3, stride=2, padding=((1, 1), (1, 1))),
+      ]
+    )
     self.blocks = nnx.List([ResidualBlock(4 * f, dtype=dtype, rngs=rngs) for _ in range(blocks)])
-    self.up = nnx.List([Upsample(4 * f, 2 * f, dtype=dtype, rngs=rngs),
-                        Upsample(2 * f, f, dtype=dtype, rngs=rngs)])
+    self.up = nnx.List(
+      [Upsample(4 * f, 2 * f, dtype=dtype, rngs=rngs), Upsample(2 * f, f, dtype=dtype, rngs=rngs)]
+    )
     self.out = c(f, channels, 7, padding='VALID')
 
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
@@ -78,14 +89,23 @@ class ResnetGenerator(nnx.Module):
 
 
 class PatchDiscriminator(nnx.Module):
-
-  def __init__(self, channels: int = 3, features: int = 64, downsamplings: int = 3, *,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    channels: int = 3,
+    features: int = 64,
+    downsamplings: int = 3,
+    *,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     pad = ((1, 1), (1, 1))
-    widths = [channels] + [features * min(2 ** i, 8) for i in range(downsamplings + 1)]
-    self.layers = nnx.List([
+    widths = [channels] + [features * min(2**i, 8) for i in range(downsamplings + 1)]
+    self.layers = nnx.List(
+      [
         conv(a, b, 4, stride=2 if i < downsamplings else 1, padding=pad, dtype=dtype, rngs=rngs)
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))])
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
+      ]
+    )
     self.out = conv(widths[-1], 1, 4, padding=pad, dtype=dtype, rngs=rngs)
 
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
@@ -99,8 +119,9 @@ class PatchDiscriminator(nnx.Module):
     return self.out(h)[..., 0]
 
 
-def query_pool(pool_NxHxWxC: jax.Array, count: jax.Array, new_BxHxWxC: jax.Array,
-               key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def query_pool(
+  pool_NxHxWxC: jax.Array, count: jax.Array, new_BxHxWxC: jax.Array, key: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The paper's image buffer (Shrivastava et al. 2017), one generated image at a time.
 
   While the pool holds fewer than N images, a new image is stored and handed back as it is.
@@ -132,12 +153,23 @@ class CycleGAN(nnx.Module):
   """Both generators, both discriminators and both pools; one split gives params
   {'generator': {'a_to_b', 'b_to_a'}, 'discriminator': {'a', 'b'}} and the pools as state."""
 
-  def __init__(self, channels: int = 3, image_size: int = 256, gen_features: int = 64,
-               gen_blocks: int = 9, disc_features: int = 64, disc_downsamplings: int = 3,
-               pool_size: int = 50, *, dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    channels: int = 3,
+    image_size: int = 256,
+    gen_features: int = 64,
+    gen_blocks: int = 9,
+    disc_features: int = 64,
+    disc_downsamplings: int = 3,
+    pool_size: int = 50,
+    *,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     gen = lambda: ResnetGenerator(channels, gen_features, gen_blocks, dtype=dtype, rngs=rngs)
-    disc = lambda: PatchDiscriminator(channels, disc_features, disc_downsamplings, dtype=dtype,
-                                      rngs=rngs)
+    disc = lambda: PatchDiscriminator(
+      channels, disc_features, disc_downsamplings, dtype=dtype, rngs=rngs
+    )
     self.generator = nnx.Dict({'a_to_b': gen(), 'b_to_a': gen()})
     self.discriminator = nnx.Dict({'a': disc(), 'b': disc()})
     # Pool a holds generated images of domain A (from b_to_a), for discriminator a.

@@ -23,24 +23,41 @@ from jdl.models.cnn import conv, dense, max_pool
 
 # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 INCEPTION = {
-    '3a': (64, 96, 128, 16, 32, 32), '3b': (128, 128, 192, 32, 96, 64),
-    '4a': (192, 96, 208, 16, 48, 64), '4b': (160, 112, 224, 24, 64, 64),
-    '4c': (128, 128, 256, 24, 64, 64), '4d': (112, 144, 288, 32, 64, 64),
-    '4e': (256, 160, 320, 32, 128, 128),
-    '5a': (256, 160, 320, 32, 128, 128), '5b': (384, 192, 384, 48, 128, 128),
+  '3a': (64, 96, 128, 16, 32, 32),
+  '3b': (128, 128, 192, 32, 96, 64),
+  '4a': (192, 96, 208, 16, 48, 64),
+  '4b': (160, 112, 224, 24, 64, 64),
+  '4c': (128, 128, 256, 24, 64, 64),
+  '4d': (112, 144, 288, 32, 64, 64),
+  '4e': (256, 160, 320, 32, 128, 128),
+  '5a': (256, 160, 320, 32, 128, 128),
+  '5b': (384, 192, 384, 48, 128, 128),
 }
 # Table 1's "params" column (thousands), for `jdl params` to print beside the exact count.
-TABLE1_PARAMS_K = {'stem': 2.7 + 112, '3a': 159, '3b': 380, '4a': 364, '4b': 437, '4c': 463,
-                   '4d': 580, '4e': 840, '5a': 1072, '5b': 1388, 'classifier': 1000}
+TABLE1_PARAMS_K = {
+  'stem': 2.7 + 112,
+  '3a': 159,
+  '3b': 380,
+  '4a': 364,
+  '4b': 437,
+  '4c': 463,
+  '4d': 580,
+  '4e': 840,
+  '5a': 1072,
+  '5b': 1388,
+  'classifier': 1000,
+}
 
 
-def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
-                        k: float = 2.0) -> jax.Array:
+def local_response_norm(
+  x: jax.Array, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0
+) -> jax.Array:
   """AlexNet's LRN across channels, which the paper's stem uses (no parameters)."""
   sq = jnp.square(x)
   pad = size // 2
-  summed = jax.lax.reduce_window(sq, 0.0, jax.lax.add, (1, 1, 1, size), (1, 1, 1, 1),
-                                 ((0, 0), (0, 0), (0, 0), (pad, pad)))
+  summed = jax.lax.reduce_window(
+    sq, 0.0, jax.lax.add, (1, 1, 1, size), (1, 1, 1, 1), ((0, 0), (0, 0), (0, 0), (pad, pad))
+  )
   return x / (k + alpha / size * summed) ** beta
 
 
@@ -48,10 +65,12 @@ class ConvUnit(nnx.Module):
   """Convolution, then batch norm (batchnorm variant) or bias (paper), then ReLU."""
 
   def __init__(self, n_in, n_out, kernel, *, stride=1, batchnorm: bool, dtype, rngs):
-    self.conv = conv(n_in, n_out, kernel, stride=stride, bias=not batchnorm, dtype=dtype,
-                     rngs=rngs)
-    self.norm = nnx.BatchNorm(n_out, epsilon=1e-3, momentum=0.9, dtype=dtype,
-                              rngs=rngs) if batchnorm else None
+    self.conv = conv(n_in, n_out, kernel, stride=stride, bias=not batchnorm, dtype=dtype, rngs=rngs)
+    self.norm = (
+      nnx.BatchNorm(n_out, epsilon=1e-3, momentum=0.9, dtype=dtype, rngs=rngs)
+      if batchnorm
+      else None
+    )
 
   def __call__(self, x):
     h = self.conv(x)
@@ -74,8 +93,9 @@ class Inception(nnx.Module):
 
   def __call__(self, x):
     pooled = max_pool(x, 3, 1, 'SAME')
-    return jnp.concatenate([self.branch1(x), self.branch3(x), self.branch5(x),
-                            self.branch_pool(pooled)], axis=-1)
+    return jnp.concatenate(
+      [self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(pooled)], axis=-1
+    )
 
 
 class AuxClassifier(nnx.Module):
@@ -97,13 +117,23 @@ class AuxClassifier(nnx.Module):
 
 
 class GoogLeNet(nnx.Module):
-
-  def __init__(self, num_classes: int = 1000, in_channels: int = 3, image_size: int = 224, *,
-               variant: str = 'paper', stem: str = 'imagenet', aux_heads: bool = True,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    image_size: int = 224,
+    *,
+    variant: str = 'paper',
+    stem: str = 'imagenet',
+    aux_heads: bool = True,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     if variant not in ('paper', 'batchnorm') or stem not in ('imagenet', 'small'):
-      raise ValueError(f"GoogLeNet: variant must be 'paper' or 'batchnorm' (got {variant!r}), "
-                       f"stem 'imagenet' or 'small' (got {stem!r})")
+      raise ValueError(
+        f"GoogLeNet: variant must be 'paper' or 'batchnorm' (got {variant!r}), "
+        f"stem 'imagenet' or 'small' (got {stem!r})"
+      )
     bn = variant == 'batchnorm'
     self.lrn = not bn
     self.stem_kind = stem
@@ -123,15 +153,20 @@ class GoogLeNet(nnx.Module):
       n_in = blocks[name].out_channels
     self.blocks = nnx.Dict(blocks)
     side4 = math.ceil(side / 2)
-    self.aux = nnx.Dict({
-        '4a': AuxClassifier(512, side4, num_classes, batchnorm=bn, dtype=dtype, rngs=rngs),
-        '4d': AuxClassifier(528, side4, num_classes, batchnorm=bn, dtype=dtype, rngs=rngs),
-    }) if aux_heads else None
+    self.aux = (
+      nnx.Dict(
+        {
+          '4a': AuxClassifier(512, side4, num_classes, batchnorm=bn, dtype=dtype, rngs=rngs),
+          '4d': AuxClassifier(528, side4, num_classes, batchnorm=bn, dtype=dtype, rngs=rngs),
+        }
+      )
+      if aux_heads
+      else None
+    )
     self.dropout = nnx.Dropout(0.4)
     self.classifier = dense(1024, num_classes, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x_BxHxWxC: jax.Array, *, train: bool = False,
-               rngs: nnx.Rngs | None = None):
+  def __call__(self, x_BxHxWxC: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None):
     """Logits; in training, also the auxiliary heads' logits {'4a': ..., '4d': ...}."""
     h = self.stem_conv(x_BxHxWxC)
     h = max_pool(h, 3, 2, 'SAME')

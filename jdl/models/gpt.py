@@ -64,8 +64,14 @@ class Block(nnx.Module):
     zeros = nnx.initializers.zeros_init()
     self.ln_1 = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
     self.attn = attention.MultiHeadAttention(
-        cfg.d_model, cfg.n_head, dtype=self.dtype, kernel_init=normal, out_init=residual,
-        sharding_rules=sharding_rules, rngs=rngs)
+      cfg.d_model,
+      cfg.n_head,
+      dtype=self.dtype,
+      kernel_init=normal,
+      out_init=residual,
+      sharding_rules=sharding_rules,
+      rngs=rngs,
+    )
     self.ln_2 = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
     self.fc_kernel = layers.param(rngs, normal, (cfg.d_model, cfg.ff), ('embed', 'mlp'))
     self.fc_bias = layers.param(rngs, zeros, (cfg.ff,), ('mlp',))
@@ -80,8 +86,13 @@ class Block(nnx.Module):
     h_BxTxF = jax.nn.gelu(h_BxTxF, approximate=True)
     return h_BxTxF @ self.proj_kernel[...].astype(dt) + self.proj_bias[...].astype(dt)
 
-  def __call__(self, x_BxTxD: jax.Array, dropout_key: jax.Array | None = None,
-               cache: dict | None = None, cache_index: jax.Array | int = 0):
+  def __call__(
+    self,
+    x_BxTxD: jax.Array,
+    dropout_key: jax.Array | None = None,
+    cache: dict | None = None,
+    cache_index: jax.Array | int = 0,
+  ):
     rate = self.cfg.dropout
     k1, k2 = (None, None) if dropout_key is None else tuple(jax.random.split(dropout_key))
     if self.cfg.post_ln:
@@ -89,8 +100,9 @@ class Block(nnx.Module):
       x_BxTxD = self.ln_1(x_BxTxD + layers.dropout(a_BxTxD, rate, k1)).astype(self.dtype)
       x_BxTxD = self.ln_2(x_BxTxD + layers.dropout(self.mlp(x_BxTxD), rate, k2)).astype(self.dtype)
     else:
-      a_BxTxD, cache = self.attn(self.ln_1(x_BxTxD).astype(self.dtype), causal=True,
-                                 cache=cache, cache_index=cache_index)
+      a_BxTxD, cache = self.attn(
+        self.ln_1(x_BxTxD).astype(self.dtype), causal=True, cache=cache, cache_index=cache_index
+      )
       x_BxTxD = x_BxTxD + layers.dropout(a_BxTxD, rate, k1)
       m_BxTxD = self.mlp(self.ln_2(x_BxTxD).astype(self.dtype))
       x_BxTxD = x_BxTxD + layers.dropout(m_BxTxD, rate, k2)
@@ -102,15 +114,16 @@ def _run_block(block: Block, x, key, cache, index):
 
 
 class GPT(nnx.Module):
-
   def __init__(self, cfg: GPTConfig, *, sharding_rules: Sequence | None = None, rngs: nnx.Rngs):
     self.cfg = cfg
     self.rules = tuple(sharding_rules) if sharding_rules else None
     self.dtype = jnp.dtype(cfg.dtype)
-    self.wte = layers.param(rngs, nnx.initializers.normal(0.02), (cfg.vocab_size, cfg.d_model),
-                      ('vocab', 'embed'))
-    self.wpe = layers.param(rngs, nnx.initializers.normal(0.01), (cfg.context, cfg.d_model),
-                      (None, 'embed'))
+    self.wte = layers.param(
+      rngs, nnx.initializers.normal(0.02), (cfg.vocab_size, cfg.d_model), ('vocab', 'embed')
+    )
+    self.wpe = layers.param(
+      rngs, nnx.initializers.normal(0.01), (cfg.context, cfg.d_model), (None, 'embed')
+    )
     if cfg.scan_layers:
       # Stacked weights [L, ...]: the loop body is compiled once, whatever the depth. The new
       # leading axis is named 'layers', which no sharding rule splits.
@@ -118,29 +131,40 @@ class GPT(nnx.Module):
       @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: 'layers'})
       def make(rngs):
         return Block(cfg, sharding_rules=sharding_rules, rngs=rngs)
+
       self.blocks = make(rngs)
     else:
-      self.blocks = nnx.List([Block(cfg, sharding_rules=sharding_rules, rngs=rngs)
-                              for _ in range(cfg.n_layer)])
+      self.blocks = nnx.List(
+        [Block(cfg, sharding_rules=sharding_rules, rngs=rngs) for _ in range(cfg.n_layer)]
+      )
     self.ln_f = None if cfg.post_ln else layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)
 
   def init_cache(self, batch: int, max_len: int | None = None, dtype=None) -> dict:
     """Stacked KV cache of every layer: {'k', 'v'}: [L, B, S_max, H, K]."""
     c = self.cfg
-    one = attention.init_cache(batch, max_len or c.context, c.n_head, c.d_model // c.n_head,
-                               dtype or self.dtype)
+    one = attention.init_cache(
+      batch, max_len or c.context, c.n_head, c.d_model // c.n_head, dtype or self.dtype
+    )
     return jax.tree.map(lambda z: jnp.broadcast_to(z, (c.n_layer, *z.shape)), one)
 
-  def __call__(self, tokens_BxT: jax.Array, *, dropout_key: jax.Array | None = None,
-               cache: dict | None = None, cache_index: jax.Array | int = 0):
+  def __call__(
+    self,
+    tokens_BxT: jax.Array,
+    *,
+    dropout_key: jax.Array | None = None,
+    cache: dict | None = None,
+    cache_index: jax.Array | int = 0,
+  ):
     """Logits [B, T, V] (compute dtype); with a cache, (logits, updated cache).
 
     With a cache the T tokens are positions cache_index .. cache_index + T - 1."""
     cfg = self.cfg
     T = tokens_BxT.shape[1]
     positions_T = jnp.asarray(cache_index, jnp.int32) + jnp.arange(T, dtype=jnp.int32)
-    x_BxTxD = (jnp.take(self.wte[...], tokens_BxT, axis=0)
-               + jnp.take(self.wpe[...], positions_T, axis=0)[None]).astype(self.dtype)
+    x_BxTxD = (
+      jnp.take(self.wte[...], tokens_BxT, axis=0)
+      + jnp.take(self.wpe[...], positions_T, axis=0)[None]
+    ).astype(self.dtype)
     x_BxTxD = constrain(x_BxTxD, ('batch', None, 'embed'), self.rules)
     keys = None
     if dropout_key is not None and cfg.dropout > 0:
@@ -150,9 +174,11 @@ class GPT(nnx.Module):
 
     run = nnx.remat(_run_block) if cfg.remat else _run_block
     if cfg.scan_layers:
+
       @nnx.scan(in_axes=(nnx.Carry, 0, 0, 0, None), out_axes=(nnx.Carry, 0))
       def body(x, block, key, layer_cache, index):
         return run(block, x, key, layer_cache, index)
+
       x_BxTxD, new_cache = body(x_BxTxD, self.blocks, keys, cache, cache_index)
     else:
       new_layers = []

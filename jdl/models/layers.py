@@ -15,9 +15,14 @@ def param(rngs: nnx.Rngs, init, shape, axes) -> nnx.Param:
 def layer_norm(d: int, eps: float, rngs: nnx.Rngs) -> nnx.LayerNorm:
   # Statistics in float32 whatever the compute dtype: bfloat16 variances lose too many bits.
   return nnx.LayerNorm(
-      d, epsilon=eps, dtype=jnp.float32, param_dtype=jnp.float32, rngs=rngs,
-      scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('embed',)),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('embed',)))
+    d,
+    epsilon=eps,
+    dtype=jnp.float32,
+    param_dtype=jnp.float32,
+    rngs=rngs,
+    scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('embed',)),
+    bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('embed',)),
+  )
 
 
 def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:

@@ -26,12 +26,27 @@ GLOROT = nnx.initializers.glorot_uniform()
 ZEROS = nnx.initializers.zeros_init()
 
 
-def _linear(n_in: int, n_out: int, axes: tuple, *, use_bias: bool, dtype, rngs: nnx.Rngs,
-            kernel_init=GLOROT, bias_init=ZEROS) -> nnx.Linear:
+def _linear(
+  n_in: int,
+  n_out: int,
+  axes: tuple,
+  *,
+  use_bias: bool,
+  dtype,
+  rngs: nnx.Rngs,
+  kernel_init=GLOROT,
+  bias_init=ZEROS,
+) -> nnx.Linear:
   return nnx.Linear(
-      n_in, n_out, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, rngs=rngs,
-      kernel_init=nnx.with_partitioning(kernel_init, axes),
-      bias_init=nnx.with_partitioning(bias_init, (axes[1],)))
+    n_in,
+    n_out,
+    use_bias=use_bias,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    rngs=rngs,
+    kernel_init=nnx.with_partitioning(kernel_init, axes),
+    bias_init=nnx.with_partitioning(bias_init, (axes[1],)),
+  )
 
 
 def _carry_dtype(dtype) -> jnp.dtype:
@@ -64,14 +79,27 @@ class LSTMCell(nnx.Module):
   step costs two matrix products instead of eight.
   """
 
-  def __init__(self, in_features: int, hidden_size: int, *, dtype=jnp.float32,
-               rngs: nnx.Rngs):
+  def __init__(self, in_features: int, hidden_size: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
     self.hidden_size = hidden_size
     self.carry_dtype = _carry_dtype(dtype)
-    self.W = _linear(in_features, 4 * hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype,
-                     rngs=rngs, bias_init=_forget_bias_init)
-    self.U = _linear(hidden_size, 4 * hidden_size, ('mlp', None), use_bias=False, dtype=dtype,
-                     rngs=rngs, kernel_init=nnx.initializers.orthogonal())
+    self.W = _linear(
+      in_features,
+      4 * hidden_size,
+      ('embed', 'mlp'),
+      use_bias=True,
+      dtype=dtype,
+      rngs=rngs,
+      bias_init=_forget_bias_init,
+    )
+    self.U = _linear(
+      hidden_size,
+      4 * hidden_size,
+      ('mlp', None),
+      use_bias=False,
+      dtype=dtype,
+      rngs=rngs,
+      kernel_init=nnx.initializers.orthogonal(),
+    )
 
   def initial_carry(self, batch_size: int) -> Carry:
     zeros = jnp.zeros((batch_size, self.hidden_size), self.carry_dtype)
@@ -98,14 +126,21 @@ class LSTMCell(nnx.Module):
 class ElmanCell(nnx.Module):
   """Elman network: the hidden state feeds back, h_t = tanh(W x_t + U h_{t-1} + b)."""
 
-  def __init__(self, in_features: int, hidden_size: int, *, dtype=jnp.float32,
-               rngs: nnx.Rngs):
+  def __init__(self, in_features: int, hidden_size: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
     self.hidden_size = hidden_size
     self.carry_dtype = _carry_dtype(dtype)
-    self.W = _linear(in_features, hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype,
-                     rngs=rngs)
-    self.U = _linear(hidden_size, hidden_size, ('mlp', None), use_bias=False, dtype=dtype,
-                     rngs=rngs, kernel_init=nnx.initializers.orthogonal())
+    self.W = _linear(
+      in_features, hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype, rngs=rngs
+    )
+    self.U = _linear(
+      hidden_size,
+      hidden_size,
+      ('mlp', None),
+      use_bias=False,
+      dtype=dtype,
+      rngs=rngs,
+      kernel_init=nnx.initializers.orthogonal(),
+    )
 
   def initial_carry(self, batch_size: int) -> Carry:
     return jnp.zeros((batch_size, self.hidden_size), self.carry_dtype)  # h
@@ -129,17 +164,27 @@ class JordanCell(nnx.Module):
   The carry is y_{t-1} (output_size wide); the layer's output is y_t.
   """
 
-  def __init__(self, in_features: int, hidden_size: int, output_size: int | None = None, *,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_features: int,
+    hidden_size: int,
+    output_size: int | None = None,
+    *,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     self.hidden_size = hidden_size
     self.carry_dtype = _carry_dtype(dtype)
     self.output_size = output_size or hidden_size
-    self.W = _linear(in_features, hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype,
-                     rngs=rngs)
-    self.U = _linear(self.output_size, hidden_size, (None, 'mlp'), use_bias=False, dtype=dtype,
-                     rngs=rngs)
-    self.V = _linear(hidden_size, self.output_size, ('mlp', None), use_bias=True, dtype=dtype,
-                     rngs=rngs)
+    self.W = _linear(
+      in_features, hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype, rngs=rngs
+    )
+    self.U = _linear(
+      self.output_size, hidden_size, (None, 'mlp'), use_bias=False, dtype=dtype, rngs=rngs
+    )
+    self.V = _linear(
+      hidden_size, self.output_size, ('mlp', None), use_bias=True, dtype=dtype, rngs=rngs
+    )
 
   def initial_carry(self, batch_size: int) -> Carry:
     return jnp.zeros((batch_size, self.output_size), self.carry_dtype)  # y
@@ -181,12 +226,16 @@ def reverse_valid(x_BxTx: jax.Array, lengths_B: jax.Array | None) -> jax.Array:
     return x_BxTx[:, ::-1]
   t_T = jnp.arange(time)
   src_BxT = jnp.where(t_T[None] < lengths_B[:, None], lengths_B[:, None] - 1 - t_T[None], t_T[None])
-  return jnp.take_along_axis(x_BxTx, src_BxT.reshape(batch, time, *[1] * (x_BxTx.ndim - 2)),
-                             axis=1)
+  return jnp.take_along_axis(x_BxTx, src_BxT.reshape(batch, time, *[1] * (x_BxTx.ndim - 2)), axis=1)
 
 
-def run_cell(cell: nnx.Module, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None,
-             carry: Carry | None = None, unroll: int = 1) -> tuple[Carry, jax.Array, jax.Array]:
+def run_cell(
+  cell: nnx.Module,
+  x_BxTxF: jax.Array,
+  lengths_B: jax.Array | None = None,
+  carry: Carry | None = None,
+  unroll: int = 1,
+) -> tuple[Carry, jax.Array, jax.Array]:
   """Runs `cell` forward over time. Steps at or beyond a sequence's length leave its carry
   unchanged and output zeros. Returns (final carry, outputs [B, T, H], last valid output [B, H]).
   `unroll` steps per loop iteration cut the loop's per-iteration overhead, which matters for
@@ -207,8 +256,9 @@ def run_cell(cell: nnx.Module, x_BxTxF: jax.Array, lengths_B: jax.Array | None =
     y_BxH = keep(y_BxH, jnp.zeros_like(y_BxH))
     return (carry, keep(y_BxH, last_BxH)), y_BxH
 
-  (carry, last_BxH), y_TxBxH = jax.lax.scan(body, (carry, last_BxH), (x_TxBxF, valid_TxB),
-                                               unroll=unroll)
+  (carry, last_BxH), y_TxBxH = jax.lax.scan(
+    body, (carry, last_BxH), (x_TxBxF, valid_TxB), unroll=unroll
+  )
   return carry, jnp.swapaxes(y_TxBxH, 0, 1), last_BxH
 
 
@@ -222,9 +272,19 @@ class RNN(nnx.Module):
   (for the backward direction, the step at t = 0), a fixed-size encoding of each sequence.
   """
 
-  def __init__(self, cell: str, in_features: int, hidden_size: int, *, num_layers: int = 1,
-               bidirectional: bool = False, unroll: int = 1, dtype=jnp.float32, rngs: nnx.Rngs,
-               **cell_kwargs):
+  def __init__(
+    self,
+    cell: str,
+    in_features: int,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    unroll: int = 1,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+    **cell_kwargs,
+  ):
     if cell not in CELLS:
       raise ValueError(f'unknown cell {cell!r}; choose one of {sorted(CELLS)}')
     make = lambda n_in: CELLS[cell](n_in, hidden_size, dtype=dtype, rngs=rngs, **cell_kwargs)
@@ -241,16 +301,18 @@ class RNN(nnx.Module):
     self.backward_cells = nnx.List(backward)
     self.output_size = width
 
-  def __call__(self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None
-               ) -> tuple[jax.Array, jax.Array]:
+  def __call__(
+    self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     outputs_BxTxD, summary_BxD, _ = self.run(x_BxTxF, lengths_B)
     return outputs_BxTxD, summary_BxD
 
   def initial_carries(self, batch_size: int) -> list[Carry]:
     return [cell.initial_carry(batch_size) for cell in self.forward_cells]
 
-  def run(self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None,
-          carries: list[Carry] | None = None) -> tuple[jax.Array, jax.Array, list[Carry]]:
+  def run(
+    self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None, carries: list[Carry] | None = None
+  ) -> tuple[jax.Array, jax.Array, list[Carry]]:
     """As `__call__`, and also each forward layer's final carry; `carries` (one per layer, as
     returned) continues from an earlier call instead of the zero state. That is how a language
     model reads a prompt once and then generates one character per call."""
@@ -264,8 +326,9 @@ class RNN(nnx.Module):
       finals.append(final)
       if self.bidirectional:
         reversed_in = reverse_valid(h_BxTxD, lengths_B)
-        _, back_rev_BxTxH, back_last_BxH = run_cell(self.backward_cells[i], reversed_in,
-                                                    lengths_B, unroll=self.unroll)
+        _, back_rev_BxTxH, back_last_BxH = run_cell(
+          self.backward_cells[i], reversed_in, lengths_B, unroll=self.unroll
+        )
         out_BxTxH = jnp.concatenate([out_BxTxH, reverse_valid(back_rev_BxTxH, lengths_B)], -1)
         last_BxH = jnp.concatenate([last_BxH, back_last_BxH], -1)
       h_BxTxD = out_BxTxH
@@ -275,13 +338,32 @@ class RNN(nnx.Module):
 class SequenceRegressor(nnx.Module):
   """RNN encoder and a linear head on its per-sequence summary: [B, T, F] -> [B, out]."""
 
-  def __init__(self, cell: str, in_features: int, hidden_size: int, out_features: int, *,
-               num_layers: int = 1, bidirectional: bool = False, unroll: int = 1,
-               dtype=jnp.float32, rngs: nnx.Rngs):
-    self.rnn = RNN(cell, in_features, hidden_size, num_layers=num_layers,
-                   bidirectional=bidirectional, unroll=unroll, dtype=dtype, rngs=rngs)
-    self.head = _linear(self.rnn.output_size, out_features, ('mlp', None), use_bias=True,
-                        dtype=dtype, rngs=rngs)
+  def __init__(
+    self,
+    cell: str,
+    in_features: int,
+    hidden_size: int,
+    out_features: int,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    unroll: int = 1,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
+    self.rnn = RNN(
+      cell,
+      in_features,
+      hidden_size,
+      num_layers=num_layers,
+      bidirectional=bidirectional,
+      unroll=unroll,
+      dtype=dtype,
+      rngs=rngs,
+    )
+    self.head = _linear(
+      self.rnn.output_size, out_features, ('mlp', None), use_bias=True, dtype=dtype, rngs=rngs
+    )
 
   def __call__(self, x_BxTxF: jax.Array, lengths_B: jax.Array | None = None) -> jax.Array:
     _, summary_BxD = self.rnn(x_BxTxF, lengths_B)
@@ -295,18 +377,36 @@ class CharRNN(nnx.Module):
   Call with tokens [B, T] (and optionally the carries of an earlier call); returns logits
   [B, T, V] and the final carries, so that generation feeds one character at a time."""
 
-  def __init__(self, cell: str, vocab_size: int, embed_dim: int, hidden_size: int, *,
-               num_layers: int = 1, unroll: int = 1, dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    cell: str,
+    vocab_size: int,
+    embed_dim: int,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    unroll: int = 1,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     self.vocab_size = vocab_size
     self.embed = nnx.Embed(
-        vocab_size, embed_dim, dtype=dtype, param_dtype=jnp.float32, rngs=rngs,
-        embedding_init=nnx.with_partitioning(nnx.initializers.normal(1.0), ('vocab', 'embed')))
-    self.rnn = RNN(cell, embed_dim, hidden_size, num_layers=num_layers, unroll=unroll,
-                   dtype=dtype, rngs=rngs)
-    self.head = _linear(self.rnn.output_size, vocab_size, ('mlp', 'vocab'), use_bias=True,
-                        dtype=dtype, rngs=rngs)
+      vocab_size,
+      embed_dim,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      rngs=rngs,
+      embedding_init=nnx.with_partitioning(nnx.initializers.normal(1.0), ('vocab', 'embed')),
+    )
+    self.rnn = RNN(
+      cell, embed_dim, hidden_size, num_layers=num_layers, unroll=unroll, dtype=dtype, rngs=rngs
+    )
+    self.head = _linear(
+      self.rnn.output_size, vocab_size, ('mlp', 'vocab'), use_bias=True, dtype=dtype, rngs=rngs
+    )
 
-  def __call__(self, tokens_BxT: jax.Array, carries: list[Carry] | None = None
-               ) -> tuple[jax.Array, list[Carry]]:
+  def __call__(
+    self, tokens_BxT: jax.Array, carries: list[Carry] | None = None
+  ) -> tuple[jax.Array, list[Carry]]:
     outputs_BxTxD, _, carries = self.rnn.run(self.embed(tokens_BxT), carries=carries)
     return self.head(outputs_BxTxD), carries

@@ -72,15 +72,22 @@ def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
 def xavier(in_axes, out_axes, batch_axes=()):
   """Glorot-uniform over the named fan axes (the paper's code, tensor2tensor, initialises so);
   per-head kernels have several output (or input) axes, which count together."""
-  return nnx.initializers.variance_scaling(1.0, 'fan_avg', 'uniform', in_axis=in_axes,
-                                           out_axis=out_axes, batch_axis=batch_axes)
+  return nnx.initializers.variance_scaling(
+    1.0, 'fan_avg', 'uniform', in_axis=in_axes, out_axis=out_axes, batch_axis=batch_axes
+  )
 
 
 def _attention(cfg: TransformerConfig, self_attention: bool, rules, rngs) -> nnx.Module:
   return attention.MultiHeadAttention(
-      cfg.d_model, cfg.n_heads, self_attention=self_attention, dtype=jnp.dtype(cfg.dtype),
-      kernel_init=xavier(0, (-2, -1), (1,) if self_attention else ()),
-      out_init=xavier((0, 1), 2), sharding_rules=rules, rngs=rngs)
+    cfg.d_model,
+    cfg.n_heads,
+    self_attention=self_attention,
+    dtype=jnp.dtype(cfg.dtype),
+    kernel_init=xavier(0, (-2, -1), (1,) if self_attention else ()),
+    out_init=xavier((0, 1), 2),
+    sharding_rules=rules,
+    rngs=rngs,
+  )
 
 
 # ---- masks from segment ids: True where a query may look at a key ------------------------------
@@ -116,7 +123,6 @@ tied_logits.defvjp(_tied_forward, _tied_backward)
 
 
 class FeedForward(nnx.Module):
-
   def __init__(self, cfg: TransformerConfig, rules, rngs: nnx.Rngs):
     self.rules, self.dtype = rules, jnp.dtype(cfg.dtype)
     zeros = nnx.initializers.zeros_init()
@@ -151,7 +157,6 @@ def _keys(key, n):
 
 
 class EncoderLayer(nnx.Module):
-
   def __init__(self, cfg: TransformerConfig, rules, rngs: nnx.Rngs):
     self.self_attn = _attention(cfg, True, rules, rngs)
     self.ffn = FeedForward(cfg, rules, rngs)
@@ -169,15 +174,23 @@ class EncoderLayer(nnx.Module):
 
 
 class DecoderLayer(nnx.Module):
-
   def __init__(self, cfg: TransformerConfig, rules, rngs: nnx.Rngs):
     self.self_attn = _attention(cfg, True, rules, rngs)
     self.cross_attn = _attention(cfg, False, rules, rngs)
     self.ffn = FeedForward(cfg, rules, rngs)
     self.res_self, self.res_cross, self.res_ffn = (_Residual(cfg, rngs) for _ in range(3))
 
-  def __call__(self, y_BxTxD, memory_BxSxD, self_mask, cross_mask, key=None, cache=None,
-               cache_index=0, record=None):
+  def __call__(
+    self,
+    y_BxTxD,
+    memory_BxSxD,
+    self_mask,
+    cross_mask,
+    key=None,
+    cache=None,
+    cache_index=0,
+    record=None,
+  ):
     """With a cache ({'self': KV cache, 'cross': the memory's keys and values}) the T new
     positions start at `cache_index`, and `memory_BxSxD` may be None."""
     k1, k2, k3 = _keys(key, 3)
@@ -188,36 +201,44 @@ class DecoderLayer(nnx.Module):
 
     def self_attention(h):
       nonlocal new_self
-      out, new_self = self.self_attn(h, mask=self_mask, causal=True, cache=self_cache,
-                                     cache_index=cache_index)
+      out, new_self = self.self_attn(
+        h, mask=self_mask, causal=True, cache=self_cache, cache_index=cache_index
+      )
       return out
+
     y_BxTxD = self.res_self(y_BxTxD, self_attention, k1)
     if record is not None:
       h = self.res_cross.norm(y_BxTxD).astype(y_BxTxD.dtype) if self.res_cross.pre_ln else y_BxTxD
       record.append(self.cross_attn.weights(h, memory_BxSxD, mask=cross_mask, cache=cross_cache))
     y_BxTxD = self.res_cross(
-        y_BxTxD, lambda h: self.cross_attn(h, memory_BxSxD, mask=cross_mask,
-                                           cache=cross_cache)[0], k2)
+      y_BxTxD, lambda h: self.cross_attn(h, memory_BxSxD, mask=cross_mask, cache=cross_cache)[0], k2
+    )
     y_BxTxD = self.res_ffn(y_BxTxD, self.ffn, k3)
     new_cache = None if cache is None else {'self': new_self, 'cross': cross_cache}
     return y_BxTxD, new_cache
 
 
 class Transformer(nnx.Module):
-
-  def __init__(self, cfg: TransformerConfig, *, sharding_rules: Sequence | None = None,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, cfg: TransformerConfig, *, sharding_rules: Sequence | None = None, rngs: nnx.Rngs
+  ):
     self.cfg = cfg
     self.rules = tuple(sharding_rules) if sharding_rules else None
     self.dtype = jnp.dtype(cfg.dtype)
     # N(0, d^-1/2), scaled by sqrt(d) on the way in: inputs of unit variance, and logits of
     # the tied output layer that start small.
-    self.embedding = layers.param(rngs, nnx.initializers.normal(cfg.d_model ** -0.5),
-                            (cfg.vocab_size, cfg.d_model), ('vocab', 'embed'))
-    self.encoder = nnx.List([EncoderLayer(cfg, self.rules, rngs)
-                             for _ in range(cfg.n_encoder_layers)])
-    self.decoder = nnx.List([DecoderLayer(cfg, self.rules, rngs)
-                             for _ in range(cfg.n_decoder_layers)])
+    self.embedding = layers.param(
+      rngs,
+      nnx.initializers.normal(cfg.d_model**-0.5),
+      (cfg.vocab_size, cfg.d_model),
+      ('vocab', 'embed'),
+    )
+    self.encoder = nnx.List(
+      [EncoderLayer(cfg, self.rules, rngs) for _ in range(cfg.n_encoder_layers)]
+    )
+    self.decoder = nnx.List(
+      [DecoderLayer(cfg, self.rules, rngs) for _ in range(cfg.n_decoder_layers)]
+    )
     # Pre-LN leaves each stack's output un-normalised: a final LayerNorm closes it.
     self.encoder_norm = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs) if cfg.pre_ln else None
     self.decoder_norm = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs) if cfg.pre_ln else None
@@ -230,9 +251,15 @@ class Transformer(nnx.Module):
     x = constrain(x.astype(self.dtype), ('batch', None, 'embed'), self.rules)
     return layers.dropout(x, self.cfg.dropout, key)
 
-  def encode(self, src_BxS: jax.Array, src_segments_BxS: jax.Array,
-             src_positions_BxS: jax.Array | None = None, *, dropout_key=None,
-             record: list | None = None) -> jax.Array:
+  def encode(
+    self,
+    src_BxS: jax.Array,
+    src_segments_BxS: jax.Array,
+    src_positions_BxS: jax.Array | None = None,
+    *,
+    dropout_key=None,
+    record: list | None = None,
+  ) -> jax.Array:
     """The encoder's output ("memory") [B, S, D]. `record`, a list, receives each layer's
     self-attention weights [B, H, S, S]."""
     if src_positions_BxS is None:
@@ -252,11 +279,19 @@ class Transformer(nnx.Module):
     logits_BxTxV = tied_logits(y_BxTxD, self.embedding[...].astype(self.dtype))
     return constrain(logits_BxTxV, ('batch', None, 'vocab'), self.rules)
 
-  def decode(self, tgt_BxT: jax.Array, memory_BxSxD: jax.Array | None, *,
-             cross_mask: jax.Array, self_mask: jax.Array | None = None,
-             tgt_positions_BxT: jax.Array | None = None, dropout_key=None,
-             cache: list | None = None, cache_index: jax.Array | int = 0,
-             record: list | None = None):
+  def decode(
+    self,
+    tgt_BxT: jax.Array,
+    memory_BxSxD: jax.Array | None,
+    *,
+    cross_mask: jax.Array,
+    self_mask: jax.Array | None = None,
+    tgt_positions_BxT: jax.Array | None = None,
+    dropout_key=None,
+    cache: list | None = None,
+    cache_index: jax.Array | int = 0,
+    record: list | None = None,
+  ):
     """Logits [B, T, V]; with a cache (`init_cache`), (logits, updated cache), the T tokens
     being positions cache_index ... cache_index + T - 1. `record` receives each layer's
     cross-attention weights [B, H, T, S]."""
@@ -268,8 +303,16 @@ class Transformer(nnx.Module):
     y_BxTxD = self.embed(tgt_BxT, tgt_positions_BxT, keys[0])
     new_cache = []
     for i, (layer, key) in enumerate(zip(self.decoder, keys[1:])):
-      y_BxTxD, layer_cache = layer(y_BxTxD, memory_BxSxD, self_mask, cross_mask, key,
-                                   None if cache is None else cache[i], cache_index, record)
+      y_BxTxD, layer_cache = layer(
+        y_BxTxD,
+        memory_BxSxD,
+        self_mask,
+        cross_mask,
+        key,
+        None if cache is None else cache[i],
+        cache_index,
+        record,
+      )
       y_BxTxD = constrain(y_BxTxD, ('batch', None, 'embed'), self.rules)
       new_cache.append(layer_cache)
     logits_BxTxV = self.logits(y_BxTxD)
@@ -280,20 +323,35 @@ class Transformer(nnx.Module):
     memory's cross-attention keys and values, projected once for the whole decoding."""
     c = self.cfg
     B = memory_BxSxD.shape[0]
-    return [{'self': attention.init_cache(B, max_len, c.n_heads, c.d_model // c.n_heads,
-                                          self.dtype),
-             'cross': layer.cross_attn.project_context(memory_BxSxD)}
-            for layer in self.decoder]
+    return [
+      {
+        'self': attention.init_cache(B, max_len, c.n_heads, c.d_model // c.n_heads, self.dtype),
+        'cross': layer.cross_attn.project_context(memory_BxSxD),
+      }
+      for layer in self.decoder
+    ]
 
-  def __call__(self, src_BxS, tgt_in_BxT, *, src_segments_BxS, tgt_segments_BxT,
-               src_positions_BxS=None, tgt_positions_BxT=None, dropout_key=None) -> jax.Array:
+  def __call__(
+    self,
+    src_BxS,
+    tgt_in_BxT,
+    *,
+    src_segments_BxS,
+    tgt_segments_BxT,
+    src_positions_BxS=None,
+    tgt_positions_BxT=None,
+    dropout_key=None,
+  ) -> jax.Array:
     """Teacher-forced logits [B, T, V] of a (possibly packed) batch."""
     enc_key = dec_key = None
     if dropout_key is not None:
       enc_key, dec_key = jax.random.split(dropout_key)
-    memory_BxSxD = self.encode(src_BxS, src_segments_BxS, src_positions_BxS,
-                               dropout_key=enc_key)
-    return self.decode(tgt_in_BxT, memory_BxSxD,
-                       cross_mask=segment_mask(tgt_segments_BxT, src_segments_BxS),
-                       self_mask=segment_mask(tgt_segments_BxT, tgt_segments_BxT),
-                       tgt_positions_BxT=tgt_positions_BxT, dropout_key=dec_key)
+    memory_BxSxD = self.encode(src_BxS, src_segments_BxS, src_positions_BxS, dropout_key=enc_key)
+    return self.decode(
+      tgt_in_BxT,
+      memory_BxSxD,
+      cross_mask=segment_mask(tgt_segments_BxT, src_segments_BxS),
+      self_mask=segment_mask(tgt_segments_BxT, tgt_segments_BxT),
+      tgt_positions_BxT=tgt_positions_BxT,
+      dropout_key=dec_key,
+    )

@@ -17,26 +17,41 @@ import jax.numpy as jnp
 from flax import nnx
 
 
-def dense(n_in: int, n_out: int, axes: tuple[str | None, str | None], *, dtype,
-          rngs: nnx.Rngs) -> nnx.Linear:
-  return nnx.Linear(n_in, n_out, dtype=dtype, param_dtype=jnp.float32, rngs=rngs,
-                    kernel_init=nnx.with_partitioning(nnx.initializers.glorot_uniform(), axes),
-                    bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (axes[1],)))
+def dense(
+  n_in: int, n_out: int, axes: tuple[str | None, str | None], *, dtype, rngs: nnx.Rngs
+) -> nnx.Linear:
+  return nnx.Linear(
+    n_in,
+    n_out,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    rngs=rngs,
+    kernel_init=nnx.with_partitioning(nnx.initializers.glorot_uniform(), axes),
+    bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (axes[1],)),
+  )
 
 
 def mlp(widths: Sequence[int], *, dtype, rngs: nnx.Rngs) -> nnx.List:
   """Linear layers of the given widths; consecutive kernels split on opposite sides under tensor
   parallelism (embed x mlp, then mlp x embed)."""
-  return nnx.List([dense(a, b, ('embed', 'mlp') if i % 2 == 0 else ('mlp', 'embed'),
-                         dtype=dtype, rngs=rngs)
-                   for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))])
+  return nnx.List(
+    [
+      dense(a, b, ('embed', 'mlp') if i % 2 == 0 else ('mlp', 'embed'), dtype=dtype, rngs=rngs)
+      for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
+    ]
+  )
 
 
 class VAE(nnx.Module):
-
-  def __init__(self, latent_dim: int, hidden: Sequence[int] = (512, 256),
-               image_shape: Sequence[int] = (28, 28, 1), *, dtype=jnp.float32,
-               rngs: nnx.Rngs):
+  def __init__(
+    self,
+    latent_dim: int,
+    hidden: Sequence[int] = (512, 256),
+    image_shape: Sequence[int] = (28, 28, 1),
+    *,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     self.latent_dim, self.image_shape = latent_dim, tuple(image_shape)
     pixels = math.prod(self.image_shape)
     self.encoder = mlp([pixels, *hidden], dtype=dtype, rngs=rngs)
@@ -59,8 +74,9 @@ class VAE(nnx.Module):
       h = jax.nn.relu(layer(h))
     return self.to_logits(h).reshape(z_BxZ.shape[0], *self.image_shape)
 
-  def __call__(self, x_BxHxWxC: jax.Array, key: jax.Array
-               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  def __call__(
+    self, x_BxHxWxC: jax.Array, key: jax.Array
+  ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(logits of p(x|z), mu, log sigma^2) for one reparameterised sample z per image."""
     mu_BxZ, log_var_BxZ = self.encode(x_BxHxWxC)
     eps_BxZ = jax.random.normal(key, mu_BxZ.shape, mu_BxZ.dtype)

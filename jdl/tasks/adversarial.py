@@ -33,17 +33,21 @@ def player_optimizer(opt, total_steps: int, decay_steps: int) -> optax.GradientT
     return optim.make(opt, total_steps)
   constant = max(total_steps - decay_steps, 0)
   schedule = optax.join_schedules(
-      [optax.constant_schedule(opt.learning_rate),
-       optax.linear_schedule(opt.learning_rate, 0.0, decay_steps)], [constant])
+    [
+      optax.constant_schedule(opt.learning_rate),
+      optax.linear_schedule(opt.learning_rate, 0.0, decay_steps),
+    ],
+    [constant],
+  )
   return getattr(optax, opt.name)(learning_rate=schedule, **opt.kwargs.to_dict())
 
 
 class Task(base.Task):
-
   # ---- what a subclass implements --------------------------------------------------------------
 
-  def losses(self, model: nnx.Module, batch: base.Batch, key: jax.Array, train: bool
-             ) -> tuple[tuple[jax.Array, jax.Array], base.Metrics]:
+  def losses(
+    self, model: nnx.Module, batch: base.Batch, key: jax.Array, train: bool
+  ) -> tuple[tuple[jax.Array, jax.Array], base.Metrics]:
     raise NotImplementedError
 
   # ---- two optimizers, one state ---------------------------------------------------------------
@@ -56,23 +60,41 @@ class Task(base.Task):
     model = self.build_model(nnx.Rngs(params=key))
     _, params, rest = nnx.split(model, nnx.Param, ...)
     params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
-    return base.TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=rest,
-                           opt_state={p: self.tx[p].init(params[p]) for p in PLAYERS},
-                           rng=jax.random.key_data(jax.random.fold_in(key, 1)))
+    return base.TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=rest,
+      opt_state={p: self.tx[p].init(params[p]) for p in PLAYERS},
+      rng=jax.random.key_data(jax.random.fold_in(key, 1)),
+    )
 
   def state_axes(self, abstract_state: base.TrainState) -> base.TrainState:
     """Each optimizer's moments follow its own player's parameter axes."""
     is_spec = lambda x: isinstance(x, P)
-    opt_axes = {p: optax.tree_map_params(
-        self.tx[p], lambda _, axes: axes, abstract_state.opt_state[p], self.param_axes[p],
-        transform_non_params=lambda _: P(), is_leaf=is_spec) for p in PLAYERS}
-    return base.TrainState(step=P(), params=self.param_axes, model_state=self.model_state_axes,
-                           opt_state=opt_axes, rng=P())
+    opt_axes = {
+      p: optax.tree_map_params(
+        self.tx[p],
+        lambda _, axes: axes,
+        abstract_state.opt_state[p],
+        self.param_axes[p],
+        transform_non_params=lambda _: P(),
+        is_leaf=is_spec,
+      )
+      for p in PLAYERS
+    }
+    return base.TrainState(
+      step=P(),
+      params=self.param_axes,
+      model_state=self.model_state_axes,
+      opt_state=opt_axes,
+      rng=P(),
+    )
 
   # ---- the step --------------------------------------------------------------------------------
 
-  def train_step(self, state: base.TrainState, batch: base.Batch, key: jax.Array
-                 ) -> tuple[base.TrainState, base.Metrics]:
+  def train_step(
+    self, state: base.TrainState, batch: base.Batch, key: jax.Array
+  ) -> tuple[base.TrainState, base.Metrics]:
     if self.config.grad_accum_steps != 1:
       raise NotImplementedError('adversarial tasks take no gradient accumulation')
 
@@ -88,15 +110,18 @@ class Task(base.Task):
     # drops the computation of the parts thrown away).
     _, pullback, (metrics, model_state) = jax.vjp(both_losses, state.params, has_aux=True)
     one, zero = jnp.ones((), jnp.float32), jnp.zeros((), jnp.float32)
-    grads = {'discriminator': pullback((one, zero))[0]['discriminator'],
-             'generator': pullback((zero, one))[0]['generator']}
+    grads = {
+      'discriminator': pullback((one, zero))[0]['discriminator'],
+      'generator': pullback((zero, one))[0]['generator'],
+    }
     params, opt_state = {}, {}
     for p in PLAYERS:
       updates, opt_state[p] = self.tx[p].update(grads[p], state.opt_state[p], state.params[p])
       params[p] = optax.apply_updates(state.params[p], updates)
       metrics[f'{p[0]}_grad_norm'] = optax.tree.norm(grads[p])
-    return state.replace(step=state.step + 1, params=params, model_state=model_state,
-                         opt_state=opt_state), metrics
+    return state.replace(
+      step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state
+    ), metrics
 
   def eval_step(self, state: base.TrainState, batch: base.Batch) -> base.Metrics:
     model = self.merge(state.params, state.model_state)

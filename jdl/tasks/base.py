@@ -31,6 +31,7 @@ Metrics = dict[str, jax.Array]
 @flax.struct.dataclass
 class TrainState:
   """Everything a run needs to continue: a pytree of arrays, checkpointed as a whole."""
+
   step: jax.Array  # int32 scalar: optimizer steps taken
   params: Any  # nested dict of the model's nnx.Param values
   model_state: Any  # nested dict of its other variables (batch statistics, ...)
@@ -42,6 +43,7 @@ class TrainState:
 class Splits:
   """A task's data. Each split is a dict of equally long numpy arrays (one row per example) or a
   source with `__len__` and `batch(indices, rng)` (see jdl.data.pipeline)."""
+
   train: Any
   evals: dict[str, Any]  # name ('validation', 'test') -> split
 
@@ -80,8 +82,9 @@ class Task:
     kwargs = self.config.data.get('kwargs')
     return module.load(**(kwargs.to_dict() if kwargs else {}))
 
-  def loss(self, model: nnx.Module, batch: Batch, rngs: nnx.Rngs | None,
-           train: bool) -> tuple[jax.Array, Metrics]:
+  def loss(
+    self, model: nnx.Module, batch: Batch, rngs: nnx.Rngs | None, train: bool
+  ) -> tuple[jax.Array, Metrics]:
     """Scalar loss and per-example-mean metrics; must respect `batch['mask']` (masked_mean)."""
     raise NotImplementedError
 
@@ -100,10 +103,12 @@ class Task:
   def setup(self, total_steps: int) -> None:
     """Builds the model abstractly (nothing allocated) to learn its structure and axis names."""
     graphdefs = []
+
     def split():
       graphdef, params, rest = nnx.split(self.build_model(nnx.Rngs(0)), nnx.Param, ...)
       graphdefs.append(graphdef)  # static structure, captured while tracing
       return params, rest
+
     params, rest = jax.eval_shape(split)
     self.graphdef = graphdefs[0]
     self.param_axes = nnx.to_pure_dict(nnx.get_partition_spec(params))
@@ -118,18 +123,32 @@ class Task:
     model = self.build_model(nnx.Rngs(params=key))
     _, params, rest = nnx.split(model, nnx.Param, ...)
     params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=rest,
-                      opt_state=self.tx.init(params),
-                      rng=jax.random.key_data(jax.random.fold_in(key, 1)))
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=rest,
+      opt_state=self.tx.init(params),
+      rng=jax.random.key_data(jax.random.fold_in(key, 1)),
+    )
 
   def state_axes(self, abstract_state: TrainState) -> TrainState:
     """Logical axis names for every leaf of the state; optimizer moments follow their params."""
     is_spec = lambda x: isinstance(x, P)
     opt_axes = optax.tree_map_params(
-        self.tx, lambda _, axes: axes, abstract_state.opt_state, self.param_axes,
-        transform_non_params=lambda _: P(), is_leaf=is_spec)
-    return TrainState(step=P(), params=self.param_axes, model_state=self.model_state_axes,
-                      opt_state=opt_axes, rng=P())
+      self.tx,
+      lambda _, axes: axes,
+      abstract_state.opt_state,
+      self.param_axes,
+      transform_non_params=lambda _: P(),
+      is_leaf=is_spec,
+    )
+    return TrainState(
+      step=P(),
+      params=self.param_axes,
+      model_state=self.model_state_axes,
+      opt_state=opt_axes,
+      rng=P(),
+    )
 
   # ---- steps -----------------------------------------------------------------------------------
 
@@ -139,11 +158,13 @@ class Task:
       loss, metrics = self.loss(model, batch, nnx.Rngs(dropout=key), train=True)
       _, _, rest = nnx.split(model, nnx.Param, ...)
       return loss, (metrics, nnx.to_pure_dict(rest))
+
     (_, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     return grads, metrics, model_state
 
-  def train_step(self, state: TrainState, batch: Batch, key: jax.Array
-                 ) -> tuple[TrainState, Metrics]:
+  def train_step(
+    self, state: TrainState, batch: Batch, key: jax.Array
+  ) -> tuple[TrainState, Metrics]:
     """One optimizer step. With grad_accum_steps = k the batch is split into k microbatches
     whose gradients are averaged in a scan, so memory is that of one microbatch."""
     k = self.config.grad_accum_steps
@@ -151,25 +172,34 @@ class Task:
       grads, metrics, model_state = self._grads(state, batch, key)
     else:
       # Microbatch i takes rows i, i+k, ...: the batch axis keeps its sharding over devices.
-      micro = jax.tree.map(lambda x: x.reshape(x.shape[0] // k, k, *x.shape[1:]).swapaxes(0, 1),
-                           batch)
+      micro = jax.tree.map(
+        lambda x: x.reshape(x.shape[0] // k, k, *x.shape[1:]).swapaxes(0, 1), batch
+      )
+
       def body(carry, xs):
         grads_sum, metrics_sum, model_state = carry
         i, mb = xs
-        g, m, model_state = self._grads(state.replace(model_state=model_state), mb,
-                                        jax.random.fold_in(key, i))
+        g, m, model_state = self._grads(
+          state.replace(model_state=model_state), mb, jax.random.fold_in(key, i)
+        )
         return (optax.tree.add(grads_sum, g), optax.tree.add(metrics_sum, m), model_state), None
-      zeros_m = jax.eval_shape(lambda: self._grads(
-          state, jax.tree.map(lambda x: x[0], micro), key)[1])
-      init = (optax.tree.zeros_like(state.params),
-              jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros_m), state.model_state)
+
+      zeros_m = jax.eval_shape(
+        lambda: self._grads(state, jax.tree.map(lambda x: x[0], micro), key)[1]
+      )
+      init = (
+        optax.tree.zeros_like(state.params),
+        jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros_m),
+        state.model_state,
+      )
       (grads, metrics, model_state), _ = jax.lax.scan(body, init, (jnp.arange(k), micro))
       grads, metrics = optax.tree.scale(1 / k, grads), optax.tree.scale(1 / k, metrics)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
-    return state.replace(step=state.step + 1, params=params, model_state=model_state,
-                         opt_state=opt_state), metrics
+    return state.replace(
+      step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state
+    ), metrics
 
   def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
     """Metric sums over the real rows of one batch (the loop divides by the count)."""

@@ -21,20 +21,29 @@ AUX_WEIGHT = 0.3
 
 
 class Task(base.Task):
-
   def __init__(self, config):
     super().__init__(config)
     if config.model.name not in ('simple_cnn', 'googlenet'):
-      raise ConfigError(f"config.model.name: 'simple_cnn' or 'googlenet', not "
-                        f"{config.model.name!r}")
+      raise ConfigError(
+        f"config.model.name: 'simple_cnn' or 'googlenet', not {config.model.name!r}"
+      )
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model
     if m.name == 'simple_cnn':
-      return SimpleConvNet(m.num_classes, m.in_channels, m.image_size, dtype=self.compute_dtype,
-                           rngs=rngs)
-    return GoogLeNet(m.num_classes, m.in_channels, m.image_size, variant=m.variant, stem=m.stem,
-                     aux_heads=m.aux_heads, dtype=self.compute_dtype, rngs=rngs)
+      return SimpleConvNet(
+        m.num_classes, m.in_channels, m.image_size, dtype=self.compute_dtype, rngs=rngs
+      )
+    return GoogLeNet(
+      m.num_classes,
+      m.in_channels,
+      m.image_size,
+      variant=m.variant,
+      stem=m.stem,
+      aux_heads=m.aux_heads,
+      dtype=self.compute_dtype,
+      rngs=rngs,
+    )
 
   def images(self, batch) -> jax.Array:
     """uint8 pixels -> float in [0, 1], normalised by the config's per-channel mean and std."""
@@ -54,12 +63,19 @@ class Task(base.Task):
     logits = logits.astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
     loss = base.masked_mean(ce, batch)
-    metrics = {'loss': loss,
-               'accuracy': base.masked_mean((logits.argmax(-1) == batch['label']).astype(
-                   jnp.float32), batch)}
+    metrics = {
+      'loss': loss,
+      'accuracy': base.masked_mean(
+        (logits.argmax(-1) == batch['label']).astype(jnp.float32), batch
+      ),
+    }
     for name, aux_logits in aux.items():
-      aux_ce = base.masked_mean(optax.softmax_cross_entropy_with_integer_labels(
-          aux_logits.astype(jnp.float32), batch['label']), batch)
+      aux_ce = base.masked_mean(
+        optax.softmax_cross_entropy_with_integer_labels(
+          aux_logits.astype(jnp.float32), batch['label']
+        ),
+        batch,
+      )
       metrics[f'aux_{name}_loss'] = aux_ce
       loss = loss + AUX_WEIGHT * aux_ce
     metrics['total_loss'] = loss
@@ -87,8 +103,10 @@ class Task(base.Task):
     final = history[-1] if history else {}
     for split in data.evals:
       if f'{split}_accuracy' in final:
-        print(f'{split} accuracy {100 * final[f"{split}_accuracy"]:.2f}% '
-              f'(loss {final[f"{split}_loss"]:.4f})')
+        print(
+          f'{split} accuracy {100 * final[f"{split}_accuracy"]:.2f}% '
+          f'(loss {final[f"{split}_loss"]:.4f})'
+        )
     curves = [h for h in history if 'loss' in h]
     if curves:
       plot_curves(curves, pathlib.Path(workdir) / 'curves.png')
@@ -96,16 +114,19 @@ class Task(base.Task):
 
 def plot_curves(history: list[dict], path: pathlib.Path) -> None:
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+
   epochs = [h['epoch'] for h in history]
   fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
   left.plot(epochs, [h['loss'] for h in history], label='training')
   if 'validation_loss' in history[-1]:
     val = [h for h in history if 'validation_loss' in h]
     left.plot([h['epoch'] for h in val], [h['validation_loss'] for h in val], label='validation')
-    right.plot([h['epoch'] for h in val], [100 * h['validation_accuracy'] for h in val],
-               label='validation')
+    right.plot(
+      [h['epoch'] for h in val], [100 * h['validation_accuracy'] for h in val], label='validation'
+    )
   right.plot(epochs, [100 * h['accuracy'] for h in history], label='training')
   left.set(xlabel='epoch', ylabel='cross-entropy', title='loss')
   right.set(xlabel='epoch', ylabel='accuracy (%)', title='accuracy')

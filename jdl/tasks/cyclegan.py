@@ -42,18 +42,26 @@ def l1(x: jax.Array, y: jax.Array, batch) -> jax.Array:
 
 
 class Task(adversarial.Task):
-
   def __init__(self, config):
     super().__init__(config)
     if config.model.name != 'cyclegan':
-      raise ConfigError(f"config.model.name: the cyclegan task has model 'cyclegan', not "
-                        f"{config.model.name!r}")
+      raise ConfigError(
+        f"config.model.name: the cyclegan task has model 'cyclegan', not {config.model.name!r}"
+      )
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model
-    return CycleGAN(m.channels, m.image_size, m.gen_features, m.gen_blocks, m.disc_features,
-                    m.disc_downsamplings, self.config.gan.pool_size, dtype=self.compute_dtype,
-                    rngs=rngs)
+    return CycleGAN(
+      m.channels,
+      m.image_size,
+      m.gen_features,
+      m.gen_blocks,
+      m.disc_features,
+      m.disc_downsamplings,
+      self.config.gan.pool_size,
+      dtype=self.compute_dtype,
+      rngs=rngs,
+    )
 
   def losses(self, model, batch, key, train):
     gan = self.config.gan
@@ -73,63 +81,95 @@ class Task(adversarial.Task):
     judged = {'a': jax.lax.stop_gradient(fake_a), 'b': jax.lax.stop_gradient(fake_b)}
     if train and gan.pool_size > 0:
       for i, d in enumerate('ab'):
-        pool, count, judged[d] = query_pool(model.pool[d].get_value(),
-                                            model.pool_count[d].get_value(), judged[d],
-                                            jax.random.fold_in(key, i))
+        pool, count, judged[d] = query_pool(
+          model.pool[d].get_value(),
+          model.pool_count[d].get_value(),
+          judged[d],
+          jax.random.fold_in(key, i),
+        )
         model.pool[d].set_value(pool)
         model.pool_count[d].set_value(count)
     d_loss_a = 0.5 * (lsgan(d_a(real_a), 1.0, batch) + lsgan(d_a(judged['a']), 0.0, batch))
     d_loss_b = 0.5 * (lsgan(d_b(real_b), 1.0, batch) + lsgan(d_b(judged['b']), 0.0, batch))
     d_loss = d_loss_a + d_loss_b
-    metrics = {'loss': g_loss + d_loss, 'g_loss': g_loss, 'd_loss': d_loss,
-               'g_adversarial': adversarial_g, 'cycle': cycle, 'identity': identity,
-               'd_loss_a': d_loss_a, 'd_loss_b': d_loss_b}
+    metrics = {
+      'loss': g_loss + d_loss,
+      'g_loss': g_loss,
+      'd_loss': d_loss,
+      'g_adversarial': adversarial_g,
+      'cycle': cycle,
+      'identity': identity,
+      'd_loss_a': d_loss_a,
+      'd_loss_b': d_loss_b,
+    }
     return (d_loss, g_loss), metrics
 
-  def translate(self, state: base.TrainState, images_u8: np.ndarray, direction: str
-                ) -> tuple[np.ndarray, np.ndarray]:
+  def translate(
+    self, state: base.TrainState, images_u8: np.ndarray, direction: str
+  ) -> tuple[np.ndarray, np.ndarray]:
     """(translations, reconstructions) in [0, 1] of uint8 images of the source domain;
     direction 'a_to_b' (G, then F back) or 'b_to_a' (F, then G back)."""
     model = self.merge(state.params, state.model_state)
     back = 'b_to_a' if direction == 'a_to_b' else 'a_to_b'
+
     def run(x_u8):
       fake = model.generator[direction](to_unit_range(x_u8))
       rec = model.generator[back](fake)
       return (fake.astype(jnp.float32) + 1) / 2, (rec.astype(jnp.float32) + 1) / 2
+
     run = jax.jit(run)
-    outs = [run(images_u8[i:i + 250]) for i in range(0, len(images_u8), 250)]
-    return (np.concatenate([np.asarray(o[0]) for o in outs]),
-            np.concatenate([np.asarray(o[1]) for o in outs]))
+    outs = [run(images_u8[i : i + 250]) for i in range(0, len(images_u8), 250)]
+    return (
+      np.concatenate([np.asarray(o[0]) for o in outs]),
+      np.concatenate([np.asarray(o[1]) for o in outs]),
+    )
 
   def report(self, history, workdir, state, data):
     final = history[-1] if history else {}
-    print(f'final: G loss {final.get("g_loss", float("nan")):.4f} (cycle '
-          f'{final.get("cycle", float("nan")):.4f}), D loss '
-          f'{final.get("d_loss", float("nan")):.4f}')
+    print(
+      f'final: G loss {final.get("g_loss", float("nan")):.4f} (cycle '
+      f'{final.get("cycle", float("nan")):.4f}), D loss '
+      f'{final.get("d_loss", float("nan")):.4f}'
+    )
     test = data.evals['test']
     batch = test.batch(np.arange(8))
     path = pathlib.Path(workdir) / 'translations.png'
-    save_translation_rows(self, state, batch['image_a'], batch['image_b'], path,
-                          f'CycleGAN at step {int(state.step)}')
-    (pathlib.Path(workdir) / 'report.json').write_text(json.dumps(
-        {'step': int(state.step), **final}, indent=1))
+    save_translation_rows(
+      self, state, batch['image_a'], batch['image_b'], path, f'CycleGAN at step {int(state.step)}'
+    )
+    (pathlib.Path(workdir) / 'report.json').write_text(
+      json.dumps({'step': int(state.step), **final}, indent=1)
+    )
     print(f'translations: {path}')
 
 
-def save_translation_rows(task: Task, state, images_a: np.ndarray, images_b: np.ndarray,
-                          path: pathlib.Path, title: str, names=('A', 'B')) -> None:
+def save_translation_rows(
+  task: Task,
+  state,
+  images_a: np.ndarray,
+  images_b: np.ndarray,
+  path: pathlib.Path,
+  title: str,
+  names=('A', 'B'),
+) -> None:
   """Rows of input, translation and reconstruction in both directions, like the paper's
   horse-to-zebra panel."""
   rows = []
-  for direction, images, (src, dst) in (('a_to_b', images_a, names),
-                                        ('b_to_a', images_b, names[::-1])):
+  for direction, images, (src, dst) in (
+    ('a_to_b', images_a, names),
+    ('b_to_a', images_b, names[::-1]),
+  ):
     fake, rec = task.translate(state, images, direction)
-    rows += [(f'{src}\n(input)', images / 255.0), (f'{src}\n-> {dst}', fake),
-             (f'{src}\n-> {dst}\n-> {src}', rec)]
+    rows += [
+      (f'{src}\n(input)', images / 255.0),
+      (f'{src}\n-> {dst}', fake),
+      (f'{src}\n-> {dst}\n-> {src}', rec),
+    ]
   p = plt()
   columns = len(images_a)
-  fig, axes = p.subplots(len(rows), columns, figsize=(columns * 1.1, len(rows) * 1.15),
-                         squeeze=False)
+  fig, axes = p.subplots(
+    len(rows), columns, figsize=(columns * 1.1, len(rows) * 1.15), squeeze=False
+  )
   for r, (label, images) in enumerate(rows):
     for c in range(columns):
       show(axes[r, c], np.asarray(images[c], np.float32))

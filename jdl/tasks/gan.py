@@ -31,12 +31,12 @@ def to_unit_range(images_u8: jax.Array) -> jax.Array:
 
 
 class Task(adversarial.Task):
-
   def __init__(self, config):
     super().__init__(config)
     if config.model.name != 'dcgan':
-      raise ConfigError(f"config.model.name: the gan task has model 'dcgan', not "
-                        f"{config.model.name!r}")
+      raise ConfigError(
+        f"config.model.name: the gan task has model 'dcgan', not {config.model.name!r}"
+      )
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model
@@ -51,12 +51,18 @@ class Task(adversarial.Task):
     logit_fake_d = model.discriminator(jax.lax.stop_gradient(fake)).astype(jnp.float32)
     logit_fake_g = model.discriminator(fake).astype(jnp.float32)
     bce = optax.sigmoid_binary_cross_entropy
-    d_loss = base.masked_mean(bce(logit_real, jnp.ones_like(logit_real))
-                              + bce(logit_fake_d, jnp.zeros_like(logit_fake_d)), batch)
+    d_loss = base.masked_mean(
+      bce(logit_real, jnp.ones_like(logit_real)) + bce(logit_fake_d, jnp.zeros_like(logit_fake_d)),
+      batch,
+    )
     g_loss = base.masked_mean(bce(logit_fake_g, jnp.ones_like(logit_fake_g)), batch)
-    metrics = {'loss': d_loss + g_loss, 'd_loss': d_loss, 'g_loss': g_loss,
-               'd_real': base.masked_mean(jax.nn.sigmoid(logit_real), batch),
-               'd_fake': base.masked_mean(jax.nn.sigmoid(logit_fake_d), batch)}
+    metrics = {
+      'loss': d_loss + g_loss,
+      'd_loss': d_loss,
+      'g_loss': g_loss,
+      'd_real': base.masked_mean(jax.nn.sigmoid(logit_real), batch),
+      'd_fake': base.masked_mean(jax.nn.sigmoid(logit_fake_d), batch),
+    }
     return (d_loss, g_loss), metrics
 
   def sample(self, state: base.TrainState, n: int, seed: int = 0) -> np.ndarray:
@@ -65,17 +71,19 @@ class Task(adversarial.Task):
     model.eval()
     generate = jax.jit(lambda z: (model.generator(z).astype(jnp.float32) + 1) / 2)
     z = jax.random.normal(jax.random.key(seed), (n, self.config.model.latent_dim))
-    return np.concatenate([np.asarray(generate(z[i:i + 1000])) for i in range(0, n, 1000)])
+    return np.concatenate([np.asarray(generate(z[i : i + 1000])) for i in range(0, n, 1000)])
 
   def report(self, history, workdir, state, data):
     final = history[-1] if history else {}
-    print(f'final D loss {final.get("d_loss", float("nan")):.4f}, G loss '
-          f'{final.get("g_loss", float("nan")):.4f}; D(real) {final.get("d_real", 0):.3f}, '
-          f'D(G(z)) {final.get("d_fake", 0):.3f}')
+    print(
+      f'final D loss {final.get("d_loss", float("nan")):.4f}, G loss '
+      f'{final.get("g_loss", float("nan")):.4f}; D(real) {final.get("d_real", 0):.3f}, '
+      f'D(G(z)) {final.get("d_fake", 0):.3f}'
+    )
     samples = self.sample(state, 64)
     path = pathlib.Path(workdir) / 'samples.png'
     save_grid(samples, path, f'DCGAN samples at step {int(state.step)}')
-    (pathlib.Path(workdir) / 'report.json').write_text(json.dumps(
-        {'step': int(state.step), **{k: v for k, v in final.items()}}, indent=1))
+    (pathlib.Path(workdir) / 'report.json').write_text(
+      json.dumps({'step': int(state.step), **{k: v for k, v in final.items()}}, indent=1)
+    )
     print(f'samples: {path}')
-

@@ -25,15 +25,13 @@ from jdl.tasks import base
 
 
 class Task(base.Task):
-
   def __init__(self, config):
     super().__init__(config)
     m = config.model
     if m.name != 'gpt':
       raise ConfigError(f"config.model.name: the lm task has model 'gpt', not {m.name!r}")
     if m.d_model % m.n_head:
-      raise ConfigError(f'config.model.d_model {m.d_model} is not divisible by n_head '
-                        f'{m.n_head}')
+      raise ConfigError(f'config.model.d_model {m.d_model} is not divisible by n_head {m.n_head}')
     self.gpt_config = GPTConfig.from_config(m, config.dtype)
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
@@ -41,20 +39,26 @@ class Task(base.Task):
 
   def tokenizer(self):
     from jdl.data import text
+
     return text.make_tokenizer(self.config.data.kwargs.tokenizer)
 
   def load_data(self) -> base.Splits:
     if self.config.data.name != 'text':
-      raise ConfigError(f"config.data.name: the lm task reads 'text', not "
-                        f'{self.config.data.name!r} (this config only describes a shape)')
+      raise ConfigError(
+        f"config.data.name: the lm task reads 'text', not "
+        f'{self.config.data.name!r} (this config only describes a shape)'
+      )
     from jdl.data import text
+
     kwargs = self.config.data.kwargs.to_dict()
     kwargs.setdefault('seed', self.config.seed)
     splits = text.load(**kwargs)
     n_vocab = self.tokenizer().n_vocab
     if n_vocab > self.gpt_config.vocab_size:
-      raise ConfigError(f'config.model.vocab_size {self.gpt_config.vocab_size} is smaller than '
-                        f'the tokenizer\'s {n_vocab} ids')
+      raise ConfigError(
+        f'config.model.vocab_size {self.gpt_config.vocab_size} is smaller than '
+        f"the tokenizer's {n_vocab} ids"
+      )
     if kwargs['context'] > self.gpt_config.context:
       raise ConfigError('config.data.kwargs.context exceeds config.model.context')
     return splits
@@ -67,7 +71,8 @@ class Task(base.Task):
     nll_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
     loss = base.masked_mean(nll_BxT.mean(axis=-1), batch)
     accuracy = base.masked_mean(
-        (logits_BxTxV.argmax(-1) == targets_BxT).mean(axis=-1, dtype=jnp.float32), batch)
+      (logits_BxTxV.argmax(-1) == targets_BxT).mean(axis=-1, dtype=jnp.float32), batch
+    )
     return loss, {'loss': loss, 'accuracy': accuracy}
 
   def report(self, history, workdir, state, data):
@@ -85,11 +90,13 @@ class Task(base.Task):
     samples = []
     prompts = self.config.get('sample_prompts', ('And God said',))
     from jdl.gpt import sample
+
     model = self.merge(jax.device_get(state.params), jax.device_get(state.model_state))
     tok = self.tokenizer()
     for i, prompt in enumerate(prompts):
-      text = sample.sample_text(model, tok, prompt, max_new_tokens=200, temperature=0.8,
-                                top_k=40, seed=i)
+      text = sample.sample_text(
+        model, tok, prompt, max_new_tokens=200, temperature=0.8, top_k=40, seed=i
+      )
       samples.append(text)
       print(f'\n--- sample {i} (temperature 0.8, top-k 40) ---\n{text}')
     result['samples'] = samples

@@ -15,12 +15,12 @@ from jdl.tasks import base
 
 
 class Task(base.Task):
-
   def __init__(self, config):
     super().__init__(config)
     if config.model.name != 'mlp':
-      raise ConfigError(f"config.model.name: the regression task has model 'mlp', "
-                        f"not {config.model.name!r}")
+      raise ConfigError(
+        f"config.model.name: the regression task has model 'mlp', not {config.model.name!r}"
+      )
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model
@@ -39,27 +39,38 @@ class Task(base.Task):
       return
     print('\nHistory (as Keras fit reports it; loss = mean training MSE over the epoch):')
     for i, h in enumerate(epochs, 1):
-      print(f'Epoch {i}/{len(epochs)} - loss: {h["loss"]:.4f} - val_loss: '
-            f'{h["validation_loss"]:.4f}')
+      print(
+        f'Epoch {i}/{len(epochs)} - loss: {h["loss"]:.4f} - val_loss: {h["validation_loss"]:.4f}'
+      )
     mean_pred = float(data.train['y'].mean())
-    baseline = {split: float(np.mean((arrays['y'] - mean_pred) ** 2))
-                for split, arrays in data.evals.items()}
+    baseline = {
+      split: float(np.mean((arrays['y'] - mean_pred) ** 2)) for split, arrays in data.evals.items()
+    }
     final = epochs[-1]
-    print(f'\nvalidation MSE {final["validation_loss"]:.4f} (mean predictor '
-          f'{baseline["validation"]:.4f})')
+    print(
+      f'\nvalidation MSE {final["validation_loss"]:.4f} (mean predictor '
+      f'{baseline["validation"]:.4f})'
+    )
     if 'test_loss' in final:
       print(f'test MSE {final["test_loss"]:.4f} (mean predictor {baseline["test"]:.4f})')
     plot_history(epochs, pathlib.Path(workdir) / 'history.png')
     print(f'history plot: {pathlib.Path(workdir) / "history.png"}')
     if self.config.get('compare_sklearn'):
-      compare_sklearn(data, final.get('test_loss', float('nan')), baseline['test'],
-                      self.config.model.features[:-1], self.config.seed)
+      compare_sklearn(
+        data,
+        final.get('test_loss', float('nan')),
+        baseline['test'],
+        self.config.model.features[:-1],
+        self.config.seed,
+      )
 
 
 def plot_history(epochs: list[dict], path: pathlib.Path) -> None:
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+
   x = np.arange(1, len(epochs) + 1)
   fig, ax = plt.subplots(figsize=(6, 4))
   ax.plot(x, [h['loss'] for h in epochs], 'o-', label='training MSE (loss)')
@@ -74,8 +85,9 @@ def plot_history(epochs: list[dict], path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-def compare_sklearn(data: base.Splits, jdl_test_mse: float, baseline_mse: float,
-                    hidden: tuple, seed: int) -> dict:
+def compare_sklearn(
+  data: base.Splits, jdl_test_mse: float, baseline_mse: float, hidden: tuple, seed: int
+) -> dict:
   """The lecture's other MLP: scikit-learn's MLPRegressor(hidden_layer_sizes=(10, 2), relu,
   adam) on the same standardized split (validation rows included, as sklearn has no separate
   validation set unless asked)."""
@@ -83,10 +95,12 @@ def compare_sklearn(data: base.Splits, jdl_test_mse: float, baseline_mse: float,
 
   from sklearn.exceptions import ConvergenceWarning
   from sklearn.neural_network import MLPRegressor
+
   x = np.concatenate([data.train['x'], data.evals['validation']['x']])
   y = np.concatenate([data.train['y'], data.evals['validation']['y']])[:, 0]
-  model = MLPRegressor(hidden_layer_sizes=tuple(hidden), activation='relu', solver='adam',
-                       random_state=seed)
+  model = MLPRegressor(
+    hidden_layer_sizes=tuple(hidden), activation='relu', solver='adam', random_state=seed
+  )
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', ConvergenceWarning)  # default max_iter=200, as on the slide
     model.fit(x, y)

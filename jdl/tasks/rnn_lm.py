@@ -31,33 +31,43 @@ from jdl.tasks import base
 
 
 class Task(base.Task):
-
   def __init__(self, config):
     super().__init__(config)
     m = config.model
     if m.name != 'char_rnn':
-      raise ConfigError(f"config.model.name: the rnn_lm task has model 'char_rnn', not "
-                        f'{m.name!r}')
+      raise ConfigError(f"config.model.name: the rnn_lm task has model 'char_rnn', not {m.name!r}")
     if m.cell not in CELLS:
       raise ConfigError(f'config.model.cell: {m.cell!r} is not one of {sorted(CELLS)}')
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model
-    return CharRNN(m.cell, m.vocab_size, m.embed_dim, m.hidden_size, num_layers=m.num_layers,
-                   unroll=m.get('unroll', 1), dtype=self.compute_dtype, rngs=rngs)
+    return CharRNN(
+      m.cell,
+      m.vocab_size,
+      m.embed_dim,
+      m.hidden_size,
+      num_layers=m.num_layers,
+      unroll=m.get('unroll', 1),
+      dtype=self.compute_dtype,
+      rngs=rngs,
+    )
 
   def tokenizer(self):
     from jdl.data import text
+
     return text.make_tokenizer(self.config.data.kwargs.tokenizer)
 
   def load_data(self) -> base.Splits:
     from jdl.data import text
+
     kwargs = self.config.data.kwargs.to_dict()
     kwargs.setdefault('seed', self.config.seed)
     n_vocab = self.tokenizer().n_vocab
     if n_vocab > self.config.model.vocab_size:
-      raise ConfigError(f'config.model.vocab_size {self.config.model.vocab_size} is smaller '
-                        f"than the tokenizer's {n_vocab} ids")
+      raise ConfigError(
+        f'config.model.vocab_size {self.config.model.vocab_size} is smaller '
+        f"than the tokenizer's {n_vocab} ids"
+      )
     return text.load(**kwargs)
 
   def loss(self, model, batch, rngs, train):
@@ -68,17 +78,34 @@ class Task(base.Task):
     nll_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
     loss = base.masked_mean(nll_BxT.mean(axis=-1), batch)
     accuracy = base.masked_mean(
-        (logits_BxTxV.argmax(-1) == targets_BxT).mean(axis=-1, dtype=jnp.float32), batch)
+      (logits_BxTxV.argmax(-1) == targets_BxT).mean(axis=-1, dtype=jnp.float32), batch
+    )
     return loss, {'loss': loss, 'bits_per_char': loss / math.log(2), 'accuracy': accuracy}
 
-  def sample_text(self, model, tokenizer, prompt: str, *, max_new_tokens: int = 200,
-                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                  seed: int = 0) -> str:
+  def sample_text(
+    self,
+    model,
+    tokenizer,
+    prompt: str,
+    *,
+    max_new_tokens: int = 200,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+  ) -> str:
     """`jdl sample` for a recurrent model: the prompt is read once, then one character per step
     with the recurrent state carried (a recurrent network's "cache" is its state)."""
     ids = np.asarray(tokenizer.encode(prompt), np.int32)[None]
-    out = generate(model, ids, max_new_tokens, key=jax.random.key(seed),
-                   temperature=temperature, top_k=top_k, top_p=top_p)
+    out = generate(
+      model,
+      ids,
+      max_new_tokens,
+      key=jax.random.key(seed),
+      temperature=temperature,
+      top_k=top_k,
+      top_p=top_p,
+    )
     return tokenizer.decode(np.asarray(out[0]))
 
   def report(self, history, workdir, state, data):
@@ -88,15 +115,15 @@ class Task(base.Task):
       return
     m = self.config.model
     params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-    result = {'cell': m.cell, 'hidden_size': m.hidden_size, 'params': params,
-              'step': final['step']}
+    result = {'cell': m.cell, 'hidden_size': m.hidden_size, 'params': params, 'step': final['step']}
     for split in ('validation', 'test'):
       if f'{split}_loss' in final:
         result[f'{split}_bits_per_char'] = final[f'{split}_loss'] / math.log(2)
         print(f'{split}: {result[f"{split}_bits_per_char"]:.3f} bits per character')
     model = self.merge(jax.device_get(state.params), jax.device_get(state.model_state))
-    result['sample'] = self.sample_text(model, self.tokenizer(), 'And God said',
-                                        max_new_tokens=200, temperature=0.8, top_k=40)
+    result['sample'] = self.sample_text(
+      model, self.tokenizer(), 'And God said', max_new_tokens=200, temperature=0.8, top_k=40
+    )
     print(f'\n--- sample (temperature 0.8, top-k 40) ---\n{result["sample"]}')
     (pathlib.Path(workdir) / 'results.json').write_text(json.dumps(result, indent=2) + '\n')
 
@@ -104,6 +131,7 @@ class Task(base.Task):
 @functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6))
 def _generate(graphdef, state, prompt_BxP, max_new, temperature, top_k, top_p, key):
   from jdl.gpt.sample import _choose
+
   model = nnx.merge(graphdef, state)
   logits_BxPxV, carries = model(prompt_BxP)
   first_B = _choose(logits_BxPxV[:, -1], jax.random.fold_in(key, 0), temperature, top_k, top_p)
@@ -112,20 +140,36 @@ def _generate(graphdef, state, prompt_BxP, max_new, temperature, top_k, top_p, k
     token_B, carries, weights = carry
     step_model = nnx.merge(graphdef, weights)
     logits_Bx1xV, carries = step_model(token_B[:, None], carries)
-    nxt_B = _choose(logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k,
-                    top_p)
+    nxt_B = _choose(logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k, top_p)
     return (nxt_B, carries, weights), token_B
 
-  (last_B, _, _), tokens_NxB = jax.lax.scan(step, (first_B, carries, state),
-                                            jnp.arange(max_new - 1))
+  (last_B, _, _), tokens_NxB = jax.lax.scan(
+    step, (first_B, carries, state), jnp.arange(max_new - 1)
+  )
   return jnp.concatenate([prompt_BxP, tokens_NxB.T, last_B[:, None]], axis=1)
 
 
-def generate(model: CharRNN, prompt_BxP, max_new_tokens: int, *, key=None,
-             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> jax.Array:
+def generate(
+  model: CharRNN,
+  prompt_BxP,
+  max_new_tokens: int,
+  *,
+  key=None,
+  temperature: float = 1.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+) -> jax.Array:
   """Prompt followed by `max_new_tokens` sampled characters ([B, P + N]); temperature 0 is
   greedy. A recurrent model has no context limit."""
   graphdef, state = nnx.split(model)
   key = jax.random.key(0) if key is None else key
-  return _generate(graphdef, state, jnp.asarray(prompt_BxP, jnp.int32), max_new_tokens,
-                   float(temperature), int(top_k), float(top_p), key)
+  return _generate(
+    graphdef,
+    state,
+    jnp.asarray(prompt_BxP, jnp.int32),
+    max_new_tokens,
+    float(temperature),
+    int(top_k),
+    float(top_p),
+    key,
+  )

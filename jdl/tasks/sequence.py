@@ -31,7 +31,6 @@ from jdl.tasks import base
 
 
 class Task(base.Task):
-
   def __init__(self, config):
     super().__init__(config)
     m = config.model
@@ -47,8 +46,9 @@ class Task(base.Task):
       raise ConfigError(f"config.data.name: no data module 'jdl.data.{config.data.name}'") from None
     self.objective = config.get('objective', 'regression')
     if self.objective not in ('regression', 'classification'):
-      raise ConfigError(f"config.objective: 'regression' or 'classification', not "
-                        f'{self.objective!r}')
+      raise ConfigError(
+        f"config.objective: 'regression' or 'classification', not {self.objective!r}"
+      )
 
   def load_data(self) -> base.Splits:
     kwargs = self.config.data.get('kwargs')
@@ -56,9 +56,17 @@ class Task(base.Task):
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model
-    return SequenceRegressor(m.cell, m.in_features, m.hidden_size, m.out_features,
-                             num_layers=m.num_layers, bidirectional=m.bidirectional,
-                             unroll=m.get('unroll', 1), dtype=self.compute_dtype, rngs=rngs)
+    return SequenceRegressor(
+      m.cell,
+      m.in_features,
+      m.hidden_size,
+      m.out_features,
+      num_layers=m.num_layers,
+      bidirectional=m.bidirectional,
+      unroll=m.get('unroll', 1),
+      dtype=self.compute_dtype,
+      rngs=rngs,
+    )
 
   def inputs(self, batch) -> jax.Array:
     if 'x' in batch:
@@ -71,9 +79,9 @@ class Task(base.Task):
     out_BxO = model(self.inputs(batch), batch.get('lengths')).astype(jnp.float32)
     if self.objective == 'classification':
       ce = base.masked_mean(
-          optax.softmax_cross_entropy_with_integer_labels(out_BxO, batch['label']), batch)
-      accuracy = base.masked_mean((out_BxO.argmax(-1) == batch['label']).astype(jnp.float32),
-                                  batch)
+        optax.softmax_cross_entropy_with_integer_labels(out_BxO, batch['label']), batch
+      )
+      accuracy = base.masked_mean((out_BxO.argmax(-1) == batch['label']).astype(jnp.float32), batch)
       return ce, {'loss': ce, 'accuracy': accuracy}
     mse = base.masked_mean(jnp.mean((out_BxO - batch['y']) ** 2, axis=-1), batch)
     return mse, {'loss': mse}
@@ -90,9 +98,12 @@ class Task(base.Task):
         print(f'  {split} accuracy {100 * final[f"{split}_accuracy"]:.2f}%')
       return
     mean_pred = data.train['y'].mean(axis=0)
-    trivial = {split: float(np.mean((arrays['y'] - mean_pred) ** 2))
-               for split, arrays in data.evals.items()}
+    trivial = {
+      split: float(np.mean((arrays['y'] - mean_pred) ** 2)) for split, arrays in data.evals.items()
+    }
     print(f'\n{m.cell} (hidden {m.hidden_size}) after {final["step"]} steps:')
     for split in data.evals:
-      print(f'  {split} MSE {final[f"{split}_loss"]:.4f}   (trivial predictor '
-            f'{trivial[split]:.3f}; 1/6 = 0.167 in expectation)')
+      print(
+        f'  {split} MSE {final[f"{split}_loss"]:.4f}   (trivial predictor '
+        f'{trivial[split]:.3f}; 1/6 = 0.167 in expectation)'
+      )

@@ -30,16 +30,15 @@ from jdl.tasks import base
 
 
 class Task(base.Task):
-
   def __init__(self, config):
     super().__init__(config)
     m = config.model
     if m.name != 'transformer':
-      raise ConfigError(f"config.model.name: the translation task has model 'transformer', "
-                        f'not {m.name!r}')
+      raise ConfigError(
+        f"config.model.name: the translation task has model 'transformer', not {m.name!r}"
+      )
     if m.d_model % m.n_heads:
-      raise ConfigError(f'config.model.d_model {m.d_model} is not divisible by n_heads '
-                        f'{m.n_heads}')
+      raise ConfigError(f'config.model.d_model {m.d_model} is not divisible by n_heads {m.n_heads}')
     if config.data.name not in ('ding', 'wmt14'):
       raise ConfigError(f"config.data.name: 'ding' or 'wmt14', not {config.data.name!r}")
     self.model_config = TransformerConfig.from_config(m, config.dtype)
@@ -51,8 +50,10 @@ class Task(base.Task):
   def data_module(self):
     if self.config.data.name == 'ding':
       from jdl.transformer import data
+
       return data
     from jdl.transformer import wmt14
+
     return wmt14
 
   def tokenizer(self):
@@ -63,18 +64,25 @@ class Task(base.Task):
     kwargs = self.config.data.kwargs.to_dict()
     n_vocab = self.tokenizer().n_vocab
     if n_vocab > self.model_config.vocab_size:
-      raise ConfigError(f'config.model.vocab_size {self.model_config.vocab_size} is smaller '
-                        f"than the tokenizer's {n_vocab} ids")
+      raise ConfigError(
+        f'config.model.vocab_size {self.model_config.vocab_size} is smaller '
+        f"than the tokenizer's {n_vocab} ids"
+      )
     if kwargs['length'] > self.model_config.max_len:
       raise ConfigError('config.data.kwargs.length exceeds config.model.max_len')
     return self.data_module().load(**kwargs)
 
   def loss(self, model, batch, rngs, train):
     key = rngs.dropout() if (train and rngs is not None and self.model_config.dropout > 0) else None
-    logits_BxTxV = model(batch['src'], batch['tgt_in'], src_segments_BxS=batch['src_segments'],
-                         tgt_segments_BxT=batch['tgt_segments'],
-                         src_positions_BxS=batch['src_positions'],
-                         tgt_positions_BxT=batch['tgt_positions'], dropout_key=key)
+    logits_BxTxV = model(
+      batch['src'],
+      batch['tgt_in'],
+      src_segments_BxS=batch['src_segments'],
+      tgt_segments_BxT=batch['tgt_segments'],
+      src_positions_BxS=batch['src_positions'],
+      tgt_positions_BxT=batch['tgt_positions'],
+      dropout_key=key,
+    )
     logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(jnp.float32), axis=-1)
     targets_BxT = batch['tgt_out']
     # Smoothed targets as a dense distribution: (1 - eps) on the right token, eps / V on every
@@ -97,6 +105,7 @@ class Task(base.Task):
   def report(self, history, workdir, state, data):
     """Corpus BLEU and chrF of the test set, decoded with the config's beam search."""
     from jdl.transformer import evaluate
+
     if self.config.decode.beam_size < 0:  # told not to translate (the sharding tests)
       return
     model = self.merge(jax.device_get(state.params), jax.device_get(state.model_state))
@@ -106,13 +115,19 @@ class Task(base.Task):
       sources, references = sources[:n], references[:n]
     scores = evaluate.score(model, self.tokenizer(), sources, references, self.config.decode)
     final = next((h for h in reversed(history) if 'validation_loss' in h), {})
-    result = {'step': history[-1]['step'] if history else 0,
-              'direction': self.config.data.kwargs.get('direction', 'de-en'),
-              'validation_nll': final.get('validation_nll'), 'test_nll': final.get('test_nll'),
-              **scores}
-    print(f"test ({len(sources)} sentences, beam {self.config.decode.beam_size}): "
-          f"BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}")
+    result = {
+      'step': history[-1]['step'] if history else 0,
+      'direction': self.config.data.kwargs.get('direction', 'de-en'),
+      'validation_nll': final.get('validation_nll'),
+      'test_nll': final.get('test_nll'),
+      **scores,
+    }
+    print(
+      f'test ({len(sources)} sentences, beam {self.config.decode.beam_size}): '
+      f'BLEU {scores["bleu"]:.2f}, chrF {scores["chrf"]:.2f}'
+    )
     for src, hyp, ref in scores['examples'][:3]:
       print(f'  {src}\n    -> {hyp}\n    (reference: {ref})')
     (pathlib.Path(workdir) / 'results.json').write_text(
-        json.dumps(result, indent=2, ensure_ascii=False) + '\n')
+      json.dumps(result, indent=2, ensure_ascii=False) + '\n'
+    )

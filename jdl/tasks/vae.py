@@ -42,8 +42,9 @@ def gaussian_kl(mu_q: jax.Array, log_var_q: jax.Array, mu_p=0.0, log_var_p=0.0) 
   """KL(N(mu_q, var_q) || N(mu_p, var_p)) of diagonal Gaussians, summed over the last axis:
   0.5 sum(log var_p - log var_q + (var_q + (mu_q - mu_p)^2) / var_p - 1). Against the prior
   N(0, I) this is the paper's 0.5 sum(mu^2 + sigma^2 - 1 - log sigma^2)."""
-  terms = (log_var_p - log_var_q + (jnp.exp(log_var_q) + (mu_q - mu_p) ** 2)
-           / jnp.exp(log_var_p) - 1.0)
+  terms = (
+    log_var_p - log_var_q + (jnp.exp(log_var_q) + (mu_q - mu_p) ** 2) / jnp.exp(log_var_p) - 1.0
+  )
   return 0.5 * terms.sum(-1)
 
 
@@ -55,12 +56,12 @@ def binarize(images_u8: np.ndarray, seed: int) -> np.ndarray:
 
 
 class Task(base.Task):
-
   def __init__(self, config):
     super().__init__(config)
     if config.model.name != 'vae':
-      raise ConfigError(f"config.model.name: the vae task has model 'vae', not "
-                        f"{config.model.name!r}")
+      raise ConfigError(
+        f"config.model.name: the vae task has model 'vae', not {config.model.name!r}"
+      )
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     m = self.config.model
@@ -69,8 +70,10 @@ class Task(base.Task):
   def load_data(self) -> base.Splits:
     data = fashion_mnist.load(**self.config.data.kwargs.to_dict())
     if self.config.data.binarize:
-      data.evals = {name: dict(split, image=binarize(split['image'], EVAL_BINARIZE_SEED + i))
-                    for i, (name, split) in enumerate(data.evals.items())}
+      data.evals = {
+        name: dict(split, image=binarize(split['image'], EVAL_BINARIZE_SEED + i))
+        for i, (name, split) in enumerate(data.evals.items())
+      }
     return data
 
   def loss(self, model, batch, rngs, train):
@@ -81,8 +84,7 @@ class Task(base.Task):
       x = jax.random.bernoulli(key_binary, x).astype(jnp.float32)
     logits, mu, log_var = model(x.astype(self.compute_dtype), key_z)
     reconstruction = base.masked_mean(bernoulli_nll(logits.astype(jnp.float32), x), batch)
-    kl = base.masked_mean(gaussian_kl(mu.astype(jnp.float32), log_var.astype(jnp.float32)),
-                          batch)
+    kl = base.masked_mean(gaussian_kl(mu.astype(jnp.float32), log_var.astype(jnp.float32)), batch)
     loss = reconstruction + kl
     return loss, {'loss': loss, 'reconstruction': reconstruction, 'kl': kl}
 
@@ -92,24 +94,29 @@ class Task(base.Task):
     model = self.merge(state.params, state.model_state)
     decode = jax.jit(lambda z: jax.nn.sigmoid(model.decode(z).astype(jnp.float32)))
     z = jax.random.normal(jax.random.key(seed), (n, self.config.model.latent_dim))
-    return np.concatenate([np.asarray(decode(z[i:i + 1000])) for i in range(0, n, 1000)])
+    return np.concatenate([np.asarray(decode(z[i : i + 1000])) for i in range(0, n, 1000)])
 
   def encode(self, state: base.TrainState, images_u8: np.ndarray) -> np.ndarray:
     """Posterior means mu(x), [N, latent], of grey images scaled to [0, 1]."""
     model = self.merge(state.params, state.model_state)
     encode = jax.jit(lambda x: model.encode(x.astype(jnp.float32) / 255.0)[0])
-    return np.concatenate([np.asarray(encode(images_u8[i:i + 1000]))
-                           for i in range(0, len(images_u8), 1000)])
+    return np.concatenate(
+      [np.asarray(encode(images_u8[i : i + 1000])) for i in range(0, len(images_u8), 1000)]
+    )
 
   def report(self, history, workdir, state, data):
     final = history[-1] if history else {}
     for split in data.evals:
       if f'{split}_loss' in final:
-        print(f'{split}: negative ELBO {final[f"{split}_loss"]:.2f} nats/image = reconstruction '
-              f'{final[f"{split}_reconstruction"]:.2f} + KL {final[f"{split}_kl"]:.2f}')
+        print(
+          f'{split}: negative ELBO {final[f"{split}_loss"]:.2f} nats/image = reconstruction '
+          f'{final[f"{split}_reconstruction"]:.2f} + KL {final[f"{split}_kl"]:.2f}'
+        )
     path = pathlib.Path(workdir) / 'samples.png'
-    save_grid(self.sample(state, 64), path, f'VAE samples (Bernoulli means), step '
-              f'{int(state.step)}')
-    (pathlib.Path(workdir) / 'report.json').write_text(json.dumps(
-        {'step': int(state.step), **final}, indent=1))
+    save_grid(
+      self.sample(state, 64), path, f'VAE samples (Bernoulli means), step {int(state.step)}'
+    )
+    (pathlib.Path(workdir) / 'report.json').write_text(
+      json.dumps({'step': int(state.step), **final}, indent=1)
+    )
     print(f'samples: {path}')

@@ -24,20 +24,24 @@ class Checkpointer:
   def __init__(self, workdir: pathlib.Path, keep: int, async_save: bool = True):
     self.directory = (workdir / 'checkpoints').absolute()
     self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep,
-                                             enable_async_checkpointing=async_save,
-                                             create=True),
-        item_handlers={'state': ocp.StandardCheckpointHandler(),
-                       'data': ocp.JsonCheckpointHandler()})
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep, enable_async_checkpointing=async_save, create=True
+      ),
+      item_handlers={'state': ocp.StandardCheckpointHandler(), 'data': ocp.JsonCheckpointHandler()},
+    )
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, step: int, state, data_state: dict, force: bool = True) -> None:
-    self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                    data=ocp.args.JsonSave(data_state)),
-                      force=force)
+    self.manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)
+      ),
+      force=force,
+    )
 
   def restore(self, abstract_state, log=print):
     """Newest readable checkpoint as (step, state, data_state), or None if there is none.
@@ -55,13 +59,17 @@ class Checkpointer:
         continue
       if mismatch := _mismatch(stored, abstract_state):
         raise CheckpointError(
-            f'the checkpoint at step {step} in {self.directory} does not fit this config '
-            f'({mismatch}); it was written by another config (see config.json beside it). '
-            'Nothing was moved or deleted.')
+          f'the checkpoint at step {step} in {self.directory} does not fit this config '
+          f'({mismatch}); it was written by another config (see config.json beside it). '
+          'Nothing was moved or deleted.'
+        )
       try:
         restored = self.manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                          data=ocp.args.JsonRestore()))
+          step,
+          args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+          ),
+        )
         return step, restored.state, restored.data
       except Exception as e:  # orbax raises many kinds for unreadable files
         self._quarantine(step, e, log)
@@ -70,8 +78,10 @@ class Checkpointer:
   def _quarantine(self, step: int, error: Exception, log) -> None:
     """Moves an unreadable checkpoint out of the manager's way, keeping its files."""
     reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
-    log(f'checkpoint at step {step} is corrupt or partial ({type(error).__name__}: {reason}); '
-        f'trying the previous one')
+    log(
+      f'checkpoint at step {step} is corrupt or partial ({type(error).__name__}: {reason}); '
+      f'trying the previous one'
+    )
     if jax.process_index() == 0:
       corrupt = self.directory.parent / 'checkpoints.corrupt'
       corrupt.mkdir(exist_ok=True)
@@ -92,6 +102,7 @@ class Checkpointer:
 
 def _leaf_shapes(tree) -> dict[str, tuple]:
   """'params/blocks/0/kernel' -> shape, for every array of a state or of its stored metadata."""
+
   def name(key) -> str:
     for attr in ('key', 'name', 'idx'):
       if hasattr(key, attr):
@@ -99,8 +110,11 @@ def _leaf_shapes(tree) -> dict[str, tuple]:
     return str(key)
 
   flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, 'shape'))
-  return {'/'.join(name(k) for k in path): tuple(leaf.shape) for path, leaf in flat
-          if hasattr(leaf, 'shape')}
+  return {
+    '/'.join(name(k) for k in path): tuple(leaf.shape)
+    for path, leaf in flat
+    if hasattr(leaf, 'shape')
+  }
 
 
 def _mismatch(stored, abstract) -> str:
@@ -110,9 +124,11 @@ def _mismatch(stored, abstract) -> str:
     if sorted(have.values()) == sorted(want.values()):
       return ''
     return f'{len(have)} stored arrays, {len(want)} in the config, of different shapes'
-  problems = [f'{k} is {have[k]} in the checkpoint, {want[k]} in the config'
-              for k in sorted(set(have) & set(want), key=lambda k: (not k.startswith('params'), k))
-              if have[k] != want[k]]
+  problems = [
+    f'{k} is {have[k]} in the checkpoint, {want[k]} in the config'
+    for k in sorted(set(have) & set(want), key=lambda k: (not k.startswith('params'), k))
+    if have[k] != want[k]
+  ]
   problems += [f'{k} is missing from the checkpoint' for k in sorted(set(want) - set(have))]
   problems += [f'{k} is not in the config' for k in sorted(set(have) - set(want))]
   more = f'; and {len(problems) - 3} more' if len(problems) > 3 else ''

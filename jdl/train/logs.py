@@ -15,18 +15,28 @@ import tqdm
 
 
 class MetricWriter:
-  def __init__(self, workdir: pathlib.Path, total_steps: int, start_step: int,
-               progress_bar: str = 'auto', enabled: bool = True):
+  def __init__(
+    self,
+    workdir: pathlib.Path,
+    total_steps: int,
+    start_step: int,
+    progress_bar: str = 'auto',
+    enabled: bool = True,
+  ):
     self.enabled = enabled
     self.total_steps = total_steps
     if not enabled:
       return
     from tensorboardX import SummaryWriter  # TF-free event files that TensorBoard reads
+
     self.jsonl = open(workdir / 'metrics.jsonl', 'a')
     self.tb = SummaryWriter(str(workdir / 'tensorboard'))
     use_bar = progress_bar == 'always' or (progress_bar == 'auto' and sys.stderr.isatty())
-    self.bar = tqdm.tqdm(total=total_steps, initial=start_step, unit='step',
-                         dynamic_ncols=True) if use_bar else None
+    self.bar = (
+      tqdm.tqdm(total=total_steps, initial=start_step, unit='step', dynamic_ncols=True)
+      if use_bar
+      else None
+    )
     self._last = (time.perf_counter(), start_step)
 
   def advance(self, step: int) -> None:
@@ -54,8 +64,11 @@ class MetricWriter:
       self.advance(step)
     else:
       rate = record.get('steps_per_sec')
-      eta = (f' eta {_duration((self.total_steps - step) / rate)}'
-             if rate and step < self.total_steps else '')
+      eta = (
+        f' eta {_duration((self.total_steps - step) / rate)}'
+        if rate and step < self.total_steps
+        else ''
+      )
       body = ' '.join(f'{k} {_fmt(v)}' for k, v in shown.items())
       print(f'[step {step}/{self.total_steps}{eta}] {body}', flush=True)
 

@@ -47,6 +47,7 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
 @dataclasses.dataclass
 class Schedule:
   """When things happen, in optimizer steps."""
+
   total: int
   per_epoch: int
   per_call: int
@@ -59,14 +60,20 @@ class Schedule:
     per_epoch = max(train_rows // config.batch_size, 1)
     total = config.num_epochs * per_epoch if config.num_epochs > 0 else config.num_train_steps
     resolve = lambda every: per_epoch if every == 0 else (0 if every < 0 else every)
-    s = cls(total=total, per_epoch=per_epoch, per_call=config.steps_per_call,
-            log=resolve(config.log_every_steps), eval=resolve(config.eval_every_steps),
-            checkpoint=resolve(config.checkpoint_every_steps))
+    s = cls(
+      total=total,
+      per_epoch=per_epoch,
+      per_call=config.steps_per_call,
+      log=resolve(config.log_every_steps),
+      eval=resolve(config.eval_every_steps),
+      checkpoint=resolve(config.checkpoint_every_steps),
+    )
     for name in ('total', 'log', 'eval', 'checkpoint'):
       if getattr(s, name) % s.per_call:
         raise config_lib.ConfigError(
-            f'config.steps_per_call={s.per_call} must divide the {name} interval '
-            f'({getattr(s, name)} steps)')
+          f'config.steps_per_call={s.per_call} must divide the {name} interval '
+          f'({getattr(s, name)} steps)'
+        )
     return s
 
   def due(self, every: int, step: int) -> bool:
@@ -79,27 +86,36 @@ def build(task: Task, total_steps: int, mesh):
   task.setup(total_steps)
   key = jax.random.key(config.seed)
   abstract = jax.eval_shape(task.init_state, key)
-  shardings = sharding.tree_shardings(abstract, task.state_axes(abstract),
-                                      config.sharding_rules, mesh)
+  shardings = sharding.tree_shardings(
+    abstract, task.state_axes(abstract), config.sharding_rules, mesh
+  )
   init = jax.jit(task.init_state, out_shardings=shardings)
-  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          abstract, shardings)
+  abstract = jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+  )
   return key, abstract, shardings, init
 
 
 def compile_steps(task: Task, shardings, mesh, per_call: int, unroll: int = 1):
   """`per_call` training steps in one jit-compiled call; the state's buffers are donated."""
+
   def run(state: TrainState, batches):
     def one(state, batch):
       key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
       return task.train_step(state, batch, key)
+
     if per_call == 1:
       state, metrics = one(state, batches)
       return state, jax.tree.map(lambda m: m[None], metrics)
     return jax.lax.scan(one, state, batches, unroll=unroll)
+
   batch_sharding = sharding.batch_sharding(mesh, stacked=per_call > 1)
-  return jax.jit(run, in_shardings=(shardings, batch_sharding),
-                 out_shardings=(shardings, NamedSharding(mesh, P())), donate_argnums=0)
+  return jax.jit(
+    run,
+    in_shardings=(shardings, batch_sharding),
+    out_shardings=(shardings, NamedSharding(mesh, P())),
+    donate_argnums=0,
+  )
 
 
 def make_mesh(config):
@@ -109,8 +125,9 @@ def make_mesh(config):
   for field in ('batch_size', 'eval_batch_size'):
     if config[field] % ways:
       raise config_lib.ConfigError(
-          f'config.{field}={config[field]} must be divisible by the {ways} devices of the batch '
-          f'axes (mesh data={mesh.shape["data"]} x fsdp={mesh.shape["fsdp"]})')
+        f'config.{field}={config[field]} must be divisible by the {ways} devices of the batch '
+        f'axes (mesh data={mesh.shape["data"]} x fsdp={mesh.shape["fsdp"]})'
+      )
   jax.set_mesh(mesh)
   return mesh
 
@@ -120,8 +137,9 @@ def evaluate(task: Task, state: TrainState, data: Splits, config, mesh, eval_ste
   out = {}
   for split, arrays in data.evals.items():
     sums = None
-    for local in pipeline.eval_batches(arrays, config.eval_batch_size, jax.process_index(),
-                                       jax.process_count()):
+    for local in pipeline.eval_batches(
+      arrays, config.eval_batch_size, jax.process_index(), jax.process_count()
+    ):
       metrics = eval_step(state, sharding.global_batch(local, mesh))
       sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
     sums = jax.device_get(sums)
@@ -150,6 +168,7 @@ class _Preemption:
   def reached(self, step: int) -> bool:
     if self.multihost:
       from jax.experimental import multihost_utils
+
       return multihost_utils.reached_preemption_sync_point(step)
     return self._signalled
 
@@ -163,8 +182,10 @@ def _check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
   bad = np.flatnonzero(~np.isfinite(loss))
   if bad.size:
     step = first_step + int(bad[0])
-    raise TrainingDiverged(f'loss is {loss[bad[0]]} at step {step}: training stopped '
-                           f'(the last checkpoint is from before it)')
+    raise TrainingDiverged(
+      f'loss is {loss[bad[0]]} at step {step}: training stopped '
+      f'(the last checkpoint is from before it)'
+    )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
@@ -186,9 +207,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   key, abstract, shardings, init = build(task, schedule.total, mesh)
   checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.async_checkpointing)
   restored = checkpointer.restore(abstract, log=print if is_main else (lambda _: None))
-  train_iter = iter(pipeline.train_dataset(
-      data.train, config.batch_size, config.seed, jax.process_index(), jax.process_count(),
-      schedule.per_call))
+  train_iter = iter(
+    pipeline.train_dataset(
+      data.train,
+      config.batch_size,
+      config.seed,
+      jax.process_index(),
+      jax.process_count(),
+      schedule.per_call,
+    )
+  )
   if restored is None:
     state, start = init(key), 0
   else:
@@ -196,10 +224,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     train_iter.set_state(data_state)
   if is_main:
     n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(abstract.params))
-    print(f'{config.task}: {n_params:,} parameters; mesh {dict(mesh.shape)} on '
-          f'{jax.device_count()} {jax.default_backend()} device(s), {jax.process_count()} '
-          f'process(es); {schedule.total} steps ({schedule.per_epoch}/epoch)'
-          + (f'; resumed at step {start}' if start else ''), flush=True)
+    print(
+      f'{config.task}: {n_params:,} parameters; mesh {dict(mesh.shape)} on '
+      f'{jax.device_count()} {jax.default_backend()} device(s), {jax.process_count()} '
+      f'process(es); {schedule.total} steps ({schedule.per_epoch}/epoch)'
+      + (f'; resumed at step {start}' if start else ''),
+      flush=True,
+    )
 
   run_steps = compile_steps(task, shardings, mesh, schedule.per_call, config.steps_unroll)
   eval_step = jax.jit(task.eval_step)
@@ -233,14 +264,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       step += schedule.per_call
       log.advance(step)
 
-      boundary = [schedule.due(schedule.log, step), schedule.due(schedule.eval, step),
-                  schedule.due(schedule.checkpoint, step)]
+      boundary = [
+        schedule.due(schedule.log, step),
+        schedule.due(schedule.eval, step),
+        schedule.due(schedule.checkpoint, step),
+      ]
       preempted = preemption.reached(step)
       if any(boundary) or preempted:
         drain()
       if boundary[0]:
-        record = {k: float(np.mean(np.concatenate([w[k] for w in window])))
-                  for k in window[0]} if window else {}
+        record = (
+          {k: float(np.mean(np.concatenate([w[k] for w in window]))) for k in window[0]}
+          if window
+          else {}
+        )
         window.clear()
         if boundary[1]:
           record.update(evaluate(task, state, data, config, mesh, eval_step))
@@ -257,8 +294,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         if not boundary[2]:
           save(step)
         checkpointer.wait()
-        log.message(f'SIGTERM: checkpoint saved at step {step}; '
-                    'run the same command to resume')
+        log.message(f'SIGTERM: checkpoint saved at step {step}; run the same command to resume')
         break
     drain()
   finally:
@@ -269,12 +305,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if is_main and step >= schedule.total:
     task.report(history, workdir, state, data)
   final = history[-1] if history and step >= schedule.total else {}
-  return {'step': step, 'history': history, 'final': final, 'state': state,
-          'seconds': train_seconds, 'preempted': preempted}
+  return {
+    'step': step,
+    'history': history,
+    'final': final,
+    'state': state,
+    'seconds': train_seconds,
+    'preempted': preempted,
+  }
 
 
-def restore_latest(task: Task, mesh, workdir: str | pathlib.Path, total_steps: int = 1,
-                   log=print) -> tuple[int, TrainState]:
+def restore_latest(
+  task: Task, mesh, workdir: str | pathlib.Path, total_steps: int = 1, log=print
+) -> tuple[int, TrainState]:
   """(step, state) of the newest readable checkpoint of `workdir`, for evaluation or use.
 
   `total_steps` only sets the optimizer's schedule, never the shapes being restored.
@@ -285,8 +328,10 @@ def restore_latest(task: Task, mesh, workdir: str | pathlib.Path, total_steps: i
   restored = checkpointer.restore(abstract, log=log)
   checkpointer.close()
   if restored is None:
-    raise FileNotFoundError(f'no checkpoint in {workdir / "checkpoints"}: train first with '
-                            f'`jdl train --config ... --workdir {workdir}`')
+    raise FileNotFoundError(
+      f'no checkpoint in {workdir / "checkpoints"}: train first with '
+      f'`jdl train --config ... --workdir {workdir}`'
+    )
   step, state, _ = restored
   return step, state
 

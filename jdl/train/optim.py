@@ -22,13 +22,15 @@ def schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule
       main = lambda step: lr * (max(warmup, 1) / (step + max(warmup, 1))) ** 0.5
     case 'staircase':  # GoogLeNet's "decrease by 4% every 8 epochs"
       if opt.decay_every_steps <= 0:
-        raise ConfigError('config.optimizer.decay_every_steps: the staircase schedule needs a '
-                          'positive interval')
-      main = optax.exponential_decay(lr, opt.decay_every_steps, opt.decay_factor,
-                                     staircase=True)
+        raise ConfigError(
+          'config.optimizer.decay_every_steps: the staircase schedule needs a positive interval'
+        )
+      main = optax.exponential_decay(lr, opt.decay_every_steps, opt.decay_factor, staircase=True)
     case other:
-      raise ConfigError(f"config.optimizer.schedule: unknown schedule '{other}' "
-                        "(constant, cosine, linear, rsqrt, staircase)")
+      raise ConfigError(
+        f"config.optimizer.schedule: unknown schedule '{other}' "
+        '(constant, cosine, linear, rsqrt, staircase)'
+      )
   if not warmup:
     return main
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])

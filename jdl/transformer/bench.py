@@ -38,14 +38,18 @@ def measure(config_file: str, quick: bool) -> float:
   from jdl import config as config_lib
   from jdl.transformer import data
   from jdl.transformer.race import JdlRunner
+
   config = config_lib.load(config_file)
   rounds, calls = (2, 1) if quick else (4, 1)  # jdl calls of steps_per_call steps per round
   k = config.steps_per_call
   m = config.model
-  print(f'Transformer d_model {m.d_model}, {m.n_heads} heads, FFN {m.d_ff}, '
-        f'{m.n_encoder_layers}+{m.n_decoder_layers} layers, vocab {m.vocab_size}, batch '
-        f'{config.batch_size} x {config.data.kwargs.length} packed tokens, float32, Adam; '
-        f'{common.machine()}; {common.today()}', flush=True)
+  print(
+    f'Transformer d_model {m.d_model}, {m.n_heads} heads, FFN {m.d_ff}, '
+    f'{m.n_encoder_layers}+{m.n_decoder_layers} layers, vocab {m.vocab_size}, batch '
+    f'{config.batch_size} x {config.data.kwargs.length} packed tokens, float32, Adam; '
+    f'{common.machine()}; {common.today()}',
+    flush=True,
+  )
   peer = common.Peer('jdl.transformer.torch_peer', [config_file], env=common.TORCH_ENV)
   info, torch_steps = peer.info, peer.steps
   train = data.load(**config.data.kwargs.to_dict()).train
@@ -64,19 +68,28 @@ def measure(config_file: str, quick: bool) -> float:
     out = torch_steps(calls * k)
     torch_rate += [n / s for n, s in zip(out['tokens'], out['step_seconds'])]
     torch_step += out['step_seconds']
-    print(f'round {r + 1}/{rounds}: jdl {common.median(jdl_rate[-calls:]):,.0f} tokens/s; '
-          f'torch {common.median(torch_rate[-calls * k:]):,.0f} tokens/s', flush=True)
+    print(
+      f'round {r + 1}/{rounds}: jdl {common.median(jdl_rate[-calls:]):,.0f} tokens/s; '
+      f'torch {common.median(torch_rate[-calls * k :]):,.0f} tokens/s',
+      flush=True,
+    )
   peer.close()
   jdl_tps, torch_tps = common.median(jdl_rate), common.median(torch_rate)
-  print(f'\njdl {n_params:,} parameters, PyTorch {info["parameters"]:,}; torch {info["torch"]} '
-        f'({info["threads"]} threads); jdl {k} steps per compiled call, jax {jax.__version__}')
+  print(
+    f'\njdl {n_params:,} parameters, PyTorch {info["parameters"]:,}; torch {info["torch"]} '
+    f'({info["threads"]} threads); jdl {k} steps per compiled call, jax {jax.__version__}'
+  )
   print('\n| implementation | tokens/s (median) | s/step |')
   print('|---|---|---|')
-  for name, tps, steps in (('jdl (JAX/XLA)', jdl_tps, jdl_step),
-                           ('PyTorch nn.Transformer', torch_tps, torch_step)):
+  for name, tps, steps in (
+    ('jdl (JAX/XLA)', jdl_tps, jdl_step),
+    ('PyTorch nn.Transformer', torch_tps, torch_step),
+  ):
     print(f'| {name} | {tps:,.0f} | {common.median(steps):.3f} |')
   ratio = jdl_tps / torch_tps
-  print(f'\njdl / PyTorch tokens/s: {ratio:.2f}x (target >= 1.0x: '
-        f'{"met" if ratio >= 1.0 else "NOT met"}; stretch 1.3x: '
-        f'{"met" if ratio >= 1.3 else "not met"})')
+  print(
+    f'\njdl / PyTorch tokens/s: {ratio:.2f}x (target >= 1.0x: '
+    f'{"met" if ratio >= 1.0 else "NOT met"}; stretch 1.3x: '
+    f'{"met" if ratio >= 1.3 else "not met"})'
+  )
   return ratio

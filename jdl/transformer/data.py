@@ -59,17 +59,21 @@ def is_sentence(text: str) -> bool:
   """Ends in . ? or !, has at least 3 words, starts like a sentence (capital, digit or quote)
   and uses none of the dictionary's placeholders."""
   words = text.split()
-  return (bool(_SENTENCE_END.search(text)) and len(words) >= 3
-          and (text[0].isupper() or text[0].isdigit() or text[0] in '"\'„“‚‘«»')
-          and not _PLACEHOLDERS.intersection(words))
+  return (
+    bool(_SENTENCE_END.search(text))
+    and len(words) >= 3
+    and (text[0].isupper() or text[0].isdigit() or text[0] in '"\'„“‚‘«»')
+    and not _PLACEHOLDERS.intersection(words)
+  )
 
 
 def read_pairs(path: pathlib.Path = SOURCE) -> list[tuple[str, str]]:
   """Every cleaned (German, English) sentence pair of the dictionary, de-duplicated, in file
   order."""
   if not path.is_file():
-    raise FileNotFoundError(f'the Ding dictionary {path} is missing; install it with: {INSTALL} '
-                            '(or `make data`)')
+    raise FileNotFoundError(
+      f'the Ding dictionary {path} is missing; install it with: {INSTALL} (or `make data`)'
+    )
   seen, pairs = set(), []
   with open(path, encoding='utf-8') as f:
     for line in f:
@@ -87,16 +91,18 @@ def read_pairs(path: pathlib.Path = SOURCE) -> list[tuple[str, str]]:
   return pairs
 
 
-def split_pairs(pairs: list[tuple[str, str]], n_test: int = 1000, n_validation: int = 500,
-                seed: int = 0) -> dict[str, list[tuple[str, str]]]:
+def split_pairs(
+  pairs: list[tuple[str, str]], n_test: int = 1000, n_validation: int = 500, seed: int = 0
+) -> dict[str, list[tuple[str, str]]]:
   """Train / validation / test by German sentence (a seeded permutation of the sorted unique
   German sentences: the first `n_test` are test, the next `n_validation` validation)."""
   german = sorted({de for de, _ in pairs})
   order = np.random.default_rng(seed).permutation(len(german))
   split_of = {}
   for rank, i in enumerate(order):
-    split_of[german[i]] = ('test' if rank < n_test else
-                           'validation' if rank < n_test + n_validation else 'train')
+    split_of[german[i]] = (
+      'test' if rank < n_test else 'validation' if rank < n_test + n_validation else 'train'
+    )
   out = {'train': [], 'validation': [], 'test': []}
   for de, en in pairs:
     out[split_of[de]].append((de, en))
@@ -139,20 +145,24 @@ class SubwordTokenizer:
   @classmethod
   def train(cls, texts, vocab_size: int) -> SubwordTokenizer:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
     tok = Tokenizer(models.BPE(unk_token='<unk>'))
     tok.normalizer = normalizers.NFC()
     # Words (with their leading '▁'), then punctuation on its own: "design." is "▁design" ".".
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(),
-                                                 pre_tokenizers.Punctuation()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+      [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()]
+    )
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+      vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False
+    )
     tok.train_from_iterator(texts, trainer)
     return cls(tok)
 
   @classmethod
   def load(cls, path: pathlib.Path) -> SubwordTokenizer:
     from tokenizers import Tokenizer
+
     return cls(Tokenizer.from_file(str(path)))
 
   def save(self, path: pathlib.Path) -> None:
@@ -170,7 +180,7 @@ class SubwordTokenizer:
     """Text of the ids up to the first </s>; padding and <s> are skipped."""
     ids = [int(i) for i in ids]
     if EOS in ids:
-      ids = ids[:ids.index(EOS)]
+      ids = ids[: ids.index(EOS)]
     return self.tokenizer.decode([i for i in ids if i not in (PAD, BOS)])
 
   def token(self, i: int) -> str:
@@ -192,8 +202,9 @@ def tokenizer(vocab_size: int = 8000, seed: int = 0) -> SubwordTokenizer:
 # ---- packed rows -------------------------------------------------------------------------------
 
 
-def pack(src_ids: list[list[int]], tgt_ids: list[list[int]], length: int, seed: int
-         ) -> dict[str, np.ndarray]:
+def pack(
+  src_ids: list[list[int]], tgt_ids: list[list[int]], length: int, seed: int
+) -> dict[str, np.ndarray]:
   """Pairs placed first-fit (in a seeded random order) into rows of `length` source and target
   tokens. Target rows hold <s> y (decoder input) and y </s> (what it must predict)."""
   order = np.random.default_rng(seed).permutation(len(src_ids))
@@ -209,8 +220,15 @@ def pack(src_ids: list[list[int]], tgt_ids: list[list[int]], length: int, seed: 
     src_used[row] += ls
     tgt_used[row] += lt
     row_of[i] = row
-  names = ('src', 'src_segments', 'src_positions', 'tgt_in', 'tgt_out', 'tgt_segments',
-           'tgt_positions')
+  names = (
+    'src',
+    'src_segments',
+    'src_positions',
+    'tgt_in',
+    'tgt_out',
+    'tgt_segments',
+    'tgt_positions',
+  )
   out = {k: np.zeros((n_rows, length), np.int32) for k in names}
   src_fill = np.zeros(n_rows, np.int64)
   tgt_fill = np.zeros(n_rows, np.int64)
@@ -220,13 +238,13 @@ def pack(src_ids: list[list[int]], tgt_ids: list[list[int]], length: int, seed: 
     segment[r] += 1
     s, t = src_ids[i], tgt_ids[i]
     a, b = src_fill[r], tgt_fill[r]
-    out['src'][r, a:a + len(s)] = s
-    out['src_segments'][r, a:a + len(s)] = segment[r]
-    out['src_positions'][r, a:a + len(s)] = np.arange(len(s))
-    out['tgt_in'][r, b:b + len(t) + 1] = [BOS, *t]
-    out['tgt_out'][r, b:b + len(t) + 1] = [*t, EOS]
-    out['tgt_segments'][r, b:b + len(t) + 1] = segment[r]
-    out['tgt_positions'][r, b:b + len(t) + 1] = np.arange(len(t) + 1)
+    out['src'][r, a : a + len(s)] = s
+    out['src_segments'][r, a : a + len(s)] = segment[r]
+    out['src_positions'][r, a : a + len(s)] = np.arange(len(s))
+    out['tgt_in'][r, b : b + len(t) + 1] = [BOS, *t]
+    out['tgt_out'][r, b : b + len(t) + 1] = [*t, EOS]
+    out['tgt_segments'][r, b : b + len(t) + 1] = segment[r]
+    out['tgt_positions'][r, b : b + len(t) + 1] = np.arange(len(t) + 1)
     src_fill[r] += len(s)
     tgt_fill[r] += len(t) + 1
   return out
@@ -240,22 +258,26 @@ def oriented(pairs: list[tuple[str, str]], direction: str) -> tuple[list[str], l
   return (de, en) if direction == 'de-en' else (en, de)
 
 
-def packed_split(pairs, tok: SubwordTokenizer, direction: str, length: int, seed: int
-                 ) -> tuple[dict[str, np.ndarray], int]:
+def packed_split(
+  pairs, tok: SubwordTokenizer, direction: str, length: int, seed: int
+) -> tuple[dict[str, np.ndarray], int]:
   """Packed rows of the pairs that fit in `length` tokens, and how many did not fit."""
   sources, targets = oriented(pairs, direction)
   src_ids, tgt_ids = tok.encode_batch(sources), tok.encode_batch(targets)
-  keep = [i for i in range(len(src_ids))
-          if len(src_ids[i]) <= length and len(tgt_ids[i]) + 1 <= length]
+  keep = [
+    i for i in range(len(src_ids)) if len(src_ids[i]) <= length and len(tgt_ids[i]) + 1 <= length
+  ]
   rows = pack([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], length, seed)
   return rows, len(src_ids) - len(keep)
 
 
-def load(direction: str = 'de-en', vocab_size: int = 8000, length: int = 64, seed: int = 0,
-         limit: int = 0):
+def load(
+  direction: str = 'de-en', vocab_size: int = 8000, length: int = 64, seed: int = 0, limit: int = 0
+):
   """Splits for the training loop: packed train rows, and packed validation and test rows
   (their teacher-forced loss). `limit` > 0 keeps the first pairs of each split (smoke runs)."""
   from jdl.tasks.base import Splits
+
   tok = tokenizer(vocab_size, seed)
   parts = splits(seed)
   out = {}
@@ -268,5 +290,5 @@ def load(direction: str = 'de-en', vocab_size: int = 8000, length: int = 64, see
 def test_set(kwargs) -> tuple[list[str], list[str]]:
   """(sources, references) of the held-out test split in the config's direction."""
   pairs = splits(kwargs.seed)['test']
-  pairs = pairs[:kwargs.limit] if kwargs.get('limit') else pairs
+  pairs = pairs[: kwargs.limit] if kwargs.get('limit') else pairs
   return oriented(pairs, kwargs.direction)

@@ -45,21 +45,27 @@ def _steps(model, src_BxS: jax.Array, beam_size: int, max_len: int, cached: bool
   memory_NxSxD = model.encode(src_NxS, valid_NxS.astype(jnp.int32))
   cross_mask = padding_mask(valid_NxS)
   if cached:
+
     def step(cache, tokens_NxL1, i):
       token_Nx1 = jax.lax.dynamic_slice_in_dim(tokens_NxL1, i, 1, axis=1)
-      logits_Nx1xV, cache = model.decode(token_Nx1, None, cross_mask=cross_mask, cache=cache,
-                                         cache_index=i)
+      logits_Nx1xV, cache = model.decode(
+        token_Nx1, None, cross_mask=cross_mask, cache=cache, cache_index=i
+      )
       return logits_Nx1xV[:, 0], cache
 
     def reorder(cache, rows_N):
       # Cross-attention keys depend on the source only, the same for every beam of a sentence.
-      return [{'self': jax.tree.map(lambda c: c[rows_N], layer['self']),
-               'cross': layer['cross']} for layer in cache]
+      return [
+        {'self': jax.tree.map(lambda c: c[rows_N], layer['self']), 'cross': layer['cross']}
+        for layer in cache
+      ]
+
     return step, model.init_cache(memory_NxSxD, max_len), reorder
 
   def step_uncached(state, tokens_NxL1, i):
     logits_NxLxV = model.decode(tokens_NxL1[:, :max_len], memory_NxSxD, cross_mask=cross_mask)
     return jax.lax.dynamic_index_in_dim(logits_NxLxV, i, axis=1, keepdims=False), state
+
   return step_uncached, (), lambda state, rows: state
 
 
@@ -91,8 +97,9 @@ def _beam(model, src_BxS, max_len, beam_size, alpha, cached):
   # Only the first beam is alive at the start: the others would duplicate it.
   alive_BxK = jnp.tile(jnp.where(jnp.arange(K) == 0, 0.0, NEG), (B, 1))
   finished_BxK = jnp.full((B, K), NEG)
-  gather = lambda x, idx: jnp.take_along_axis(x, idx.reshape(*idx.shape, *[1] * (x.ndim - 2)),
-                                              axis=1)
+  gather = lambda x, idx: jnp.take_along_axis(
+    x, idx.reshape(*idx.shape, *[1] * (x.ndim - 2)), axis=1
+  )
 
   def cond(carry):
     i, _, alive_BxK, _, finished_BxK, _ = carry
@@ -123,14 +130,14 @@ def _beam(model, src_BxS, max_len, beam_size, alpha, cached):
     state = reorder(state, rows_N)
 
     scores_Bx2K = jnp.where(ends_Bx2K, top_Bx2K / length_penalty(i + 1, alpha), NEG)
-    finished_BxK, pick_BxK = jax.lax.top_k(
-        jnp.concatenate([finished_BxK, scores_Bx2K], axis=1), K)
+    finished_BxK, pick_BxK = jax.lax.top_k(jnp.concatenate([finished_BxK, scores_Bx2K], axis=1), K)
     fin_seqs_BxKxL1 = gather(jnp.concatenate([fin_seqs_BxKxL1, cand_seqs], axis=1), pick_BxK)
     return i + 1, seqs_BxKxL1, alive_BxK, fin_seqs_BxKxL1, finished_BxK, state
 
   carry = (jnp.zeros((), jnp.int32), seqs_BxKxL1, alive_BxK, seqs_BxKxL1, finished_BxK, state)
   steps, seqs_BxKxL1, alive_BxK, fin_seqs_BxKxL1, finished_BxK, _ = jax.lax.while_loop(
-      cond, body, carry)
+    cond, body, carry
+  )
   # Hypotheses still alive at the end (cut at max_len) compete with the finished ones.
   scores_Bx2K = jnp.concatenate([finished_BxK, alive_BxK / length_penalty(steps, alpha)], 1)
   best_B = jnp.argmax(scores_Bx2K, axis=1)
@@ -146,24 +153,32 @@ def _decode(graphdef, state, src_BxS, max_len, beam_size, alpha, cached):
   return _beam(model, src_BxS, max_len, beam_size, alpha, cached)
 
 
-def decode(model, src_BxS, max_len: int, *, beam_size: int = 0, alpha: float = 0.0,
-           cached: bool = True) -> jax.Array:
+def decode(
+  model, src_BxS, max_len: int, *, beam_size: int = 0, alpha: float = 0.0, cached: bool = True
+) -> jax.Array:
   """Output tokens [B, max_len] (</s> and then padding where a sentence ended): greedy when
   `beam_size` is 0, beam search otherwise."""
   if max_len >= model.cfg.max_len:
-    raise ValueError(f'max_len {max_len} must be below the model\'s {model.cfg.max_len} '
-                     'positions')
+    raise ValueError(f"max_len {max_len} must be below the model's {model.cfg.max_len} positions")
   graphdef, state = nnx.split(model)
-  return _decode(graphdef, state, jnp.asarray(src_BxS, jnp.int32), int(max_len),
-                 int(beam_size), float(alpha), bool(cached))
+  return _decode(
+    graphdef,
+    state,
+    jnp.asarray(src_BxS, jnp.int32),
+    int(max_len),
+    int(beam_size),
+    float(alpha),
+    bool(cached),
+  )
 
 
 def greedy(model, src_BxS, max_len: int, cached: bool = True) -> jax.Array:
   return decode(model, src_BxS, max_len, cached=cached)
 
 
-def beam_search(model, src_BxS, max_len: int, beam_size: int = 4, alpha: float = 0.6,
-                cached: bool = True) -> jax.Array:
+def beam_search(
+  model, src_BxS, max_len: int, beam_size: int = 4, alpha: float = 0.6, cached: bool = True
+) -> jax.Array:
   return decode(model, src_BxS, max_len, beam_size=beam_size, alpha=alpha, cached=cached)
 
 
@@ -174,5 +189,5 @@ def pad_batch(ids: list[list[int]], multiple: int = 16, rows: int = 0) -> np.nda
   width = -(-width // multiple) * multiple
   out = np.zeros((max(rows, len(ids)), width), np.int32)
   for i, x in enumerate(ids):
-    out[i, :len(x)] = x
+    out[i, : len(x)] = x
   return out

@@ -27,23 +27,40 @@ from jdl.transformer.data import BOS, EOS, PAD
 
 
 class TorchTransformer(nn.Module):
-
-  def __init__(self, vocab_size: int, d_model: int, n_heads: int, d_ff: int, n_encoder_layers: int,
-               n_decoder_layers: int, dropout: float, pre_ln: bool, max_len: int, **_):
+  def __init__(
+    self,
+    vocab_size: int,
+    d_model: int,
+    n_heads: int,
+    d_ff: int,
+    n_encoder_layers: int,
+    n_decoder_layers: int,
+    dropout: float,
+    pre_ln: bool,
+    max_len: int,
+    **_,
+  ):
     super().__init__()
     self.d_model, self.n_heads = d_model, n_heads
     self.embedding = nn.Embedding(vocab_size, d_model)
-    nn.init.normal_(self.embedding.weight, 0.0, d_model ** -0.5)
+    nn.init.normal_(self.embedding.weight, 0.0, d_model**-0.5)
     self.register_buffer('positions', torch.from_numpy(sinusoidal_positions(max_len, d_model)))
     self.dropout = nn.Dropout(dropout)
     self.transformer = nn.Transformer(
-        d_model=d_model, nhead=n_heads, num_encoder_layers=n_encoder_layers,
-        num_decoder_layers=n_decoder_layers, dim_feedforward=d_ff, dropout=dropout,
-        batch_first=True, norm_first=pre_ln)
+      d_model=d_model,
+      nhead=n_heads,
+      num_encoder_layers=n_encoder_layers,
+      num_decoder_layers=n_decoder_layers,
+      dim_feedforward=d_ff,
+      dropout=dropout,
+      batch_first=True,
+      norm_first=pre_ln,
+    )
 
   def embed(self, tokens, positions):
-    return self.dropout(self.embedding(tokens) * math.sqrt(self.d_model)
-                        + self.positions[positions])
+    return self.dropout(
+      self.embedding(tokens) * math.sqrt(self.d_model) + self.positions[positions]
+    )
 
   def _heads(self, mask_BxTxS):
     # PyTorch's boolean masks mark what may NOT be attended, per (batch x head).
@@ -59,15 +76,19 @@ class TorchTransformer(nn.Module):
     self_mask = (tgt_seg[:, :, None] == tgt_seg[:, None, :]) & causal
     # Padding queries see every key: a query with no key at all would give NaN in PyTorch.
     cross_mask = (tgt_seg[:, :, None] == src_seg[:, None, :]) | (tgt_seg == 0)[:, :, None]
-    y = self.transformer.decoder(self.embed(tgt, tgt_pos), memory,
-                                 tgt_mask=self._heads(self_mask),
-                                 memory_mask=self._heads(cross_mask))
+    y = self.transformer.decoder(
+      self.embed(tgt, tgt_pos),
+      memory,
+      tgt_mask=self._heads(self_mask),
+      memory_mask=self._heads(cross_mask),
+    )
     return y @ self.embedding.weight.T  # tied output layer
 
   def forward(self, batch):
     memory = self.encode(batch['src'], batch['src_segments'], batch['src_positions'])
-    return self.decode(batch['tgt_in'], memory, batch['tgt_segments'], batch['src_segments'],
-                       batch['tgt_positions'])
+    return self.decode(
+      batch['tgt_in'], memory, batch['tgt_segments'], batch['src_segments'], batch['tgt_positions']
+    )
 
 
 class TorchTrainer:
@@ -80,12 +101,14 @@ class TorchTrainer:
     self.model = TorchTransformer(**m.to_dict())
     opt = config.optimizer
     kw = opt.kwargs
-    self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt.learning_rate,
-                                      betas=(kw.b1, kw.b2), eps=kw.eps, foreach=True)
+    self.optimizer = torch.optim.Adam(
+      self.model.parameters(), lr=opt.learning_rate, betas=(kw.b1, kw.b2), eps=kw.eps, foreach=True
+    )
     warmup = max(opt.warmup_steps, 1)
     # optax's join of a linear warm-up and the 'rsqrt' schedule, as a multiplier of the peak.
     self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-        self.optimizer, lambda s: s / warmup if s < warmup else (warmup / s) ** 0.5)
+      self.optimizer, lambda s: s / warmup if s < warmup else (warmup / s) ** 0.5
+    )
     self.loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=m.label_smoothing)
     self.vocab = m.vocab_size
 
@@ -113,8 +136,9 @@ class TorchTrainer:
     done = torch.zeros(B, dtype=torch.bool)
     for _ in range(max_len):
       T = tokens.shape[1]
-      logits = self.model.decode(tokens, memory, torch.ones(B, T, dtype=torch.long), src_seg,
-                                 torch.arange(T).expand(B, T))
+      logits = self.model.decode(
+        tokens, memory, torch.ones(B, T, dtype=torch.long), src_seg, torch.arange(T).expand(B, T)
+      )
       nxt = logits[:, -1].argmax(-1)
       nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
       tokens = torch.cat([tokens, nxt[:, None]], 1)
@@ -122,7 +146,7 @@ class TorchTrainer:
       if done.all():
         break
     out = np.zeros((B, max_len), np.int64)
-    out[:, :tokens.shape[1] - 1] = tokens[:, 1:].numpy()
+    out[:, : tokens.shape[1] - 1] = tokens[:, 1:].numpy()
     return out
 
 
@@ -138,13 +162,21 @@ def main() -> None:
   from jdl import config as config_lib
   from jdl.data import pipeline
   from jdl.transformer import data
+
   config = config_lib.load(sys.argv[1])
   train = data.load(**config.data.kwargs.to_dict()).train
   trainer = TorchTrainer(config, os.cpu_count())
   batches = iter(pipeline.train_dataset(train, config.batch_size, config.seed))
-  print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(),
-                    'parameters': sum(p.numel() for p in trainer.model.parameters())}),
-        flush=True)
+  print(
+    json.dumps(
+      {
+        'torch': torch.__version__,
+        'threads': torch.get_num_threads(),
+        'parameters': sum(p.numel() for p in trainer.model.parameters()),
+      }
+    ),
+    flush=True,
+  )
   for line in sys.stdin:
     seconds, tokens, losses = [], [], []
     for _ in range(int(line)):

@@ -21,13 +21,15 @@ NAME = 'wmt14_translate/de-en'
 
 def _records(split: str, data_dir: str | None = None):
   import tensorflow_datasets as tfds
+
   try:
     return tfds.data_source(NAME, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # tfds raises several kinds for a data set that is not prepared
     raise FileNotFoundError(
-        f"tfds data set '{NAME}' split '{split}' is not prepared in "
-        f"{data_dir or '$TFDS_DATA_DIR (~/tensorflow_datasets)'}: run `tfds build {NAME}` on a "
-        f'machine with internet ({e})') from None
+      f"tfds data set '{NAME}' split '{split}' is not prepared in "
+      f'{data_dir or "$TFDS_DATA_DIR (~/tensorflow_datasets)"}: run `tfds build {NAME}` on a '
+      f'machine with internet ({e})'
+    ) from None
 
 
 def _text(value) -> str:
@@ -35,8 +37,9 @@ def _text(value) -> str:
 
 
 @functools.cache
-def tokenizer(vocab_size: int = 37000, seed: int = 0, tokenizer_sentences: int = 1_000_000
-              ) -> SubwordTokenizer:
+def tokenizer(
+  vocab_size: int = 37000, seed: int = 0, tokenizer_sentences: int = 1_000_000
+) -> SubwordTokenizer:
   records = _records('train')
   n = min(len(records), tokenizer_sentences)
   path = _cache_dir() / f'wmt14_de_en.train{len(records)}.first{n}.bpe{vocab_size}.json'
@@ -48,6 +51,7 @@ def tokenizer(vocab_size: int = 37000, seed: int = 0, tokenizer_sentences: int =
       record = records[i]
       yield _text(record['de'])
       yield _text(record['en'])
+
   tok = SubwordTokenizer.train(texts(), vocab_size)
   tok.save(path)
   return tok
@@ -56,8 +60,9 @@ def tokenizer(vocab_size: int = 37000, seed: int = 0, tokenizer_sentences: int =
 class WmtPairs:
   """A tfds split as a jdl data source: each row one sentence pair, tokenized when read."""
 
-  def __init__(self, split: str, tok: SubwordTokenizer, direction: str, length: int,
-               limit: int = 0):
+  def __init__(
+    self, split: str, tok: SubwordTokenizer, direction: str, length: int, limit: int = 0
+  ):
     self.records, self.tok = _records(split), tok
     self.source_key, self.target_key = direction.split('-')
     self.length = length
@@ -66,34 +71,51 @@ class WmtPairs:
   def __len__(self) -> int:
     return self.n
 
-  def batch(self, indices: np.ndarray, rng: np.random.Generator | None = None
-            ) -> dict[str, np.ndarray]:
+  def batch(
+    self, indices: np.ndarray, rng: np.random.Generator | None = None
+  ) -> dict[str, np.ndarray]:
     L = self.length
-    names = ('src', 'src_segments', 'src_positions', 'tgt_in', 'tgt_out', 'tgt_segments',
-             'tgt_positions')
+    names = (
+      'src',
+      'src_segments',
+      'src_positions',
+      'tgt_in',
+      'tgt_out',
+      'tgt_segments',
+      'tgt_positions',
+    )
     flat = np.asarray(indices).reshape(-1)
     out = {k: np.zeros((len(flat), L), np.int32) for k in names}
     records = [self.records[int(i)] for i in flat]
     src = self.tok.encode_batch([_text(r[self.source_key]) for r in records])
     tgt = self.tok.encode_batch([_text(r[self.target_key]) for r in records])
     for row, (s, t) in enumerate(zip(src, tgt)):
-      s, t = s[:L], t[:L - 1]
-      out['src'][row, :len(s)] = s
-      out['src_segments'][row, :len(s)] = 1
-      out['src_positions'][row, :len(s)] = np.arange(len(s))
-      out['tgt_in'][row, :len(t) + 1] = [BOS, *t]
-      out['tgt_out'][row, :len(t) + 1] = [*t, EOS]
-      out['tgt_segments'][row, :len(t) + 1] = 1
-      out['tgt_positions'][row, :len(t) + 1] = np.arange(len(t) + 1)
+      s, t = s[:L], t[: L - 1]
+      out['src'][row, : len(s)] = s
+      out['src_segments'][row, : len(s)] = 1
+      out['src_positions'][row, : len(s)] = np.arange(len(s))
+      out['tgt_in'][row, : len(t) + 1] = [BOS, *t]
+      out['tgt_out'][row, : len(t) + 1] = [*t, EOS]
+      out['tgt_segments'][row, : len(t) + 1] = 1
+      out['tgt_positions'][row, : len(t) + 1] = np.arange(len(t) + 1)
     return {k: v.reshape(*np.shape(indices), L) for k, v in out.items()}
 
 
-def load(direction: str = 'de-en', vocab_size: int = 37000, length: int = 128, seed: int = 0,
-         limit: int = 0, tokenizer_sentences: int = 1_000_000):
+def load(
+  direction: str = 'de-en',
+  vocab_size: int = 37000,
+  length: int = 128,
+  seed: int = 0,
+  limit: int = 0,
+  tokenizer_sentences: int = 1_000_000,
+):
   from jdl.tasks.base import Splits
+
   tok = tokenizer(vocab_size, seed, tokenizer_sentences)
-  return Splits(train=WmtPairs('train', tok, direction, length, limit),
-                evals={'validation': WmtPairs('validation', tok, direction, length, limit)})
+  return Splits(
+    train=WmtPairs('train', tok, direction, length, limit),
+    evals={'validation': WmtPairs('validation', tok, direction, length, limit)},
+  )
 
 
 def test_set(kwargs) -> tuple[list[str], list[str]]:

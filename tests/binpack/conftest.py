@@ -5,7 +5,7 @@ import pytest
 from jdl.binpack import data
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def small_train():
-    """A small slice of the search's training distribution, for fast search tests."""
-    return data.uniform_training(lengths=(200, 200))
+  """A small slice of the search's training distribution, for fast search tests."""
+  return data.uniform_training(lengths=(200, 200))

@@ -11,99 +11,103 @@ KNOWN = {name: evaluate.compile_priority(src) for name, src in heuristics.SOURCE
 
 
 def test_tiny_instance_by_hand():
-    # Capacity 10, items 5, 7, 3, 5.
-    # First Fit: 5 -> bin0 (5 left); 7 -> bin1 (3 left); 3 -> bin0 (2 left, first fit);
-    #            5 -> no open bin fits -> bin2.                          => 3 bins
-    # Best Fit:  5 -> bin0 (5); 7 -> bin1 (3); 3 -> bin1 (0 left, tightest);
-    #            5 -> bin0 (0 left).                                     => 2 bins
-    items = [5, 7, 3, 5]
-    assert evaluate.pack(items, 10, FF) == 3
-    assert evaluate.pack(items, 10, BF) == 2
-    assert evaluate.pack_literal(items, 10, FF) == 3
-    assert evaluate.pack_literal(items, 10, BF) == 2
-    # L1 = ceil(20 / 10) = 2, so First Fit's excess on this one instance is 50%.
-    assert evaluate.l1_bound(items, 10) == 2
-    assert evaluate.excess([3], [2]) == pytest.approx(0.5)
+  # Capacity 10, items 5, 7, 3, 5.
+  # First Fit: 5 -> bin0 (5 left); 7 -> bin1 (3 left); 3 -> bin0 (2 left, first fit);
+  #            5 -> no open bin fits -> bin2.                          => 3 bins
+  # Best Fit:  5 -> bin0 (5); 7 -> bin1 (3); 3 -> bin1 (0 left, tightest);
+  #            5 -> bin0 (0 left).                                     => 2 bins
+  items = [5, 7, 3, 5]
+  assert evaluate.pack(items, 10, FF) == 3
+  assert evaluate.pack(items, 10, BF) == 2
+  assert evaluate.pack_literal(items, 10, FF) == 3
+  assert evaluate.pack_literal(items, 10, BF) == 2
+  # L1 = ceil(20 / 10) = 2, so First Fit's excess on this one instance is 50%.
+  assert evaluate.l1_bound(items, 10) == 2
+  assert evaluate.excess([3], [2]) == pytest.approx(0.5)
 
 
 def test_l1_bound_rounds_up():
-    assert evaluate.l1_bound([10, 10], 10) == 2
-    assert evaluate.l1_bound([10, 1], 10) == 2
-    assert evaluate.l1_bound([1], 150) == 1
+  assert evaluate.l1_bound([10, 10], 10) == 2
+  assert evaluate.l1_bound([10, 1], 10) == 2
+  assert evaluate.l1_bound([1], 150) == 1
 
 
 def test_excess_is_a_ratio_of_means():
-    # bins (3, 5), L1 (2, 4): (mean 4 - mean 3) / mean 3 = 1/3, not the mean of the
-    # per-instance ratios (0.5 + 0.25) / 2 = 0.375.
-    assert evaluate.excess([3, 5], [2, 4]) == pytest.approx(1 / 3)
+  # bins (3, 5), L1 (2, 4): (mean 4 - mean 3) / mean 3 = 1/3, not the mean of the
+  # per-instance ratios (0.5 + 0.25) / 2 = 0.375.
+  assert evaluate.excess([3, 5], [2, 4]) == pytest.approx(1 / 3)
 
 
 def test_a_heuristic_may_open_a_bin_although_one_fits():
-    # The paper's evaluator offers untouched bins too: "worst fit" picks a full one.
-    def worst_fit(item, bins):
-        return bins.astype(float)
+  # The paper's evaluator offers untouched bins too: "worst fit" picks a full one.
+  def worst_fit(item, bins):
+    return bins.astype(float)
 
-    assert evaluate.pack([5, 5], 10, worst_fit) == 2 == evaluate.pack_literal([5, 5], 10, worst_fit)
+  assert evaluate.pack([5, 5], 10, worst_fit) == 2 == evaluate.pack_literal([5, 5], 10, worst_fit)
 
 
-@pytest.mark.parametrize("name", ["OR1", "OR2", "OR3", "OR4"])
+@pytest.mark.parametrize('name', ['OR1', 'OR2', 'OR3', 'OR4'])
 def test_fast_reference_equals_papers_loop_on_or(name):
-    ds = data.load(name)
-    for heuristic, priority in KNOWN.items():
-        for items in ds.instances.values():
-            expected = evaluate.pack_literal(items, ds.capacity, priority)
-            assert evaluate.pack(items, ds.capacity, priority) == expected, heuristic
-            # Showing only E untouched bins is exact for these heuristics (see evaluate).
-            assert evaluate.pack(items, ds.capacity, priority,
-                                 empties=heuristics.EMPTIES[heuristic]) == expected, heuristic
+  ds = data.load(name)
+  for heuristic, priority in KNOWN.items():
+    for items in ds.instances.values():
+      expected = evaluate.pack_literal(items, ds.capacity, priority)
+      assert evaluate.pack(items, ds.capacity, priority) == expected, heuristic
+      # Showing only E untouched bins is exact for these heuristics (see evaluate).
+      assert (
+        evaluate.pack(items, ds.capacity, priority, empties=heuristics.EMPTIES[heuristic])
+        == expected
+      ), heuristic
 
 
 def test_fast_reference_equals_papers_loop_on_weibull_instance():
-    ds = data.load("Weibull 5k")
-    items = next(iter(ds.instances.values()))
-    for heuristic, priority in KNOWN.items():
-        expected = evaluate.pack_literal(items, ds.capacity, priority)
-        assert evaluate.pack(items, ds.capacity, priority,
-                             empties=heuristics.EMPTIES[heuristic]) == expected, heuristic
+  ds = data.load('Weibull 5k')
+  items = next(iter(ds.instances.values()))
+  for heuristic, priority in KNOWN.items():
+    expected = evaluate.pack_literal(items, ds.capacity, priority)
+    assert (
+      evaluate.pack(items, ds.capacity, priority, empties=heuristics.EMPTIES[heuristic]) == expected
+    ), heuristic
 
 
 # Observed: First Fit and Best Fit reproduce the paper's OR row to the printed 2 decimals
 # (difference < 0.005 percentage points); we assert within 0.01.
 PAPER_OR = {
-    "First Fit": {"OR1": 6.42, "OR2": 6.45, "OR3": 5.74, "OR4": 5.23},
-    "Best Fit": {"OR1": 5.81, "OR2": 6.06, "OR3": 5.37, "OR4": 4.94},
+  'First Fit': {'OR1': 6.42, 'OR2': 6.45, 'OR3': 5.74, 'OR4': 5.23},
+  'Best Fit': {'OR1': 5.81, 'OR2': 6.06, 'OR3': 5.37, 'OR4': 4.94},
 }
 
 
-@pytest.mark.parametrize("heuristic", ["First Fit", "Best Fit"])
+@pytest.mark.parametrize('heuristic', ['First Fit', 'Best Fit'])
 def test_baselines_match_the_paper_on_or(heuristic):
-    for name, published in PAPER_OR[heuristic].items():
-        result = evaluate.evaluate(data.load(name), KNOWN[heuristic], empties=1)
-        assert result.excess_percent == pytest.approx(published, abs=0.01), name
+  for name, published in PAPER_OR[heuristic].items():
+    result = evaluate.evaluate(data.load(name), KNOWN[heuristic], empties=1)
+    assert result.excess_percent == pytest.approx(published, abs=0.01), name
 
 
 def test_weibull_heuristic_reproduces_published_weibull_5k():
-    # 0.68% in the paper; this needs the paper's pool of untouched bins (see evaluate).
-    result = evaluate.evaluate(data.load("Weibull 5k"), KNOWN["FunSearch Weibull"], empties=2)
-    assert result.excess_percent == pytest.approx(0.68, abs=0.005)
+  # 0.68% in the paper; this needs the paper's pool of untouched bins (see evaluate).
+  result = evaluate.evaluate(data.load('Weibull 5k'), KNOWN['FunSearch Weibull'], empties=2)
+  assert result.excess_percent == pytest.approx(0.68, abs=0.005)
 
 
 def test_generated_weibull_sets_are_deterministic_and_in_range():
-    a, b = data.weibull(1000, seed=7), data.weibull(1000, seed=7)
-    assert np.array_equal(a, b)
-    ds = data.load("Weibull 10k")
-    assert ds.capacity == 100 and len(ds.instances) == 5
-    for items in ds.instances.values():
-        assert len(items) == 10_000 and items.min() >= 1 and items.max() <= 100
-        assert 38 < items.mean() < 42  # 45 * Gamma(4/3) - 0.5 (floor) ~ 39.7
-    assert [len(v) for v in data.load("Weibull 100k").instances.values()] == [100_000]
+  a, b = data.weibull(1000, seed=7), data.weibull(1000, seed=7)
+  assert np.array_equal(a, b)
+  ds = data.load('Weibull 10k')
+  assert ds.capacity == 100 and len(ds.instances) == 5
+  for items in ds.instances.values():
+    assert len(items) == 10_000 and items.min() >= 1 and items.max() <= 100
+    assert 38 < items.mean() < 42  # 45 * Gamma(4/3) - 0.5 (floor) ~ 39.7
+  assert [len(v) for v in data.load('Weibull 100k').instances.values()] == [100_000]
 
 
 def test_training_set_is_not_the_test_set():
-    train = data.uniform_training()
-    assert train.capacity == 150
-    or_items = {tuple(v[:50]) for n in ("OR1", "OR2", "OR3", "OR4")
-                for v in data.load(n).instances.values()}
-    for items in train.instances.values():
-        assert items.min() >= 20 and items.max() <= 100
-        assert tuple(items[:50]) not in or_items
+  train = data.uniform_training()
+  assert train.capacity == 150
+  or_items = {
+    tuple(v[:50]) for n in ('OR1', 'OR2', 'OR3', 'OR4') for v in data.load(n).instances.values()
+  }
+  for items in train.instances.values():
+    assert items.min() >= 20 and items.max() <= 100
+    assert tuple(items[:50]) not in or_items

@@ -12,109 +12,118 @@ from jdl.binpack import database, evaluate, heuristics, proposers, sandbox, sear
 
 
 def test_short_search_improves_on_first_fit(small_train, tmp_path):
-    log = tmp_path / "log.jsonl"
-    result = search.run_search(proposers.MutationProposer(seed=0), seconds=60,
-                               max_evaluations=120, train=small_train, workers=2,
-                               islands=4, reset_every=50, log_path=log, seed=0,
-                               verbose=False)
-    first_fit = evaluate.evaluate(small_train, evaluate.compile_priority(heuristics.FIRST_FIT))
-    assert np.mean(result.best.signature) < first_fit.mean_bins  # fewer bins than First Fit
-    assert result.train_excess < 100 * first_fit.excess
-    assert result.evaluated >= 20
-    records = search.read_log(log)
-    events = [r["event"] for r in records]
-    assert events[0] == "start" and events[-1] == "end" and "improved" in events
-    assert "reset" in events  # 120 candidates, a reset every 50
-    times, values = search.best_over_time(records)
-    assert values[-1] < values[0] and times == sorted(times)
-    # the found program is valid, elementwise (runs under JAX) and scores what the log says
-    assert sandbox.is_elementwise(result.best.source)
-    again = evaluate.evaluate(small_train, evaluate.compile_priority(result.best.source))
-    assert tuple(again.bins.values()) == result.best.signature
+  log = tmp_path / 'log.jsonl'
+  result = search.run_search(
+    proposers.MutationProposer(seed=0),
+    seconds=60,
+    max_evaluations=120,
+    train=small_train,
+    workers=2,
+    islands=4,
+    reset_every=50,
+    log_path=log,
+    seed=0,
+    verbose=False,
+  )
+  first_fit = evaluate.evaluate(small_train, evaluate.compile_priority(heuristics.FIRST_FIT))
+  assert np.mean(result.best.signature) < first_fit.mean_bins  # fewer bins than First Fit
+  assert result.train_excess < 100 * first_fit.excess
+  assert result.evaluated >= 20
+  records = search.read_log(log)
+  events = [r['event'] for r in records]
+  assert events[0] == 'start' and events[-1] == 'end' and 'improved' in events
+  assert 'reset' in events  # 120 candidates, a reset every 50
+  times, values = search.best_over_time(records)
+  assert values[-1] < values[0] and times == sorted(times)
+  # the found program is valid, elementwise (runs under JAX) and scores what the log says
+  assert sandbox.is_elementwise(result.best.source)
+  again = evaluate.evaluate(small_train, evaluate.compile_priority(result.best.source))
+  assert tuple(again.bins.values()) == result.best.signature
 
 
 def test_mutation_proposer_makes_valid_distinct_programs():
-    proposer = proposers.MutationProposer(seed=3, samples=4)
-    db = database.ProgramDatabase(num_islands=1, seed=0)
-    db.register(database.Program(heuristics.FIRST_FIT, -10.0, (10,)))
-    db.register(database.Program(heuristics.BEST_FIT, -9.0, (9,)), island=0)
-    seen = set()
-    for _ in range(25):
-        for source in proposer.propose(db.prompt()):
-            sandbox.check_source(source)  # passes the static check
-            assert sandbox.is_elementwise(source)
-            out = evaluate.compile_priority(source)(30, np.array([40, 100, 150]))
-            assert np.shape(out) in ((3,), ())  # scalar outputs get rejected at run time
-            seen.add(source)
-    assert len(seen) > 40  # diverse
+  proposer = proposers.MutationProposer(seed=3, samples=4)
+  db = database.ProgramDatabase(num_islands=1, seed=0)
+  db.register(database.Program(heuristics.FIRST_FIT, -10.0, (10,)))
+  db.register(database.Program(heuristics.BEST_FIT, -9.0, (9,)), island=0)
+  seen = set()
+  for _ in range(25):
+    for source in proposer.propose(db.prompt()):
+      sandbox.check_source(source)  # passes the static check
+      assert sandbox.is_elementwise(source)
+      out = evaluate.compile_priority(source)(30, np.array([40, 100, 150]))
+      assert np.shape(out) in ((3,), ())  # scalar outputs get rejected at run time
+      seen.add(source)
+  assert len(seen) > 40  # diverse
 
 
 def test_crossover_grafts_from_the_other_parent():
-    proposer = proposers.MutationProposer(seed=0)
-    other = "def priority(item, bins):\n    return np.log1p(np.abs(bins - 77))\n"
-    children = {proposer.mutate(heuristics.BEST_FIT, other) for _ in range(200)}
-    assert any("77" in child for child in children)
+  proposer = proposers.MutationProposer(seed=0)
+  other = 'def priority(item, bins):\n    return np.log1p(np.abs(bins - 77))\n'
+  children = {proposer.mutate(heuristics.BEST_FIT, other) for _ in range(200)}
+  assert any('77' in child for child in children)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    requests = []
+  requests = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                    "body": body})
-        completion = ("    # prefer tight fits\n    return -(bins - item)\n\n"
-                      "def another():\n    pass\n")
-        reply = {"choices": [{"text": completion}, {"text": "    return ("}]}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+  def do_POST(self):  # noqa: N802 - http.server's naming
+    body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+    type(self).requests.append(
+      {'path': self.path, 'auth': self.headers.get('Authorization'), 'body': body}
+    )
+    completion = '    # prefer tight fits\n    return -(bins - item)\n\ndef another():\n    pass\n'
+    reply = {'choices': [{'text': completion}, {'text': '    return ('}]}
+    data = json.dumps(reply).encode()
+    self.send_response(200)
+    self.send_header('Content-Type', 'application/json')
+    self.send_header('Content-Length', str(len(data)))
+    self.end_headers()
+    self.wfile.write(data)
 
-    def log_message(self, *args):
-        pass
+  def log_message(self, *args):
+    pass
 
 
 def test_completions_proposer_against_local_server():
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        proposer = proposers.CompletionsProposer(url, model="tiny-coder", api_key="k123",
-                                                 samples=2, temperature=0.7)
-        db = database.ProgramDatabase(num_islands=1, seed=0)
-        db.register(database.Program(heuristics.FIRST_FIT, -10.0, (10,)))
-        prompt = db.prompt()
-        sources = proposer.propose(prompt)
-    finally:
-        server.shutdown()
-    (request,) = _Handler.requests
-    assert request["path"] == "/v1/completions"
-    assert request["auth"] == "Bearer k123"
-    body = request["body"]
-    assert body["model"] == "tiny-coder" and body["n"] == 2 and body["temperature"] == 0.7
-    assert body["prompt"] == prompt.text and body["prompt"].rstrip().endswith('"""')
-    # The second choice does not parse and is dropped; the first is cut at `def another`.
-    assert len(sources) == 1
-    tree = ast.parse(sources[0])
-    assert [n.name for n in tree.body] == ["priority"]
-    priority = evaluate.compile_priority(sources[0])
-    assert list(priority(5, np.array([10, 7]))) == [-5, -2]
+  server = http.server.HTTPServer(('127.0.0.1', 0), _Handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    url = f'http://127.0.0.1:{server.server_address[1]}/v1'
+    proposer = proposers.CompletionsProposer(
+      url, model='tiny-coder', api_key='k123', samples=2, temperature=0.7
+    )
+    db = database.ProgramDatabase(num_islands=1, seed=0)
+    db.register(database.Program(heuristics.FIRST_FIT, -10.0, (10,)))
+    prompt = db.prompt()
+    sources = proposer.propose(prompt)
+  finally:
+    server.shutdown()
+  (request,) = _Handler.requests
+  assert request['path'] == '/v1/completions'
+  assert request['auth'] == 'Bearer k123'
+  body = request['body']
+  assert body['model'] == 'tiny-coder' and body['n'] == 2 and body['temperature'] == 0.7
+  assert body['prompt'] == prompt.text and body['prompt'].rstrip().endswith('"""')
+  # The second choice does not parse and is dropped; the first is cut at `def another`.
+  assert len(sources) == 1
+  tree = ast.parse(sources[0])
+  assert [n.name for n in tree.body] == ['priority']
+  priority = evaluate.compile_priority(sources[0])
+  assert list(priority(5, np.array([10, 7]))) == [-5, -2]
 
 
 def test_completions_proposer_survives_a_dead_endpoint():
-    proposer = proposers.CompletionsProposer("http://127.0.0.1:9/v1", timeout=2)
-    db = database.ProgramDatabase(num_islands=1, seed=0)
-    db.register(database.Program(heuristics.FIRST_FIT, -10.0, (10,)))
-    assert proposer.propose(db.prompt()) == []
+  proposer = proposers.CompletionsProposer('http://127.0.0.1:9/v1', timeout=2)
+  db = database.ProgramDatabase(num_islands=1, seed=0)
+  db.register(database.Program(heuristics.FIRST_FIT, -10.0, (10,)))
+  assert proposer.propose(db.prompt()) == []
 
 
 def test_extract_function_and_parse_response():
-    assert proposers.extract_function("") is None
-    src = proposers.extract_function("    x = bins - item\n    return -x\nprint('after')\n")
-    assert "print" not in src and src.startswith("def priority(item, bins):")
-    with pytest.raises(RuntimeError):
-        proposers.CompletionsProposer.parse_response(b'{"error": "quota"}')
+  assert proposers.extract_function('') is None
+  src = proposers.extract_function("    x = bins - item\n    return -x\nprint('after')\n")
+  assert 'print' not in src and src.startswith('def priority(item, bins):')
+  with pytest.raises(RuntimeError):
+    proposers.CompletionsProposer.parse_response(b'{"error": "quota"}')

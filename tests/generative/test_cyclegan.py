@@ -20,8 +20,9 @@ HORSE2ZEBRA = str(ROOT / 'experiments/generative/cyclegan_horse2zebra.py')
 
 def tagged(values):
   """Images [N, 2, 2, 1] whose every pixel is the image's tag, so identities can be followed."""
-  return jnp.broadcast_to(jnp.asarray(values, jnp.float32)[:, None, None, None], (len(values),
-                                                                                   2, 2, 1))
+  return jnp.broadcast_to(
+    jnp.asarray(values, jnp.float32)[:, None, None, None], (len(values), 2, 2, 1)
+  )
 
 
 def tags(images):
@@ -60,8 +61,8 @@ def test_pool_is_state_not_parameters():
     model = CycleGAN(1, 28, 4, 1, 4, 2, pool_size=7, rngs=nnx.Rngs(0))
     _, params, rest = nnx.split(model, nnx.Param, ...)
     fake = model.generator['a_to_b'](jnp.zeros((2, 28, 28, 1)))
-    return (nnx.to_pure_dict(params), nnx.to_pure_dict(rest), fake,
-            model.discriminator['b'](fake))
+    return (nnx.to_pure_dict(params), nnx.to_pure_dict(rest), fake, model.discriminator['b'](fake))
+
   params, rest, fake, scores = jax.eval_shape(build)  # shapes only: nothing runs
   assert rest['pool']['a'].shape == (7, 28, 28, 1) and rest['pool_count']['b'].shape == ()
   assert set(params) == {'generator', 'discriminator'}
@@ -73,13 +74,15 @@ def test_depth_to_space_upsampling_spans_a_transposed_convolution():
   """A 3x3 convolution to 4x the channels, then depth-to-space, reproduces DCGAN's 4x4 stride-2
   transposed convolution exactly (least squares over the 3x3 patches leaves no residual)."""
   x = jax.random.normal(jax.random.key(0), (4, 6, 6, 2))
-  transposed = nnx.ConvTranspose(2, 1, (4, 4), strides=(2, 2), padding='SAME', use_bias=False,
-                                 rngs=nnx.Rngs(0))
+  transposed = nnx.ConvTranspose(
+    2, 1, (4, 4), strides=(2, 2), padding='SAME', use_bias=False, rngs=nnx.Rngs(0)
+  )
   y = np.asarray(transposed(x))  # [4, 12, 12, 1]
   target = y.reshape(4, 6, 2, 6, 2, 1).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 4)
   assert np.array_equal(np.asarray(depth_to_space(jnp.asarray(target.reshape(4, 6, 6, 4)))), y)
-  patches = jax.lax.conv_general_dilated_patches(x, (3, 3), (1, 1), 'SAME',
-                                                 dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  patches = jax.lax.conv_general_dilated_patches(
+    x, (3, 3), (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
   design = np.asarray(patches).reshape(-1, 18)
   weights, *_ = np.linalg.lstsq(design, target, rcond=None)
   assert np.abs(design @ weights - target).max() < 1e-4 * np.abs(target).max()
@@ -100,8 +103,9 @@ def test_unpaired_domains_are_shuffled_separately():
   assert np.array_equal(other['image_a'], batch['image_a'])
   assert not np.array_equal(other['image_b'], batch['image_b'])
   test = data.evals['test']
-  assert len(test) == 1000 and np.array_equal(test.batch(np.arange(4))['image_b'],
-                                              test.batch(np.arange(4))['image_b'])
+  assert len(test) == 1000 and np.array_equal(
+    test.batch(np.arange(4))['image_b'], test.batch(np.arange(4))['image_b']
+  )
 
 
 def test_smoke_run_on_fashion_mnist(tmp_path):
@@ -119,10 +123,12 @@ def test_smoke_run_on_fashion_mnist(tmp_path):
 
 def test_horse2zebra_smoke_on_mock_data_under_8_devices(tmp_path):
   import tensorflow_datasets as tfds
+
   config = config_lib.load(HORSE2ZEBRA + ':smoke')
   with tfds.testing.mock_data(num_examples=16):
     batch = unpaired.load(**config.data.kwargs.to_dict()).train.batch(
-        np.arange(2), np.random.default_rng(0))
+      np.arange(2), np.random.default_rng(0)
+    )
     assert batch['image_a'].shape == batch['image_b'].shape == (2, 64, 64, 3)
     result = loop.train_and_evaluate(config, tmp_path)
   assert jax.device_count() == 8 and result['step'] == 2

@@ -18,11 +18,12 @@ CONFIG = str(ROOT / 'experiments/generative/gan_fmnist.py')
 
 
 def squared_norm(module) -> jax.Array:
-  return sum(jnp.sum(x ** 2) for x in jax.tree.leaves(nnx.state(module, nnx.Param)))
+  return sum(jnp.sum(x**2) for x in jax.tree.leaves(nnx.state(module, nnx.Param)))
 
 
 def with_extra_loss(player: str, penalised: str):
   """The GAN task with 100 |params of `penalised`|^2 added to `player`'s loss."""
+
   class Task(gan.Task):
     def losses(self, model, batch, key, train):
       (d_loss, g_loss), metrics = super().losses(model, batch, key, train)
@@ -30,6 +31,7 @@ def with_extra_loss(player: str, penalised: str):
       if player == 'discriminator':
         return (d_loss + extra, g_loss), metrics
       return (d_loss, g_loss + extra), metrics
+
   return Task
 
 
@@ -46,8 +48,9 @@ def test_each_network_is_updated_only_by_its_own_loss():
   data = gan.Task(config).load_data()
   batch = pipeline.as_source(data.train).batch(np.arange(16))
   before, plain = one_step(gan.Task, config, batch)
-  same = lambda a, b: all(np.allclose(x, y, rtol=0, atol=1e-9)
-                          for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  same = lambda a, b: all(
+    np.allclose(x, y, rtol=0, atol=1e-9) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
   for player in ('generator', 'discriminator'):  # the step moves both players
     assert not same(before.params[player], plain.params[player])
 
@@ -69,9 +72,9 @@ def test_one_state_holds_both_players_and_both_optimizers():
   state = jax.eval_shape(task.init_state, jax.random.key(0))
   assert set(state.params) == set(state.opt_state) == {'generator', 'discriminator'}
   axes = task.state_axes(state)  # every optimizer leaf gets its player's parameter axes
-  assert jax.tree.structure(axes.opt_state['generator'], is_leaf=lambda x: isinstance(
-      x, jax.sharding.PartitionSpec)).num_leaves == len(jax.tree.leaves(state.opt_state[
-          'generator']))
+  assert jax.tree.structure(
+    axes.opt_state['generator'], is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec)
+  ).num_leaves == len(jax.tree.leaves(state.opt_state['generator']))
 
 
 def test_smoke_run_and_resume_give_the_same_state(tmp_path):

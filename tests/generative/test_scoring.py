@@ -12,8 +12,9 @@ def test_frechet_distance_against_scipy():
   a = rng.normal(size=(500, 20))
   b = rng.normal(size=(500, 20)) @ rng.normal(size=(20, 20)) * 0.3 + 1.0
   cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  reference = (np.sum((a.mean(0) - b.mean(0)) ** 2)
-               + np.trace(cov_a + cov_b - 2 * scipy.linalg.sqrtm(cov_a @ cov_b).real))
+  reference = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(
+    cov_a + cov_b - 2 * scipy.linalg.sqrtm(cov_a @ cov_b).real
+  )
   assert np.isclose(scoring.frechet_distance(a, b), reference, rtol=1e-8)
   assert abs(scoring.frechet_distance(a, a)) < 1e-8  # a set is at distance 0 from itself
   shifted = scoring.frechet_distance(a, a + 2.0)  # a pure shift costs |shift|^2 per dimension

@@ -22,9 +22,11 @@ def test_bernoulli_reconstruction_term_against_numpy():
   x = (rng.random((3, 4, 4, 1)) < 0.5).astype(np.float64)
   p = 1 / (1 + np.exp(-logits))
   reference = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=(1, 2, 3))
-  np.testing.assert_allclose(vae.bernoulli_nll(jnp.asarray(logits, jnp.float32),
-                                               jnp.asarray(x, jnp.float32)), reference,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    vae.bernoulli_nll(jnp.asarray(logits, jnp.float32), jnp.asarray(x, jnp.float32)),
+    reference,
+    rtol=1e-5,
+  )
 
 
 def log_normal(z, mu, log_var):
@@ -37,7 +39,7 @@ def test_gaussian_kl_against_numpy():
   mu_p, log_var_p = rng.normal(size=(2, 3)), rng.normal(0, 0.5, (2, 3))
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   # Against the prior N(0, I): the paper's 0.5 sum(mu^2 + sigma^2 - 1 - log sigma^2).
-  paper = 0.5 * (mu_q ** 2 + np.exp(log_var_q) - 1 - log_var_q).sum(-1)
+  paper = 0.5 * (mu_q**2 + np.exp(log_var_q) - 1 - log_var_q).sum(-1)
   np.testing.assert_allclose(vae.gaussian_kl(f32(mu_q), f32(log_var_q)), paper, rtol=1e-5)
   # Between two general diagonal Gaussians: a Monte Carlo estimate of E_q[log q - log p].
   exact = np.asarray(vae.gaussian_kl(f32(mu_q), f32(log_var_q), f32(mu_p), f32(log_var_p)))
@@ -46,8 +48,9 @@ def test_gaussian_kl_against_numpy():
   stderr = log_ratio.std(0) / np.sqrt(len(z))
   assert np.all(np.abs(log_ratio.mean(0) - exact) < 4 * stderr + 1e-4)
   # The KL of identical Gaussians is 0; so is that of the prior to itself.
-  np.testing.assert_allclose(vae.gaussian_kl(f32(mu_q), f32(log_var_q), f32(mu_q),
-                                             f32(log_var_q)), 0, atol=1e-6)
+  np.testing.assert_allclose(
+    vae.gaussian_kl(f32(mu_q), f32(log_var_q), f32(mu_q), f32(log_var_q)), 0, atol=1e-6
+  )
   assert float(vae.gaussian_kl(jnp.zeros(4), jnp.zeros(4))) == 0.0
 
 
@@ -87,8 +90,9 @@ def test_smoke_runs(variant, tmp_path):
   final = result['final']
   losses = [h['loss'] for h in result['history'] if 'loss' in h]
   assert losses[-1] < losses[0]
-  assert final['test_loss'] == pytest.approx(final['test_reconstruction'] + final['test_kl'],
-                                             rel=1e-5)
+  assert final['test_loss'] == pytest.approx(
+    final['test_reconstruction'] + final['test_kl'], rel=1e-5
+  )
   assert 0 < final['test_kl'] and final['test_loss'] < 784 * np.log(2)  # beats a coin per pixel
   assert (tmp_path / 'samples.png').is_file()
   assert result['state'].params['to_mu']['kernel'].shape[-1] == (2 if '2d' in variant else 20)

@@ -27,11 +27,15 @@ def test_matches_numpy_with_padding_and_causal_masks():
   B, T, H, K = 2, 5, 3, 4
   q, k, v = (rng.normal(size=(B, T, H, K)).astype(np.float32) for _ in range(3))
   valid = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
-  mask = np.asarray(attention.combine_masks(attention.padding_mask(valid),
-                                            attention.causal_mask(jnp.arange(T), jnp.arange(T))))
+  mask = np.asarray(
+    attention.combine_masks(
+      attention.padding_mask(valid), attention.causal_mask(jnp.arange(T), jnp.arange(T))
+    )
+  )
   got = attention.dot_product_attention(q, k, v, mask)
-  np.testing.assert_allclose(got, numpy_attention(q, k, v, np.broadcast_to(mask, (B, 1, T, T))),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    got, numpy_attention(q, k, v, np.broadcast_to(mask, (B, 1, T, T))), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_padded_key_gets_zero_weight_and_no_position_sees_the_future():
@@ -60,14 +64,15 @@ def test_multi_head_module_matches_numpy_and_cache_matches_full():
   mask = np.broadcast_to(np.tril(np.ones((7, 7), bool)), (2, 1, 7, 7))
   ref = numpy_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], mask)
   ref = np.einsum('bthk,hkd->btd', ref, np.asarray(mha.out_kernel[...])) + np.asarray(
-      mha.out_bias[...])
+    mha.out_bias[...]
+  )
   np.testing.assert_allclose(full, ref, rtol=1e-4, atol=1e-5)
   # The cache: 4 positions at once, then 3 one at a time, equal the full causal pass.
   cache = attention.init_cache(2, 7, h, d // h)
   first, cache = mha(x[:, :4], cache=cache, cache_index=0)
   outs = [first]
   for i in range(4, 7):
-    y, cache = mha(x[:, i:i + 1], cache=cache, cache_index=i)
+    y, cache = mha(x[:, i : i + 1], cache=cache, cache_index=i)
     outs.append(y)
   np.testing.assert_allclose(jnp.concatenate(outs, 1), full, rtol=1e-5, atol=1e-6)
 

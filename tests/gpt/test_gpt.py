@@ -47,8 +47,9 @@ def test_scan_and_remat_give_the_same_logits_and_gradients():
   np.testing.assert_allclose(other_loss, ref_loss, rtol=1e-5)
   grads = nnx.to_pure_dict(grads)
   ref = nnx.to_pure_dict(ref_grads)
-  np.testing.assert_allclose(grads['blocks']['fc_kernel'][1], ref['blocks'][1]['fc_kernel'],
-                             rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(
+    grads['blocks']['fc_kernel'][1], ref['blocks'][1]['fc_kernel'], rtol=1e-4, atol=1e-7
+  )
   np.testing.assert_allclose(grads['wte'], ref['wte'], rtol=1e-4, atol=1e-7)
 
 
@@ -65,8 +66,9 @@ def test_kv_cache_decoding_equals_full_recomputation(options):
 
 def test_top_k_and_top_p_filters():
   logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
-  keep = lambda **kw: np.asarray(sample.filter_logits(logits, 1.0, kw.get('k', 0),
-                                                      kw.get('p', 1.0)) > -1e30)[0].tolist()
+  keep = lambda **kw: np.asarray(
+    sample.filter_logits(logits, 1.0, kw.get('k', 0), kw.get('p', 1.0)) > -1e30
+  )[0].tolist()
   assert keep(k=2) == [True, True, False, False]
   assert keep(p=0.7) == [True, True, False, False]  # 0.5 < 0.7, 0.5 + 0.3 reaches it
   assert keep(p=0.81) == [True, True, True, False]
@@ -78,8 +80,12 @@ def test_published_parameter_counts():
   assert compute.param_count(GPTConfig(50257, 1024, 12, 12, 768)) == 124_439_808
   assert compute.param_count(GPTConfig(50257, 1024, 48, 25, 1600)) == 1_557_611_200
   # The analytic count is the model's own (built abstractly).
-  n = sum(x.size for x in jax.tree.leaves(jax.eval_shape(
-      lambda: nnx.state(GPT(TINY, rngs=nnx.Rngs(0)), nnx.Param))))
+  n = sum(
+    x.size
+    for x in jax.tree.leaves(
+      jax.eval_shape(lambda: nnx.state(GPT(TINY, rngs=nnx.Rngs(0)), nnx.Param))
+    )
+  )
   assert n == compute.param_count(TINY)
 
 
@@ -89,8 +95,23 @@ def test_params_of_gpt3_175b_in_seconds_without_allocating():
 
 
 def test_compute_command(capsys):
-  assert compute.main(['--config', 'experiments/gpt/gpt3_175b.py', '--tokens', '300B',
-                       '--mfu', '0.4', '--chips', '1024', '--hardware', 'h100']) == 0
+  assert (
+    compute.main(
+      [
+        '--config',
+        'experiments/gpt/gpt3_175b.py',
+        '--tokens',
+        '300B',
+        '--mfu',
+        '0.4',
+        '--chips',
+        '1024',
+        '--hardware',
+        'h100',
+      ]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   assert '3.143e+23 FLOPs' in out and '3638 PF-days' in out and 'h100' in out
   # 6ND for GPT-3 175B on 300B tokens, as the GPT-3 paper's table (3.14e23).

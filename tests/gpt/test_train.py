@@ -18,12 +18,15 @@ ROOT = 'experiments/gpt/'
 def needs(present: bool, install: str):
   """`make test` installs the data first (`make data`); a missing file is a failure that
   names the command, never a skip."""
+
   def check(fn):
     @functools.wraps(fn)  # keeps the signature, so pytest still passes the fixtures
     def wrapped(*args, **kwargs):
       assert present, f'data missing; install with: {install}'
       return fn(*args, **kwargs)
+
     return wrapped
+
   return check
 
 
@@ -49,18 +52,36 @@ def test_bpe_smoke_trains_on_the_mixture_and_samples(tmp_path, capsys):
   saved = json.loads((tmp_path / 'results.json').read_text())
   assert saved['samples'][0].startswith('And God said')
   # `jdl sample` reads config.json and the latest checkpoint.
-  assert sample.main(['--workdir', str(tmp_path), '--prompt', 'In the beginning',
-                      '--temperature', '0.8', '--top-k', '40', '--top-p', '0.95',
-                      '--max-new-tokens', '8']) == 0
+  assert (
+    sample.main(
+      [
+        '--workdir',
+        str(tmp_path),
+        '--prompt',
+        'In the beginning',
+        '--temperature',
+        '0.8',
+        '--top-k',
+        '40',
+        '--top-p',
+        '0.95',
+        '--max-new-tokens',
+        '8',
+      ]
+    )
+    == 0
+  )
   assert capsys.readouterr().out.strip().splitlines()[-1].startswith('In the beginning')
   # Both testaments feed the training rows, about half each.
   data = text.load(**config.data.kwargs.to_dict())
   assert set(np.unique(data.train['source'])) == {0, 1}
 
 
-MESHES = {'one device': dict(data=1, fsdp=1, tensor=1),
-          'fsdp': dict(data=1, fsdp=8, tensor=1),
-          'fsdp + tensor': dict(data=1, fsdp=4, tensor=2)}
+MESHES = {
+  'one device': dict(data=1, fsdp=1, tensor=1),
+  'fsdp': dict(data=1, fsdp=8, tensor=1),
+  'fsdp + tensor': dict(data=1, fsdp=4, tensor=2),
+}
 
 
 @needs_kjv
@@ -88,10 +109,18 @@ def test_hugging_face_gpt2_import_matches_transformers(tmp_path):
   import transformers
 
   from jdl.gpt import hf_import
+
   torch.manual_seed(0)
-  hf_config = transformers.GPT2Config(vocab_size=97, n_positions=24, n_embd=32, n_layer=2,
-                                      n_head=4, resid_pdrop=0.0, embd_pdrop=0.0,
-                                      attn_pdrop=0.0)
+  hf_config = transformers.GPT2Config(
+    vocab_size=97,
+    n_positions=24,
+    n_embd=32,
+    n_layer=2,
+    n_head=4,
+    resid_pdrop=0.0,
+    embd_pdrop=0.0,
+    attn_pdrop=0.0,
+  )
   hf_model = transformers.GPT2LMHeadModel(hf_config).eval()
   with torch.no_grad():  # biases and LayerNorms away from their 0/1 init, to test them too
     for p in hf_model.parameters():

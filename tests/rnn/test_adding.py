@@ -23,7 +23,7 @@ def test_generator_has_two_markers_one_per_half_and_their_sum_as_target():
   values, markers = x[..., 0], x[..., 1]
   assert set(np.unique(markers)) == {0.0, 1.0}
   np.testing.assert_array_equal(markers.sum(1), 2)
-  np.testing.assert_array_equal(markers[:, :11 // 2].sum(1), 1)  # one in the first half
+  np.testing.assert_array_equal(markers[:, : 11 // 2].sum(1), 1)  # one in the first half
   np.testing.assert_allclose(y[:, 0], (values * markers).sum(1), rtol=1e-6)
   assert 0 <= values.min() and values.max() <= 1
 
@@ -32,13 +32,15 @@ def test_load_gives_independent_seeded_splits_with_the_trivial_mse_near_one_sixt
   splits = adding.load(seq_len=20, train_rows=4000, eval_rows=100, seed=3)
   assert set(splits.evals) == {'validation', 'test'}
   assert not np.array_equal(splits.evals['validation']['x'], splits.evals['test']['x'])
-  np.testing.assert_array_equal(adding.load(20, 4000, 100, seed=3).train['x'],
-                                splits.train['x'])  # the seed fixes the data
+  np.testing.assert_array_equal(
+    adding.load(20, 4000, 100, seed=3).train['x'], splits.train['x']
+  )  # the seed fixes the data
   assert abs(np.mean((splits.train['y'] - 1.0) ** 2) - adding.TRIVIAL_MSE) < 0.01
 
 
 def test_cells_have_an_equal_parameter_budget():
   from jdl.tasks.sequence import Task
+
   counts = {}
   for cell in ('lstm', 'elman', 'jordan'):
     task = Task(config_lib.load(f'{CONFIG}:{cell}:100'))
@@ -54,8 +56,11 @@ def test_unknown_variant_is_refused():
 
 def test_figure_plots_the_measured_results(tmp_path):
   from jdl import figures_rnn
-  runs = [{'cell': c, 'seq_len': t, 'hidden_size': 8, 'params': 100, 'test_mse': mse}
-          for c, t, mse in [('lstm', 50, 1e-4), ('lstm', 100, 0.0), ('elman', 50, 0.16)]]
+
+  runs = [
+    {'cell': c, 'seq_len': t, 'hidden_size': 8, 'params': 100, 'test_mse': mse}
+    for c, t, mse in [('lstm', 50, 1e-4), ('lstm', 100, 0.0), ('elman', 50, 0.16)]
+  ]
   results = tmp_path / 'results.json'
   results.write_text(json.dumps({'runs': runs, 'trivial_mse': 1 / 6}))
   [path] = figures_rnn.render(tmp_path / 'out', results)

@@ -21,8 +21,9 @@ def _inputs(seed=0, shape=(B, T, F)):
 def _cell(name, seed=1, in_features=F, hidden=H, dtype=jnp.float32):
   cell = rnn.CELLS[name](in_features, hidden, dtype=dtype, rngs=nnx.Rngs(seed))
   # Random biases: the zero / forget-gate-one initial biases would hide a misplaced bias.
-  for i, leaf in enumerate(jax.tree.leaves(nnx.state(cell, nnx.Param),
-                                           is_leaf=lambda x: isinstance(x, nnx.Variable))):
+  for i, leaf in enumerate(
+    jax.tree.leaves(nnx.state(cell, nnx.Param), is_leaf=lambda x: isinstance(x, nnx.Variable))
+  ):
     if leaf[...].ndim == 1:
       leaf[...] = jax.random.normal(jax.random.key(100 + i), leaf[...].shape, leaf[...].dtype)
   return cell
@@ -88,9 +89,11 @@ def test_lstm_equals_flax_optimized_lstm_cell_and_numpy():
   # flax's OptimizedLSTMCell: dense_i (no bias) and dense_h (with bias), columns [i | f | g | o];
   # ours: W (with bias) and U (no bias), columns [f | i | o | c] (c is flax's g).
   flax_cell = nnx.OptimizedLSTMCell(F, H, rngs=nnx.Rngs(0))
+
   def to_flax(a):
     f, i, o, c = jnp.split(a[...], 4, axis=-1)
     return jnp.concatenate([i, f, c, o], axis=-1)
+
   flax_cell.dense_i.kernel[...] = to_flax(cell.W.kernel)
   flax_cell.dense_h.kernel[...] = to_flax(cell.U.kernel)
   flax_cell.dense_h.bias[...] = to_flax(cell.W.bias)
@@ -103,6 +106,7 @@ def test_lstm_equals_flax_optimized_lstm_cell_and_numpy():
       carry, h = flax_cell(carry, x[:, t])
       flax_outputs.append(h)
     return jnp.stack(flax_outputs, 1)
+
   np.testing.assert_allclose(ours_BxTxH, flax_run(flax_cell, x), atol=1e-5, rtol=1e-5)
   np.testing.assert_allclose(ours_BxTxH, numpy_lstm(cell, x), atol=1e-5, rtol=1e-5)
 
@@ -139,7 +143,7 @@ def test_gradients_match_finite_differences(name):
     @jax.jit  # one compilation per derivative instead of one per scan call
     def total(params, x):
       _, outputs, last = rnn.run_cell(nnx.merge(graphdef, params), x, jnp.array([3, 2]))
-      return jnp.sum(outputs ** 2) + jnp.sum(jnp.sin(last))
+      return jnp.sum(outputs**2) + jnp.sum(jnp.sin(last))
 
     check_grads(total, (params, x), order=1, modes=['rev'])
 
@@ -150,12 +154,11 @@ def test_padded_steps_leave_the_state_unchanged(name):
   lengths = jnp.array([T, 4, 1])
   carry, outputs, last = rnn.run_cell(cell, x, lengths)
   for b, length in enumerate(lengths.tolist()):
-    alone_carry, alone_out, alone_last = rnn.run_cell(cell, x[b:b + 1, :length])
+    alone_carry, alone_out, alone_last = rnn.run_cell(cell, x[b : b + 1, :length])
     np.testing.assert_allclose(outputs[b, :length], alone_out[0], atol=1e-6)
     np.testing.assert_array_equal(outputs[b, length:], 0.0)  # padding outputs zeros
     np.testing.assert_allclose(last[b], alone_last[0], atol=1e-6)
-    jax.tree.map(lambda a, s: np.testing.assert_allclose(a[b], s[0], atol=1e-6),
-                 carry, alone_carry)
+    jax.tree.map(lambda a, s: np.testing.assert_allclose(a[b], s[0], atol=1e-6), carry, alone_carry)
 
 
 def test_bidirectional_backward_runs_each_valid_part_reversed():
@@ -165,7 +168,7 @@ def test_bidirectional_backward_runs_each_valid_part_reversed():
   assert out_BxTx2H.shape == (B, T, 2 * H) and summary_Bx2H.shape == (B, 2 * H)
   backward_cell = layer.backward_cells[0]
   for b, length in enumerate(lengths.tolist()):
-    _, reversed_run, _ = rnn.run_cell(backward_cell, x[b:b + 1, :length][:, ::-1])
+    _, reversed_run, _ = rnn.run_cell(backward_cell, x[b : b + 1, :length][:, ::-1])
     np.testing.assert_allclose(out_BxTx2H[b, :length, H:], reversed_run[0, ::-1], atol=1e-6)
     np.testing.assert_array_equal(out_BxTx2H[b, length:], 0.0)
     # the backward summary is its output at t = 0, having read the whole sequence
@@ -174,12 +177,13 @@ def test_bidirectional_backward_runs_each_valid_part_reversed():
 
 @pytest.mark.parametrize('name', ['lstm', 'jordan'])
 def test_stacked_bidirectional_shapes_and_axis_names(name):
-  model = rnn.SequenceRegressor(name, F, H, 2, num_layers=3, bidirectional=True,
-                                rngs=nnx.Rngs(0))
+  model = rnn.SequenceRegressor(name, F, H, 2, num_layers=3, bidirectional=True, rngs=nnx.Rngs(0))
   assert model(_inputs(), jnp.array([T, 3, 1])).shape == (B, 2)
   assert model.rnn.forward_cells[1].W.in_features == 2 * H  # reads both directions below
-  specs = jax.tree.leaves(nnx.get_partition_spec(nnx.state(model, nnx.Param)),
-                          is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
+  specs = jax.tree.leaves(
+    nnx.get_partition_spec(nnx.state(model, nnx.Param)),
+    is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec),
+  )
   for spec in specs:
     names = [a for a in spec if a is not None]
     assert len(names) == len(set(names)), spec  # no mesh axis mapped twice

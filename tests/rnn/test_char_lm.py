@@ -66,15 +66,26 @@ def test_smoke_run_reports_bits_per_char_and_samples(tmp_path):
   config = config_lib.load(f'{CONFIG}:smoke')
   result = loop.train_and_evaluate(config, tmp_path)
   final = result['final']
-  assert math.isclose(final['validation_bits_per_char'],
-                      final['validation_loss'] / math.log(2), rel_tol=1e-5)
+  assert math.isclose(
+    final['validation_bits_per_char'], final['validation_loss'] / math.log(2), rel_tol=1e-5
+  )
   losses = [h['loss'] for h in result['history'] if 'loss' in h]
   assert losses[-1] < losses[0]
   saved = json.loads((tmp_path / 'results.json').read_text())
   assert saved['cell'] == 'lstm' and saved['sample'].startswith('And God said')
   assert len(saved['sample']) == len('And God said') + 200
 
-  proc = run_jdl('sample', '--workdir', tmp_path, '--prompt', 'In the beginning',
-                 '--max-new-tokens', '30', '--temperature', '0.8', check=True)
+  proc = run_jdl(
+    'sample',
+    '--workdir',
+    tmp_path,
+    '--prompt',
+    'In the beginning',
+    '--max-new-tokens',
+    '30',
+    '--temperature',
+    '0.8',
+    check=True,
+  )
   text = proc.stdout.rstrip('\n')
   assert text.startswith('In the beginning') and len(text) >= len('In the beginning') + 20

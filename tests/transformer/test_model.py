@@ -11,8 +11,17 @@ from jdl.models.transformer import Transformer, TransformerConfig, segment_mask
 from jdl.transformer import decode
 from tests.gpt.test_attention import numpy_attention
 
-TINY = TransformerConfig(vocab_size=48, d_model=32, n_heads=4, d_ff=64, n_encoder_layers=2,
-                         n_decoder_layers=2, dropout=0.0, pre_ln=True, max_len=40)
+TINY = TransformerConfig(
+  vocab_size=48,
+  d_model=32,
+  n_heads=4,
+  d_ff=64,
+  n_encoder_layers=2,
+  n_decoder_layers=2,
+  dropout=0.0,
+  pre_ln=True,
+  max_len=40,
+)
 
 
 def test_scaled_dot_product_attention_matches_numpy_under_segment_masks():
@@ -39,12 +48,12 @@ def test_decoder_sees_neither_the_future_nor_padding():
   tgt = jnp.array([[1, 9, 10, 11, 12]])
   seg = jnp.ones_like(tgt)
   logits = model(src, tgt, src_segments_BxS=src_seg, tgt_segments_BxT=seg)
-  changed_future = model(src, tgt.at[0, 3:].set(20), src_segments_BxS=src_seg,
-                         tgt_segments_BxT=seg)
+  changed_future = model(src, tgt.at[0, 3:].set(20), src_segments_BxS=src_seg, tgt_segments_BxT=seg)
   np.testing.assert_allclose(logits[0, :3], changed_future[0, :3], rtol=1e-5, atol=1e-6)
   assert not np.allclose(logits[0, 3:], changed_future[0, 3:])
-  changed_padding = model(src.at[0, 4:].set(30), tgt, src_segments_BxS=src_seg,
-                          tgt_segments_BxT=seg)
+  changed_padding = model(
+    src.at[0, 4:].set(30), tgt, src_segments_BxS=src_seg, tgt_segments_BxT=seg
+  )
   np.testing.assert_allclose(logits, changed_padding, rtol=1e-5, atol=1e-6)
   # Encoder self-attention and cross-attention weights per head, as the figure draws them.
   record = []
@@ -61,14 +70,21 @@ def test_packed_rows_equal_separate_sentences():
   """Two pairs packed in one row give the logits each gives alone."""
   model = Transformer(TINY, rngs=nnx.Rngs(1))
   a_src, a_tgt, b_src, b_tgt = [5, 6, 7], [1, 8, 9], [10, 11], [1, 12, 13, 14]
-  packed = model(jnp.array([a_src + b_src]), jnp.array([a_tgt + b_tgt]),
-                 src_segments_BxS=jnp.array([[1, 1, 1, 2, 2]]),
-                 tgt_segments_BxT=jnp.array([[1, 1, 1, 2, 2, 2, 2]]),
-                 src_positions_BxS=jnp.array([[0, 1, 2, 0, 1]]),
-                 tgt_positions_BxT=jnp.array([[0, 1, 2, 0, 1, 2, 3]]))
+  packed = model(
+    jnp.array([a_src + b_src]),
+    jnp.array([a_tgt + b_tgt]),
+    src_segments_BxS=jnp.array([[1, 1, 1, 2, 2]]),
+    tgt_segments_BxT=jnp.array([[1, 1, 1, 2, 2, 2, 2]]),
+    src_positions_BxS=jnp.array([[0, 1, 2, 0, 1]]),
+    tgt_positions_BxT=jnp.array([[0, 1, 2, 0, 1, 2, 3]]),
+  )
   for src, tgt, part in ((a_src, a_tgt, slice(0, 3)), (b_src, b_tgt, slice(3, 7))):
-    alone = model(jnp.array([src]), jnp.array([tgt]), src_segments_BxS=jnp.ones((1, len(src))),
-                  tgt_segments_BxT=jnp.ones((1, len(tgt))))
+    alone = model(
+      jnp.array([src]),
+      jnp.array([tgt]),
+      src_segments_BxS=jnp.ones((1, len(src))),
+      tgt_segments_BxT=jnp.ones((1, len(tgt))),
+    )
     np.testing.assert_allclose(packed[0, part], alone[0], rtol=1e-5, atol=1e-5)
 
 
@@ -76,9 +92,12 @@ def test_packed_rows_equal_separate_sentences():
 def model_and_sources():
   # Post-LN here (pre-LN above), so both arrangements decode through the cache; one layer
   # each keeps the five compilations short.
-  model = Transformer(TransformerConfig(**{**TINY.__dict__, 'pre_ln': False,
-                                           'n_encoder_layers': 1, 'n_decoder_layers': 1}),
-                      rngs=nnx.Rngs(2))
+  model = Transformer(
+    TransformerConfig(
+      **{**TINY.__dict__, 'pre_ln': False, 'n_encoder_layers': 1, 'n_decoder_layers': 1}
+    ),
+    rngs=nnx.Rngs(2),
+  )
   src = np.random.default_rng(3).integers(4, 48, (3, 8)).astype(np.int32)
   src[1, 5:] = 0
   return model, src
@@ -86,10 +105,13 @@ def model_and_sources():
 
 def test_cached_decoding_equals_uncached(model_and_sources):
   model, src = model_and_sources
-  np.testing.assert_array_equal(decode.greedy(model, src, 10),
-                                decode.greedy(model, src, 10, cached=False))
-  np.testing.assert_array_equal(decode.beam_search(model, src, 10, 3, 0.6),
-                                decode.beam_search(model, src, 10, 3, 0.6, cached=False))
+  np.testing.assert_array_equal(
+    decode.greedy(model, src, 10), decode.greedy(model, src, 10, cached=False)
+  )
+  np.testing.assert_array_equal(
+    decode.beam_search(model, src, 10, 3, 0.6),
+    decode.beam_search(model, src, 10, 3, 0.6, cached=False),
+  )
 
 
 def test_beam_size_one_equals_greedy(model_and_sources):
@@ -97,4 +119,3 @@ def test_beam_size_one_equals_greedy(model_and_sources):
   greedy = np.asarray(decode.greedy(model, src, 10))
   np.testing.assert_array_equal(decode.beam_search(model, src, 10, 1, 0.0), greedy)
   assert greedy.shape == (3, 10)
-

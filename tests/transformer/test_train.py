@@ -20,10 +20,12 @@ WMT = str(ROOT / 'experiments/transformer/wmt14_base.py')
 def needs_ding(fn):
   """`make test` installs the data first (`make data`); missing data is a failure that names
   the command, never a skip."""
+
   @functools.wraps(fn)  # keeps the signature, so pytest still passes the fixtures
   def wrapped(*args, **kwargs):
     assert data.present(), f'data missing; install with: {data.INSTALL}'
     return fn(*args, **kwargs)
+
   return wrapped
 
 
@@ -71,7 +73,8 @@ def test_packing_keeps_every_pair_and_its_positions():
       t_out = rows['tgt_out'][r][rows['tgt_segments'][r] == seg].tolist()
       assert t_in == [data.BOS, *tgt[i]] and t_out == [*tgt[i], data.EOS]
       assert rows['src_positions'][r][rows['src_segments'][r] == seg].tolist() == list(
-          range(len(s)))
+        range(len(s))
+      )
   assert (rows['src_segments'] > 0).sum() == sum(map(len, src))
 
 
@@ -92,8 +95,10 @@ def test_smoke_trains_reports_bleu_and_translates(tmp_path, capsys):
 @needs_ding
 def test_loss_on_8_devices_with_tensor_parallel_equals_1_device(tmp_path):
   losses, specs = {}, {}
-  for name, mesh in {'one device': dict(data=1, fsdp=1, tensor=1),
-                     'tensor parallel': dict(data=1, fsdp=1, tensor=8)}.items():
+  for name, mesh in {
+    'one device': dict(data=1, fsdp=1, tensor=1),
+    'tensor parallel': dict(data=1, fsdp=1, tensor=8),
+  }.items():
     config = config_lib.load(DING + ':smoke')
     with config.unlocked():
       config.mesh.update(mesh)
@@ -103,18 +108,24 @@ def test_loss_on_8_devices_with_tensor_parallel_equals_1_device(tmp_path):
     result = loop.train_and_evaluate(config, tmp_path / name.replace(' ', '_'))
     losses[name] = [h['loss'] for h in result['history'] if 'loss' in h]
     params = result['state'].params
-    specs[name] = (params['decoder'][0]['self_attn']['qkv_kernel'].sharding.spec,
-                   params['encoder'][0]['ffn']['w1'].sharding.spec,
-                   params['embedding'].sharding.spec)
+    specs[name] = (
+      params['decoder'][0]['self_attn']['qkv_kernel'].sharding.spec,
+      params['encoder'][0]['ffn']['w1'].sharding.spec,
+      params['embedding'].sharding.spec,
+    )
   assert jax.device_count() == 8
   np.testing.assert_allclose(losses['tensor parallel'], losses['one device'], rtol=1e-5)
   # Whole heads, FFN columns and vocabulary rows are split over 'tensor'.
-  assert specs['tensor parallel'] == (jax.P(None, None, 'tensor', None), jax.P(None, 'tensor'),
-                                      jax.P('tensor', None))
+  assert specs['tensor parallel'] == (
+    jax.P(None, None, 'tensor', None),
+    jax.P(None, 'tensor'),
+    jax.P('tensor', None),
+  )
 
 
 def test_wmt14_smoke_on_mock_data_under_8_devices(tmp_path):
   import tensorflow_datasets as tfds
+
   config = config_lib.load(WMT + ':smoke')
   with tfds.testing.mock_data(num_examples=48):
     result = loop.train_and_evaluate(config, tmp_path)
