@@ -13,19 +13,19 @@ import os
 import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from jdl.paths import ROOT  # noqa: E402
 
 # name -> (module, function, what it shows). Each function takes the output folder and returns
 # the files it wrote.
 FIGURES = {
-  'mlp': ('jdl.figures_mlp', 'render', "the Keras MLP's training history beside sklearn's"),
+  'mlp': ('jdl.mlp.figures', 'render', "the Keras MLP's training history beside sklearn's"),
   'cnn': (
-    'jdl.figures_cnn',
+    'jdl.cnn.figures',
     'render_cnn',
     'simple convnet on Fashion-MNIST: curves, test predictions, confusion matrix',
   ),
   'tensors': (
-    'jdl.figures_cnn',
+    'jdl.cnn.figures',
     'render_tensors',
     "the lecture's tensors of rank 2-5, as real batches from jdl's loaders",
   ),
@@ -35,7 +35,7 @@ FIGURES = {
     "FunSearch's bin-packing table recomputed, and jdl's search curve",
   ),
   'rnn_memory': (
-    'jdl.figures_rnn',
+    'jdl.rnn.figures',
     'render',
     'adding problem: test MSE against T for LSTM, Elman and Jordan (measured)',
   ),
@@ -61,8 +61,8 @@ FIGURES = {
 }
 # name -> (module, function, what it measures)
 BENCHMARKS = {
-  'mlp': ('jdl.bench.mlp', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
-  'cnn': ('jdl.bench.cnn', 'main', 'simple convnet images/s against Keras 3 (JAX backend)'),
+  'mlp': ('jdl.mlp.bench', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
+  'cnn': ('jdl.cnn.bench', 'main', 'simple convnet images/s against Keras 3 (JAX backend)'),
   'binpack': (
     'jdl.binpack.bench',
     'main',
@@ -75,7 +75,7 @@ BENCHMARKS = {
   ),
   'transformer': ('jdl.transformer.bench', 'main', 'tokens/s vs PyTorch nn.Transformer'),
   'lstm': (
-    'jdl.bench.lstm',
+    'jdl.rnn.bench',
     'main',
     'char LSTM (512 units, batch 64, seq 128) characters/s against PyTorch nn.LSTM',
   ),

@@ -1,6 +1,6 @@
 """A small GPT-2 (pre-LN, 4 layers, d 96) with GPT-2's own BPE (tiktoken, 50,257 ids) on the
 King James Bible, trained on a 50/50 mixture of the Old and New Testaments as two corpora
-(jdl.gpt.mixture: each row is drawn from a corpus by weight, at a random offset).
+(jdl.data.mixture: each row is drawn from a corpus by weight, at a random offset).
 
 Launch:
   jdl train --config experiments/gpt/bpe_bible.py --workdir runs/bpe_bible

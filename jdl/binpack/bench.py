@@ -20,7 +20,7 @@ def run_bench(
   offline search measures sandboxed candidates evaluated per minute. Returns the
   numbers as a dict (also printed as a short report).
   """
-  from . import data, evaluate, heuristics, jax_eval, proposers, search
+  from jdl.binpack import data, evaluate, heuristics, jax_eval, proposers, search
 
   if quick:  # for a smoke run of `jdl bench`: fewer repeats, a 10 s search
     repeats, search_seconds = 2, 10.0

@@ -18,9 +18,7 @@ import pathlib
 import platform
 import sys
 
-FOUND_DIR = pathlib.Path(__file__).parent / 'found'
-FOUND_PROGRAM = FOUND_DIR / 'best_priority.py'
-FOUND_LOG = FOUND_DIR / 'search_log.jsonl'
+from jdl.binpack import data
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
   table.add_argument(
     '--program',
     type=pathlib.Path,
-    default=FOUND_PROGRAM,
+    default=data.FOUND_PROGRAM,
     help="the 'jdl search' program (default: the stored one)",
   )
 
@@ -55,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
   )
   search.add_argument('--seed', type=int, default=0)
   search.add_argument('--timeout', type=float, default=20.0, help='per candidate, s')
-  search.add_argument('--out-dir', type=pathlib.Path, default=FOUND_DIR)
+  search.add_argument('--out-dir', type=pathlib.Path, default=data.FOUND_DIR)
   search.add_argument('--url', help='completions endpoint base URL (or JDL_BINPACK_URL)')
   search.add_argument('--model', help='model name (or JDL_BINPACK_MODEL)')
   search.add_argument('--api-key', help='API key (or JDL_BINPACK_API_KEY)')
@@ -74,12 +72,12 @@ def main(argv=None) -> int:
   if args.command == 'search':
     return _search(args)
   if args.command == 'bench':
-    from . import bench
+    from jdl.binpack import bench
 
     bench.run_bench()
     return 0
   if args.command == 'figures':
-    from . import figures
+    from jdl.binpack import figures
 
     for path in figures.funsearch(args.out):
       print(path)
@@ -88,7 +86,7 @@ def main(argv=None) -> int:
 
 
 def _table(args) -> int:
-  from . import table
+  from jdl.binpack import table
 
   rows = table.compute(program=args.program)
   if args.json:
@@ -99,7 +97,7 @@ def _table(args) -> int:
 
 
 def _search(args) -> int:
-  from . import data, evaluate, heuristics, proposers, sandbox, search
+  from jdl.binpack import evaluate, heuristics, proposers, sandbox, search
 
   if args.proposer == 'mutation':
     proposer = proposers.MutationProposer(seed=args.seed)

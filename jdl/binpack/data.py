@@ -22,6 +22,10 @@ import pathlib
 import numpy as np
 
 DATA_DIR = pathlib.Path(__file__).parent / 'data'
+# The best program of jdl's own search and its log (written by `jdl binpack search`).
+FOUND_DIR = pathlib.Path(__file__).parent / 'found'
+FOUND_PROGRAM = FOUND_DIR / 'best_priority.py'
+FOUND_LOG = FOUND_DIR / 'search_log.jsonl'
 
 # Table column name -> vendored file.
 _FILES = {

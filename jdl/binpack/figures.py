@@ -11,14 +11,14 @@ matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import cli, search, table  # noqa: E402
+from jdl.binpack import data, search, table  # noqa: E402
 
 
-def funsearch(outdir, rows: dict | None = None, log_path=cli.FOUND_LOG) -> list[pathlib.Path]:
+def funsearch(outdir, rows: dict | None = None, log_path=data.FOUND_LOG) -> list[pathlib.Path]:
   """Render binpack_table.png (and binpack_search.png if a search log exists)."""
   outdir = pathlib.Path(outdir)
   outdir.mkdir(parents=True, exist_ok=True)
-  rows = rows if rows is not None else table.compute(program=cli.FOUND_PROGRAM)
+  rows = rows if rows is not None else table.compute(program=data.FOUND_PROGRAM)
   paths = [_table_figure(rows, outdir / 'binpack_table.png')]
   if log_path and pathlib.Path(log_path).exists():
     log_path = pathlib.Path(log_path)

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import evaluate
+from jdl.binpack import evaluate
 
 JaxPriority = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 

@@ -405,7 +405,7 @@ def compile_restricted(source: str, extra_modules=()):
 
 def _run_in_child(request: dict) -> tuple:
   """In the forked child: lock down, evaluate, return (status, bins, reason)."""
-  from . import evaluate
+  from jdl.binpack import evaluate
 
   try:
     _lock_down(request['memory_bytes'], request['cpu_seconds'])

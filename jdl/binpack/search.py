@@ -23,7 +23,7 @@ from collections import Counter
 
 import numpy as np
 
-from . import data, database, heuristics, sandbox
+from jdl.binpack import data, database, heuristics, sandbox
 
 
 @dataclasses.dataclass

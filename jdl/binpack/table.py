@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import pathlib
 
-from . import data, evaluate, heuristics, jax_eval, sandbox
+from jdl.binpack import data, evaluate, heuristics, jax_eval, sandbox
 
 PUBLISHED = {
   'First Fit': {

@@ -13,7 +13,7 @@ import pathlib
 
 import numpy as np
 
-from jdl.tasks.base import Splits
+from jdl.train.task import Splits
 
 DEFAULT_DIR = '/usr/share/datasets/fashion-mnist'
 INSTALL = 'sudo apt-get install -y dataset-fashion-mnist   (or: make data)'

@@ -63,7 +63,7 @@ def _gpt2_bpe() -> bool:
 
 
 def _ding_de_en() -> bool:
-  from jdl.transformer import data
+  from jdl.data import ding as data
 
   return data.present()
 

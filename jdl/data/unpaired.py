@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from jdl.data import fashion_mnist
-from jdl.tasks.base import Splits
+from jdl.train.task import Splits
 
 
 class UnpairedImages:

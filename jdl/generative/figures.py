@@ -15,9 +15,9 @@ import pathlib
 
 import numpy as np
 
-from jdl.cli import ROOT
 from jdl.generative import scoring
-from jdl.generative.grids import plt, save_grid, show
+from jdl.paths import ROOT
+from jdl.plots import pyplot, save_grid, show
 
 RUNS = ROOT / 'runs/generative'
 EXPERIMENTS = ROOT / 'experiments/generative'
@@ -201,7 +201,7 @@ def _vae_latent_figures(run: Run, test: dict, outdir: pathlib.Path) -> list[path
 
   from jdl.data import fashion_mnist
 
-  p = plt()
+  p = pyplot()
   # The manifold: the decoder's means on a grid of latents at the prior's quantiles, so equal
   # steps on the page are equal steps of probability under N(0, I), as in Kingma and Welling.
   n = 20
@@ -248,7 +248,7 @@ def _gan_progress(run: Run, outdir: pathlib.Path) -> pathlib.Path:
   """The same 8 x 8 noise vectors through the generator of several checkpoints."""
   steps = run.checkpoint_steps()
   chosen = sorted({steps[round(i * (len(steps) - 1) / 4)] for i in range(5)})
-  p = plt()
+  p = pyplot()
   fig, axes = p.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.6), squeeze=False)
   for ax, step in zip(axes[0], chosen):
     samples = run.task.sample(run.state_at(step), 64, seed=7)
@@ -280,7 +280,7 @@ def _loss_curves(runs: dict[str, Run], outdir: pathlib.Path) -> pathlib.Path:
       ['g_adversarial', 'cycle', 'identity', 'd_loss'],
     ),
   ]
-  p = plt()
+  p = pyplot()
   fig, axes = p.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
   for ax, (name, title, keys) in zip(axes, panels):
     history = runs[name].history

@@ -25,7 +25,7 @@ import pathlib
 import jax
 import numpy as np
 
-from jdl.cli import ROOT
+from jdl.paths import ROOT
 
 CLASSIFIER_CONFIG = ROOT / 'experiments/cnn/simple_fmnist.py'
 CLASSIFIER_WORKDIR = ROOT / 'runs/simple_fmnist'

@@ -92,7 +92,7 @@ def main(quick: bool = False) -> int:
     flush=True,
   )
   args = [str(s[k]) for k in ('n_layer', 'n_head', 'd_model', 'context', 'batch', 'vocab')]
-  peer = common.Peer('jdl.gpt.bench_torch', args, env=common.TORCH_ENV)
+  peer = common.Peer('jdl.gpt.peer_torch', args, env=common.TORCH_ENV)
   info = peer.info
   jdl = JdlRunner()
   jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed

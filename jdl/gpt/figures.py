@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pathlib
 
+from jdl.data.mixture import Mixture
 from jdl.gpt import compute
-from jdl.gpt.mixture import Mixture
 from jdl.models.gpt import GPTConfig
 
 # The GPT-3 paper's Table D.1 (Brown et al. 2020), as on the lecture's slide.
@@ -230,7 +230,7 @@ def family_rows() -> list[dict]:
   """Each published GPT beside jdl's exact count of its experiment config (eval_shape only)."""
   from jdl import config as config_lib
   from jdl import params
-  from jdl.cli import ROOT
+  from jdl.paths import ROOT
   from jdl.train.loop import get_task
 
   rows = []

@@ -1,154 +1,21 @@
-"""Text generation from a GPT: `jdl sample --workdir DIR --prompt "..."`.
+"""`jdl sample --workdir DIR --prompt "..."`: text from a trained language model (GPT or RNN).
 
-Decoding is one compiled program: the prompt fills the KV cache in a single pass (prefill), then
-`lax.scan` runs one step per new token, each step feeding only the newest token and reading the
-keys and values of all earlier ones from the cache. `generate_uncached` recomputes the whole
-sequence at every step; the tests check that both give the same tokens.
+The generation itself is `jdl.models.sampling`; a task may bring its own (`Task.sample_text`).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import pathlib
 import sys
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
-
-
-def filter_logits(logits_BxV: jax.Array, temperature: float, top_k: int, top_p: float) -> jax.Array:
-  """Temperature, then top-k (keep the k largest), then nucleus top-p (keep the smallest set
-  whose probability reaches p); the rest get -inf."""
-  logits_BxV = logits_BxV.astype(jnp.float32) / max(temperature, 1e-6)
-  neg = jnp.finfo(jnp.float32).min
-  if top_k and top_k < logits_BxV.shape[-1]:
-    kth_Bx1 = jax.lax.top_k(logits_BxV, top_k)[0][:, -1:]
-    logits_BxV = jnp.where(logits_BxV < kth_Bx1, neg, logits_BxV)
-  if top_p < 1.0:
-    sorted_BxV = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
-    probs_BxV = jax.nn.softmax(sorted_BxV, axis=-1)
-    # A token stays if the probability of the tokens ranked above it is below p (so the most
-    # likely token always stays).
-    before_BxV = jnp.cumsum(probs_BxV, axis=-1) - probs_BxV
-    cutoff_Bx1 = jnp.min(jnp.where(before_BxV < top_p, sorted_BxV, jnp.inf), axis=-1, keepdims=True)
-    logits_BxV = jnp.where(logits_BxV < cutoff_Bx1, neg, logits_BxV)
-  return logits_BxV
-
-
-def _choose(logits_BxV, key, temperature, top_k, top_p):
-  if temperature == 0.0:
-    return jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
-  return jax.random.categorical(key, filter_logits(logits_BxV, temperature, top_k, top_p)).astype(
-    jnp.int32
-  )
-
-
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7))
-def _generate(graphdef, state, prompt_BxP, key, max_new, temperature, top_k, top_p):
-  model = nnx.merge(graphdef, state)
-  B, P = prompt_BxP.shape
-  cache = model.init_cache(B, P + max_new)
-  logits_BxPxV, cache = model(prompt_BxP, cache=cache, cache_index=0)
-  first_B = _choose(logits_BxPxV[:, -1], jax.random.fold_in(key, 0), temperature, top_k, top_p)
-
-  def step(carry, i):
-    token_B, cache, weights = carry
-    # The weights ride in the carry and the model is merged inside the loop body: an nnx
-    # module may not be closed over from an outer trace (scan_layers runs nnx.scan inside).
-    step_model = nnx.merge(graphdef, weights)
-    logits_Bx1xV, cache = step_model(token_B[:, None], cache=cache, cache_index=P + i)
-    nxt_B = _choose(logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k, top_p)
-    return (nxt_B, cache, weights), token_B
-
-  (last_B, _, _), tokens_NxB = jax.lax.scan(step, (first_B, cache, state), jnp.arange(max_new - 1))
-  new_BxN = jnp.concatenate([tokens_NxB.T, last_B[:, None]], axis=1)
-  return jnp.concatenate([prompt_BxP, new_BxN], axis=1)
-
-
-def generate(
-  model,
-  prompt_BxP,
-  max_new_tokens: int,
-  *,
-  key=None,
-  temperature: float = 1.0,
-  top_k: int = 0,
-  top_p: float = 1.0,
-) -> jax.Array:
-  """Prompt followed by `max_new_tokens` sampled tokens ([B, P + N]); temperature 0 is greedy."""
-  prompt_BxP = jnp.asarray(prompt_BxP, jnp.int32)
-  if prompt_BxP.shape[1] + max_new_tokens > model.cfg.context:
-    raise ValueError(
-      f'prompt ({prompt_BxP.shape[1]}) + new tokens ({max_new_tokens}) exceed '
-      f'the context of {model.cfg.context} positions'
-    )
-  graphdef, state = nnx.split(model)
-  key = jax.random.key(0) if key is None else key
-  return _generate(
-    graphdef, state, prompt_BxP, key, max_new_tokens, float(temperature), int(top_k), float(top_p)
-  )
-
-
-@nnx.jit
-def _forward(model, tokens_BxT):
-  return model(tokens_BxT)
-
-
-def generate_uncached(
-  model,
-  prompt_BxP,
-  max_new_tokens: int,
-  *,
-  key=None,
-  temperature: float = 1.0,
-  top_k: int = 0,
-  top_p: float = 1.0,
-):
-  """The reference: every step runs the full sequence so far, no cache (slow; for tests)."""
-  prompt_BxP = jnp.asarray(prompt_BxP, jnp.int32)
-  B, P = prompt_BxP.shape
-  key = jax.random.key(0) if key is None else key
-  # A fixed length, zero-padded: causal attention makes the padding invisible to earlier
-  # positions, and one compiled forward pass serves every step.
-  tokens_BxN = jnp.zeros((B, P + max_new_tokens), jnp.int32).at[:, :P].set(prompt_BxP)
-  for i in range(max_new_tokens):
-    logits_BxNxV = _forward(model, tokens_BxN)
-    nxt = _choose(logits_BxNxV[:, P + i - 1], jax.random.fold_in(key, i), temperature, top_k, top_p)
-    tokens_BxN = tokens_BxN.at[:, P + i].set(nxt)
-  return tokens_BxN
-
-
-def sample_text(
-  model,
-  tokenizer,
-  prompt: str,
-  *,
-  max_new_tokens: int = 200,
-  temperature: float = 1.0,
-  top_k: int = 0,
-  top_p: float = 1.0,
-  seed: int = 0,
-) -> str:
-  ids = tokenizer.encode(prompt)
-  max_new_tokens = min(max_new_tokens, model.cfg.context - len(ids))
-  out = generate(
-    model,
-    np.asarray(ids)[None],
-    max_new_tokens,
-    key=jax.random.key(seed),
-    temperature=temperature,
-    top_k=top_k,
-    top_p=top_p,
-  )
-  return tokenizer.decode(np.asarray(out[0]))
+from jdl.models import sampling
 
 
 def load_model(workdir: pathlib.Path):
   """The task and model of a run folder: config.json and its newest checkpoint, on one device."""
+  import jax
   import ml_collections
 
   from jdl import sharding
@@ -200,7 +67,7 @@ def main(argv: list[str]) -> int:
     file=sys.stderr,
   )
   # A task may bring its own generation (a recurrent model carries its state, not a KV cache).
-  sampler = getattr(task, 'sample_text', sample_text)
+  sampler = getattr(task, 'sample_text', sampling.sample_text)
   for i in range(args.num_samples):
     print(
       sampler(

@@ -19,8 +19,8 @@ import optax
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from jdl.tasks import base
 from jdl.train import optim
+from jdl.train import task as base
 
 PLAYERS = ('generator', 'discriminator')
 EVAL_KEY_SEED = 1234  # evaluation draws its noise from a fixed key: the same z at every eval

@@ -15,7 +15,7 @@ from flax import nnx
 from jdl.config import ConfigError
 from jdl.models.cnn import SimpleConvNet
 from jdl.models.googlenet import TABLE1_PARAMS_K, GoogLeNet
-from jdl.tasks import base
+from jdl.train import task as base
 
 AUX_WEIGHT = 0.3
 

@@ -24,10 +24,11 @@ import numpy as np
 from flax import nnx
 
 from jdl.config import ConfigError
-from jdl.generative.grids import plt, show
 from jdl.models.cyclegan import CycleGAN, query_pool
-from jdl.tasks import adversarial, base
+from jdl.plots import pyplot, show
+from jdl.tasks import adversarial
 from jdl.tasks.gan import to_unit_range
+from jdl.train import task as base
 
 
 def lsgan(scores: jax.Array, target: float, batch) -> jax.Array:
@@ -165,7 +166,7 @@ def save_translation_rows(
       (f'{src}\n-> {dst}', fake),
       (f'{src}\n-> {dst}\n-> {src}', rec),
     ]
-  p = plt()
+  p = pyplot()
   columns = len(images_a)
   fig, axes = p.subplots(
     len(rows), columns, figsize=(columns * 1.1, len(rows) * 1.15), squeeze=False

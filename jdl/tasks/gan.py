@@ -20,9 +20,10 @@ import optax
 from flax import nnx
 
 from jdl.config import ConfigError
-from jdl.generative.grids import save_grid
 from jdl.models.gan import DCGAN
-from jdl.tasks import adversarial, base
+from jdl.plots import save_grid
+from jdl.tasks import adversarial
+from jdl.train import task as base
 
 
 def to_unit_range(images_u8: jax.Array) -> jax.Array:

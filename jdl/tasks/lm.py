@@ -21,7 +21,7 @@ from flax import nnx
 
 from jdl.config import ConfigError
 from jdl.models.gpt import GPT, GPTConfig
-from jdl.tasks import base
+from jdl.train import task as base
 
 
 class Task(base.Task):
@@ -89,7 +89,7 @@ class Task(base.Task):
         print(f'{split}: loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}')
     samples = []
     prompts = self.config.get('sample_prompts', ('And God said',))
-    from jdl.gpt import sample
+    from jdl.models import sampling as sample
 
     model = self.merge(jax.device_get(state.params), jax.device_get(state.model_state))
     tok = self.tokenizer()

@@ -11,7 +11,7 @@ from flax import nnx
 
 from jdl.config import ConfigError
 from jdl.models.mlp import MLP
-from jdl.tasks import base
+from jdl.train import task as base
 
 
 class Task(base.Task):

@@ -27,7 +27,7 @@ from flax import nnx
 
 from jdl.config import ConfigError
 from jdl.models.rnn import CELLS, CharRNN
-from jdl.tasks import base
+from jdl.train import task as base
 
 
 class Task(base.Task):
@@ -130,17 +130,19 @@ class Task(base.Task):
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6))
 def _generate(graphdef, state, prompt_BxP, max_new, temperature, top_k, top_p, key):
-  from jdl.gpt.sample import _choose
+  from jdl.models.sampling import choose_token
 
   model = nnx.merge(graphdef, state)
   logits_BxPxV, carries = model(prompt_BxP)
-  first_B = _choose(logits_BxPxV[:, -1], jax.random.fold_in(key, 0), temperature, top_k, top_p)
+  first_B = choose_token(logits_BxPxV[:, -1], jax.random.fold_in(key, 0), temperature, top_k, top_p)
 
   def step(carry, i):
     token_B, carries, weights = carry
     step_model = nnx.merge(graphdef, weights)
     logits_Bx1xV, carries = step_model(token_B[:, None], carries)
-    nxt_B = _choose(logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k, top_p)
+    nxt_B = choose_token(
+      logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k, top_p
+    )
     return (nxt_B, carries, weights), token_B
 
   (last_B, _, _), tokens_NxB = jax.lax.scan(

@@ -27,7 +27,7 @@ from flax import nnx
 
 from jdl.config import ConfigError
 from jdl.models.rnn import CELLS, SequenceRegressor
-from jdl.tasks import base
+from jdl.train import task as base
 
 
 class Task(base.Task):

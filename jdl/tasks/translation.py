@@ -10,7 +10,7 @@ BLEU and chrF (sacrebleu).
 
 Config fields (experiments/transformer/*.py): model.{vocab_size, d_model, n_heads, d_ff,
 n_encoder_layers, n_decoder_layers, dropout, pre_ln, max_len, label_smoothing}; data.name
-'ding' (the offline dictionary pairs, jdl.transformer.data) or 'wmt14' (tfds, jdl.transformer.wmt14)
+'ding' (the offline dictionary pairs, jdl.data.ding) or 'wmt14' (tfds, jdl.data.wmt14)
 with data.kwargs; decode.{beam_size (0: greedy, -1: no test translation), length_penalty,
 max_extra_tokens, test_sentences (0: all)}.
 """
@@ -26,7 +26,7 @@ from flax import nnx
 
 from jdl.config import ConfigError
 from jdl.models.transformer import Transformer, TransformerConfig
-from jdl.tasks import base
+from jdl.train import task as base
 
 
 class Task(base.Task):
@@ -49,10 +49,10 @@ class Task(base.Task):
 
   def data_module(self):
     if self.config.data.name == 'ding':
-      from jdl.transformer import data
+      from jdl.data import ding as data
 
       return data
-    from jdl.transformer import wmt14
+    from jdl.data import wmt14
 
     return wmt14
 

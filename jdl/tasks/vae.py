@@ -25,9 +25,9 @@ from flax import nnx
 
 from jdl.config import ConfigError
 from jdl.data import fashion_mnist
-from jdl.generative.grids import save_grid
 from jdl.models.vae import VAE
-from jdl.tasks import base
+from jdl.plots import save_grid
+from jdl.train import task as base
 
 EVAL_BINARIZE_SEED = 0
 

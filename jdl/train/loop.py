@@ -25,9 +25,9 @@ from jax.sharding import PartitionSpec as P
 from jdl import config as config_lib
 from jdl import sharding
 from jdl.data import pipeline
-from jdl.tasks.base import Splits, Task, TrainState
 from jdl.train.checkpoint import Checkpointer
 from jdl.train.logs import MetricWriter
+from jdl.train.task import Splits, Task, TrainState
 
 
 class TrainingDiverged(RuntimeError):

@@ -6,7 +6,7 @@ Workloads: experiments/transformer/ding_de_en.py, `:small` (d_model 128, 4 heads
 FFN 1024, 3+3 layers, 8,000 subwords); pre-LN, dropout 0.1, label smoothing 0.1, Adam; batches of
 32 packed rows of 64 tokens from the Ding training split: the same batches, in the same order,
 for both. jdl runs the loop's own compiled call (`steps_per_call` steps in one `lax.scan`, as `jdl
-train` runs it); the peer (jdl.transformer.torch_peer) runs in its own process with
+train` runs it); the peer (jdl.transformer.peer_torch) runs in its own process with
 `torch.set_num_threads(cores)` and glibc malloc's thresholds. Tokens are source plus target
 tokens, padding excluded. Rounds alternate jdl and PyTorch so both see the same machine load.
 """
@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from jdl.bench import common
-from jdl.cli import ROOT
+from jdl.paths import ROOT
 
 CONFIG = str(ROOT / 'experiments/transformer/ding_de_en.py')
 
@@ -36,7 +36,7 @@ def measure(config_file: str, quick: bool) -> float:
   import jax
 
   from jdl import config as config_lib
-  from jdl.transformer import data
+  from jdl.data import ding as data
   from jdl.transformer.race import JdlRunner
 
   config = config_lib.load(config_file)
@@ -50,7 +50,7 @@ def measure(config_file: str, quick: bool) -> float:
     f'{common.machine()}; {common.today()}',
     flush=True,
   )
-  peer = common.Peer('jdl.transformer.torch_peer', [config_file], env=common.TORCH_ENV)
+  peer = common.Peer('jdl.transformer.peer_torch', [config_file], env=common.TORCH_ENV)
   info, torch_steps = peer.info, peer.steps
   train = data.load(**config.data.kwargs.to_dict()).train
   jdl = JdlRunner(config, train, pathlib.Path(tempfile.mkdtemp()))

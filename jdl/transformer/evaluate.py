@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from jdl.transformer import decode
+from jdl.models import decoding as decode
 
 
 def translate(

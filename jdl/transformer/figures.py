@@ -18,7 +18,7 @@ import pathlib
 
 import numpy as np
 
-from jdl.cli import ROOT
+from jdl.paths import ROOT
 
 WORKDIR = ROOT / 'runs/transformer/de_en'
 RACE_DIRS = {
@@ -50,9 +50,9 @@ def attention_maps(model, tok, sentence: str):
   cross-attention weights per layer [H, T, S]) for the greedy translation of `sentence`."""
   import jax.numpy as jnp
 
+  from jdl.data.ding import BOS, EOS
+  from jdl.models import decoding as decode
   from jdl.models.attention import padding_mask
-  from jdl.transformer import decode
-  from jdl.transformer.data import BOS, EOS
 
   src = tok.encode(sentence)
   out = np.asarray(decode.greedy(model, np.asarray([src]), len(src) + 16))[0].tolist()
@@ -78,7 +78,7 @@ def render_attention(outdir: pathlib.Path, workdir: pathlib.Path = WORKDIR) -> l
 
   task, model, step = _load(workdir)
   tok = task.tokenizer()
-  from jdl.transformer import data
+  from jdl.data import ding as data
 
   sentence = data.test_set(task.config.data.kwargs)[0][3]  # a short held-out sentence
   src, out, translation, enc, cross = attention_maps(model, tok, sentence)
@@ -114,9 +114,9 @@ def next_token_table(model, tok, sentence: str, top: int = 5):
   import jax
   import jax.numpy as jnp
 
+  from jdl.data.ding import BOS, EOS
+  from jdl.models import decoding as decode
   from jdl.models.attention import padding_mask
-  from jdl.transformer import decode
-  from jdl.transformer.data import BOS, EOS
 
   src = tok.encode(sentence)
   out = np.asarray(decode.greedy(model, np.asarray([src]), len(src) + 16))[0].tolist()

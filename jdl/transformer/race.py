@@ -90,7 +90,7 @@ class JdlRunner:
 class TorchRunner:
   def __init__(self, config, train, threads: int):
     from jdl.data import pipeline
-    from jdl.transformer.torch_peer import TorchTrainer
+    from jdl.transformer.peer_torch import TorchTrainer
 
     self.config = config
     self.trainer = TorchTrainer(config, threads)
@@ -101,7 +101,7 @@ class TorchRunner:
     return 1, self.trainer.step(next(self.batches))
 
   def translate(self, tok, sentences: list[str]) -> list[str]:
-    from jdl.transformer import decode
+    from jdl.models import decoding as decode
 
     ids = tok.encode_batch(sentences)
     order = np.argsort([len(x) for x in ids], kind='stable')
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
   from jdl import config as config_lib
-  from jdl.transformer import data as ding
+  from jdl.data import ding
   from jdl.transformer import evaluate
 
   config = config_lib.load(args.config)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jdl.binpack import cli, data, evaluate, heuristics, jax_eval, sandbox, table
+from jdl.binpack import data, evaluate, heuristics, jax_eval, sandbox, table
 
 HEURISTICS = ['First Fit', 'Best Fit', 'FunSearch OR', 'FunSearch Weibull']
 
@@ -45,7 +45,7 @@ def test_both_funsearch_heuristics_on_the_other_family():
 
 
 def test_found_program_jax_matches_numpy():
-  source = cli.FOUND_PROGRAM.read_text()
+  source = data.FOUND_PROGRAM.read_text()
   assert sandbox.is_elementwise(source)
   fn = jax_eval.numpy_source_to_jax(source)
   priority = evaluate.compile_priority(source)

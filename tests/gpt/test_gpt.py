@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jdl.gpt import compute, figures, sample
-from jdl.gpt.mixture import Mixture
+from jdl.data.mixture import Mixture
+from jdl.gpt import compute, figures
+from jdl.models import sampling as sample
 from jdl.models.gpt import GPT, GPTConfig
 from tests.conftest import run_jdl
 

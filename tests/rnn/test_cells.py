@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
-import jdl.tasks.base  # noqa: F401  (turns off eager sharding, as the loop runs models)
+import jdl.train.task  # noqa: F401  (turns off eager sharding, as the loop runs models)
 from jdl.models import rnn
 
 B, T, F, H = 3, 7, 4, 5

@@ -7,8 +7,8 @@ import pytest
 from flax import nnx
 
 from jdl.models import attention
+from jdl.models import decoding as decode
 from jdl.models.transformer import Transformer, TransformerConfig, segment_mask
-from jdl.transformer import decode
 from tests.gpt.test_attention import numpy_attention
 
 TINY = TransformerConfig(

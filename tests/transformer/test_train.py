@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from jdl import config as config_lib
+from jdl.data import ding as data
 from jdl.train import loop
-from jdl.transformer import data, evaluate
+from jdl.transformer import evaluate
 from tests.conftest import ROOT
 
 DING = str(ROOT / 'experiments/transformer/ding_de_en.py')

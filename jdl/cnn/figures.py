@@ -9,7 +9,7 @@ import pathlib
 
 import numpy as np
 
-from jdl.cli import ROOT
+from jdl.paths import ROOT
 
 CNN_WORKDIR = ROOT / 'runs/simple_fmnist'
 CNN_CONFIG = ROOT / 'experiments/cnn/simple_fmnist.py'

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from jdl.data.ding import BOS, EOS, PAD
 from jdl.models.transformer import sinusoidal_positions
-from jdl.transformer.data import BOS, EOS, PAD
 
 
 class TorchTransformer(nn.Module):
@@ -151,7 +151,7 @@ class TorchTrainer:
 
 
 def main() -> None:
-  """`python -m jdl.transformer.torch_peer CONFIG`: the peer of `jdl bench transformer`. Prints
+  """`python -m jdl.transformer.peer_torch CONFIG`: the peer of `jdl bench transformer`. Prints
   one JSON line about itself; then for every line `K` on stdin trains K steps on the config's
   batches (the same ones, in the same order, as jdl's) and prints their seconds and tokens."""
   import json
@@ -160,8 +160,8 @@ def main() -> None:
   import time
 
   from jdl import config as config_lib
+  from jdl.data import ding as data
   from jdl.data import pipeline
-  from jdl.transformer import data
 
   config = config_lib.load(sys.argv[1])
   train = data.load(**config.data.kwargs.to_dict()).train

@@ -1,4 +1,7 @@
-"""Image grids, written by the generative tasks' reports and by the figures."""
+"""The one plotting helper: matplotlib without a display, image grids, and figure saving.
+
+Tasks' reports and every system's figures draw through it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import pathlib
 import numpy as np
 
 
-def plt():
+def pyplot():
+  """matplotlib.pyplot on the Agg backend (files only, no display)."""
   import matplotlib
 
   matplotlib.use('Agg')
@@ -27,7 +31,7 @@ def show(ax, image_HxWxC: np.ndarray) -> None:
 
 
 def save_grid(images: np.ndarray, path: pathlib.Path, title: str, columns: int = 8) -> None:
-  p = plt()
+  p = pyplot()
   rows = -(-len(images) // columns)
   fig, axes = p.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False)
   for i, ax in enumerate(axes.flat):

@@ -112,7 +112,7 @@ def main(quick: bool = False) -> int:
     path = os.path.join(tmp, 'windows.npy')
     np.save(path, windows)
     peer = common.Peer(
-      'jdl.bench.lstm_torch',
+      'jdl.rnn.peer_torch',
       [str(vocab), str(e), str(h), str(s['batch']), str(s['seq']), path],
       env=common.TORCH_ENV,
     )

@@ -5,10 +5,10 @@ LSTM, Elman and Jordan cells (equal parameter budget), beside the trivial predic
 runs the measurements (`jdl train --config experiments/rnn/adding_problem.py:CELL:T`,
 in-process) and merges them into that file:
 
-  python -m jdl.figures_rnn lstm:100 elman:100 ...        (default: the full grid; merges at once)
-  python -m jdl.figures_rnn --steps 3000 lstm:200          (override the step count)
-  python -m jdl.figures_rnn --lr 3e-3 --out runs/sweep lstm:100   (one file and workdir per run)
-  python -m jdl.figures_rnn --merge runs/sweep   (best learning rate per cell and T, by final
+  python -m jdl.rnn.figures lstm:100 elman:100 ...        (default: the full grid; merges at once)
+  python -m jdl.rnn.figures --steps 3000 lstm:200          (override the step count)
+  python -m jdl.rnn.figures --lr 3e-3 --out runs/sweep lstm:100   (one file and workdir per run)
+  python -m jdl.rnn.figures --merge runs/sweep   (best learning rate per cell and T, by final
                                                   validation MSE, into docs/rnn_adding.json)
 """
 
@@ -36,7 +36,7 @@ def render(outdir: pathlib.Path, results: pathlib.Path = RESULTS) -> list[pathli
   import matplotlib.pyplot as plt
 
   if not results.exists():
-    raise FileNotFoundError(f'{results} not found: measure first (python -m jdl.figures_rnn)')
+    raise FileNotFoundError(f'{results} not found: measure first (python -m jdl.rnn.figures)')
   data = json.loads(results.read_text())
   outdir = pathlib.Path(outdir)
   outdir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ def merge(records: list[dict]) -> None:
 
 def main():
   parser = argparse.ArgumentParser(
-    prog='python -m jdl.figures_rnn',
+    prog='python -m jdl.rnn.figures',
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )

@@ -19,7 +19,7 @@ import tempfile
 
 from jdl import config as config_lib
 from jdl.bench import common
-from jdl.cli import ROOT
+from jdl.paths import ROOT
 
 STEPS = 100  # per timed epoch
 BATCH = 128
@@ -78,8 +78,8 @@ def main(quick: bool = False) -> int:
     for spe in keras:
       out = json.loads(
         common.run_peer(
-          'jdl.bench.keras_peer',
-          ['cnn', str(epochs), str(STEPS), str(spe)],
+          'jdl.cnn.peer_keras',
+          [str(epochs), str(STEPS), str(spe)],
           env={'KERAS_BACKEND': 'jax', 'JAX_PLATFORMS': 'cpu'},
         )
       )

@@ -1,7 +1,7 @@
 """The peer of `jdl bench gpt`: Hugging Face transformers' GPT2LMHeadModel in PyTorch on the CPU,
 same shape, AdamW, float32, timed per training step.
 
-Run as `python -m jdl.gpt.bench_torch N_LAYER N_HEAD D_MODEL CONTEXT BATCH VOCAB`. It builds the
+Run as `python -m jdl.gpt.peer_torch N_LAYER N_HEAD D_MODEL CONTEXT BATCH VOCAB`. It builds the
 model, prints one JSON line describing itself, then for every line `K` on stdin runs K training
 steps and prints one JSON line with their seconds, so that the parent can interleave rounds of
 jdl and PyTorch on a shared machine. Settings are PyTorch's documented CPU ones:

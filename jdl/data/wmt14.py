@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from jdl.transformer.data import BOS, EOS, SubwordTokenizer, _cache_dir, oriented
+from jdl.data.ding import BOS, EOS, SubwordTokenizer, _cache_dir, oriented
 
 NAME = 'wmt14_translate/de-en'
 
@@ -109,7 +109,7 @@ def load(
   limit: int = 0,
   tokenizer_sentences: int = 1_000_000,
 ):
-  from jdl.tasks.base import Splits
+  from jdl.train.task import Splits
 
   tok = tokenizer(vocab_size, seed, tokenizer_sentences)
   return Splits(

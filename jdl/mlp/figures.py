@@ -9,7 +9,7 @@ import tempfile
 import numpy as np
 
 from jdl import config as config_lib
-from jdl.cli import ROOT
+from jdl.paths import ROOT
 
 
 def render(outdir: pathlib.Path) -> list[pathlib.Path]:

@@ -71,8 +71,8 @@ def main(quick: bool = False) -> int:
   for spe in (1, 64):
     out = json.loads(
       common.run_peer(
-        'jdl.bench.keras_peer',
-        ['mlp', str(epochs), '0', str(spe)],
+        'jdl.mlp.peer_keras',
+        [str(epochs), '0', str(spe)],
         env={'KERAS_BACKEND': 'jax', 'JAX_PLATFORMS': 'cpu'},
       )
     )

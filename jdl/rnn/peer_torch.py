@@ -2,7 +2,7 @@
 shape as jdl's (embedding, one LSTM layer, linear read-out), Adam, float32, timed per training
 step on the same King James Bible windows.
 
-Run as `python -m jdl.bench.lstm_torch VOCAB EMBED HIDDEN BATCH SEQ WINDOWS.npy`. It prints one
+Run as `python -m jdl.rnn.peer_torch VOCAB EMBED HIDDEN BATCH SEQ WINDOWS.npy`. It prints one
 JSON line describing itself, then for every line `K` on stdin runs K training steps and prints
 one JSON line with their seconds, so that the parent interleaves rounds of jdl and PyTorch on a
 shared machine. Settings are PyTorch's documented CPU ones: torch.set_num_threads(cores), the fused

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jdl.data.ding import BOS, EOS, PAD
 from jdl.models.attention import padding_mask
-from jdl.transformer.data import BOS, EOS, PAD
 
 NEG = -1e9  # the score of a dead hypothesis: finite, so that arithmetic on it stays finite
 
