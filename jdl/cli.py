@@ -187,8 +187,8 @@ def cmd_eval(args, extra) -> int:
 def cmd_params(args, extra) -> int:
   config = _load_config(args, extra)
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-  from jdl import params
-  from jdl.train.loop import get_task
+  from jdl.train import params
+  from jdl.train.task import get_task
 
   task = get_task(config)
   abstract = params.abstract_params(task)

@@ -38,6 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 0  # 0: once per epoch
   c.eval_every_steps = 0  # 0: once per epoch; -1: only at the end
   c.checkpoint_every_steps = 0  # 0: once per epoch; -1: only at the end
+  c.max_seconds = 0.0  # wall-clock budget of a run, compilation included (0: none)
   c.keep_checkpoints = 3
   c.async_checkpointing = True
   c.progress_bar = 'auto'  # 'auto' (on a terminal), 'always', 'never'
@@ -50,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
       'warmup_steps': 0,
       'decay_every_steps': 0,  # staircase: multiply by decay_factor every this many steps
       'decay_factor': 1.0,
+      'decay_fraction': 1.0,  # cosine/linear: hold the rate, then decay over this last fraction
       'weight_decay': 0.0,  # L2 decay added to the gradients (SGD-style, before momentum)
       'kwargs': ml_collections.ConfigDict(),  # extra keyword arguments of the optax optimizer
       'grad_clip_norm': 0.0,  # 0: no clipping
@@ -84,7 +86,10 @@ def load(spec: str) -> ml_collections.ConfigDict:
   module_spec.loader.exec_module(module)
   if not hasattr(module, 'get_config'):
     raise ConfigError(f'{path} defines no get_config(arg)')
-  config = module.get_config(arg or None)
+  try:
+    config = module.get_config(arg or None)
+  except ValueError as e:  # an unknown variant, a value the file rejects
+    raise ConfigError(f'{spec}: {e}') from None
   config.lock()  # from here on, a misspelled key is an error rather than a new field
   return config
 

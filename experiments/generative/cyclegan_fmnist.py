@@ -49,9 +49,7 @@ def get_config(arg: str | None = None):
   c.model.gen_blocks = 3
   c.model.disc_features = 16
   c.model.disc_downsamplings = 2
-  c.gan = ml_collections.ConfigDict(
-    {'lambda_cycle': 10.0, 'lambda_identity': 5.0, 'pool_size': 50, 'decay_fraction': 0.5}
-  )
+  c.gan = ml_collections.ConfigDict({'lambda_cycle': 10.0, 'lambda_identity': 5.0, 'pool_size': 50})
   c.batch_size = 8
   c.eval_batch_size = 200
   c.num_epochs = 0
@@ -62,6 +60,9 @@ def get_config(arg: str | None = None):
   c.optimizer.name = 'adam'
   c.optimizer.learning_rate = 2e-4
   c.optimizer.kwargs = {'b1': 0.5}
+  # The rate held for the first half, then linear to zero (the paper's 100 + 100 epochs).
+  c.optimizer.schedule = 'linear'
+  c.optimizer.decay_fraction = 0.5
   c.steps_per_call = 1
   if 'smoke' in args:
     c.num_train_steps = 6

@@ -37,9 +37,7 @@ def get_config(arg: str | None = None):
   c.model.gen_blocks = 9
   c.model.disc_features = 64
   c.model.disc_downsamplings = 3
-  c.gan = ml_collections.ConfigDict(
-    {'lambda_cycle': 10.0, 'lambda_identity': 5.0, 'pool_size': 50, 'decay_fraction': 0.5}
-  )
+  c.gan = ml_collections.ConfigDict({'lambda_cycle': 10.0, 'lambda_identity': 5.0, 'pool_size': 50})
   c.batch_size = 1
   c.eval_batch_size = 1
   c.num_epochs = 0
@@ -50,6 +48,9 @@ def get_config(arg: str | None = None):
   c.optimizer.name = 'adam'
   c.optimizer.learning_rate = 2e-4
   c.optimizer.kwargs = {'b1': 0.5}
+  # The rate held for the first half, then linear to zero (the paper's 100 + 100 epochs).
+  c.optimizer.schedule = 'linear'
+  c.optimizer.decay_fraction = 0.5
   c.mesh.data = 1
   if arg == 'smoke':
     c.data.kwargs = {

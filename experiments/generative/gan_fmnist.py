@@ -26,7 +26,6 @@ def get_config(arg: str | None = None):
   c.model.latent_dim = 64
   c.model.features = 32
   c.model.channels = 1
-  c.gan = ml_collections.ConfigDict({'decay_fraction': 0.0})
   c.batch_size = 64
   c.eval_batch_size = 1000
   c.num_epochs = 0
@@ -38,6 +37,10 @@ def get_config(arg: str | None = None):
   c.optimizer.name = 'adam'
   c.optimizer.learning_rate = 2e-4
   c.optimizer.kwargs = {'b1': 0.5}
+  # Each network's own optimizer: these sections override the shared fields above for one
+  # network (e.g. --config.optimizer.discriminator.learning_rate=1e-4).
+  c.optimizer.generator = ml_collections.ConfigDict({'learning_rate': 2e-4})
+  c.optimizer.discriminator = ml_collections.ConfigDict({'learning_rate': 2e-4})
   c.steps_per_call = 1
   if arg == 'smoke':
     c.num_train_steps = 8

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jdl.train.task import Splits
+from jdl.data.splits import Splits
 
 TRIVIAL_MSE = 1 / 6  # MSE of always predicting 1.0, the target's mean
 

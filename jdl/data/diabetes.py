@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jdl.train.task import Splits
+from jdl.data.splits import Splits
 
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.2

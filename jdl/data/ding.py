@@ -276,7 +276,7 @@ def load(
 ):
   """Splits for the training loop: packed train rows, and packed validation and test rows
   (their teacher-forced loss). `limit` > 0 keeps the first pairs of each split (smoke runs)."""
-  from jdl.train.task import Splits
+  from jdl.data.splits import Splits
 
   tok = tokenizer(vocab_size, seed)
   parts = splits(seed)

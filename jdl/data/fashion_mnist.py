@@ -13,7 +13,7 @@ import pathlib
 
 import numpy as np
 
-from jdl.train.task import Splits
+from jdl.data.splits import Splits
 
 DEFAULT_DIR = '/usr/share/datasets/fashion-mnist'
 INSTALL = 'sudo apt-get install -y dataset-fashion-mnist   (or: make data)'

@@ -60,14 +60,24 @@ class _Steps:
   200,000-row epoch of small batches spent seconds in per-row Python calls that way.
   """
 
-  def __init__(self, n: int, global_batch: int, seed: int, process_index: int, process_count: int):
-    self.n, self.global_batch, self.seed = n, global_batch, seed
+  def __init__(
+    self,
+    n: int,
+    global_batch: int,
+    seed: int,
+    process_index: int,
+    process_count: int,
+    shuffle: bool = True,
+  ):
+    self.n, self.global_batch, self.seed, self.shuffle = n, global_batch, seed, shuffle
     self.local = local_batch_size(global_batch, process_count)
     self.offset = process_index * self.local
     self.per_epoch = n // global_batch
     self._cache: dict[int, np.ndarray] = {}
 
   def permutation(self, epoch: int) -> np.ndarray:
+    if not self.shuffle:  # rows in order: batch s continues the streams of batch s - 1
+      return np.arange(self.n)
     if epoch not in self._cache:
       if len(self._cache) > 2:
         self._cache.pop(min(self._cache))
@@ -87,8 +97,10 @@ def train_dataset(
   process_index: int = 0,
   process_count: int = 1,
   steps_per_call: int = 1,
+  shuffle: bool = True,
 ) -> grain.IterDataset:
-  """Endless batches, reshuffled every epoch from `seed`; the incomplete last batch is dropped.
+  """Endless batches, reshuffled every epoch from `seed` (in row order with `shuffle=False`);
+  the incomplete last batch is dropped.
 
   Element c holds the batches of steps [c*k, (c+1)*k) for k = `steps_per_call`, stacked on a
   leading axis when k > 1, ready for a compiled call that runs k steps. grain iterates it in a
@@ -98,7 +110,7 @@ def train_dataset(
   n = len(source)
   if n < global_batch:
     raise ValueError(f'the training split has {n} rows, fewer than batch_size {global_batch}')
-  steps = _Steps(n, global_batch, seed, process_index, process_count)
+  steps = _Steps(n, global_batch, seed, process_index, process_count, shuffle)
 
   def element(call: int) -> dict[str, np.ndarray]:
     first = call * steps_per_call
@@ -111,10 +123,6 @@ def train_dataset(
 
   ds = grain.MapDataset.range(2**62).map(element)  # endless: the loop decides when to stop
   return ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
-
-
-def steps_per_epoch(data, global_batch: int) -> int:
-  return num_rows(data) // global_batch
 
 
 def eval_batches(

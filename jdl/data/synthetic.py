@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jdl.train.task import Splits
+from jdl.data.splits import Splits
 
 
 def regression(rows: int, features: int, outputs: int = 1, seed: int = 0):

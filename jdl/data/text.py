@@ -137,7 +137,7 @@ def load(
   corpora: {name: weight} (or pairs); training rows are drawn through the weighted `Mixture`,
   evaluation rows are every corpus's held-out windows (at most `eval_rows` per corpus and split).
   The 'source' field records each training row's corpus."""
-  from jdl.train.task import Splits  # here, so that `make data` checks need no JAX
+  from jdl.data.splits import Splits
 
   weights = dict(corpora)
   mixture = Mixture.of(weights)

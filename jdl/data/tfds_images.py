@@ -93,7 +93,7 @@ def load(
   data_dir: str | None = None,
   eval_split: str = 'validation',
 ):
-  from jdl.train.task import Splits
+  from jdl.data.splits import Splits
 
   return Splits(
     train=TfdsImages(name, 'train', image_size, True, data_dir),

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from jdl.data import fashion_mnist
-from jdl.train.task import Splits
+from jdl.data.splits import Splits
 
 
 class UnpairedImages:

@@ -109,7 +109,7 @@ def load(
   limit: int = 0,
   tokenizer_sentences: int = 1_000_000,
 ):
-  from jdl.train.task import Splits
+  from jdl.data.splits import Splits
 
   tok = tokenizer(vocab_size, seed, tokenizer_sentences)
   return Splits(

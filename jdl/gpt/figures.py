@@ -229,8 +229,8 @@ PUBLISHED_FAMILY = {
 def family_rows() -> list[dict]:
   """Each published GPT beside jdl's exact count of its experiment config (eval_shape only)."""
   from jdl import config as config_lib
-  from jdl import params
   from jdl.paths import ROOT
+  from jdl.train import params
   from jdl.train.loop import get_task
 
   rows = []

@@ -46,9 +46,8 @@ class GPTConfig:
 
   @classmethod
   def from_config(cls, model, dtype: str = 'float32') -> GPTConfig:
-    """From a ConfigDict `config.model` (unknown keys such as 'name' are ignored)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in model.items() if k in names}, dtype=dtype)
+    """From a ConfigDict `config.model`; a key that is not a field is a ConfigError."""
+    return layers.config_from_section(cls, model, dtype)
 
 
 class Block(nnx.Module):

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+
+def config_from_section(cls, model, dtype: str):
+  """A model's dataclass config from the ConfigDict `config.model`: every key must be a field
+  of `cls` (or 'name', which picks the model); a key it does not know is a ConfigError."""
+  from jdl.config import ConfigError
+
+  names = {f.name for f in dataclasses.fields(cls)} - {'dtype'}
+  for key in model:
+    if key != 'name' and key not in names:
+      close = difflib.get_close_matches(key, sorted(names), n=1)
+      hint = f"; did you mean 'model.{close[0]}'?" if close else ''
+      raise ConfigError(
+        f"config.model.{key}: {cls.__name__} has no field '{key}'{hint} (fields: {sorted(names)})"
+      )
+  return cls(**{k: v for k, v in model.items() if k in names}, dtype=dtype)
 
 
 def param(rngs: nnx.Rngs, init, shape, axes) -> nnx.Param:

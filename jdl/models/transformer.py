@@ -54,8 +54,8 @@ class TransformerConfig:
 
   @classmethod
   def from_config(cls, model, dtype: str = 'float32') -> TransformerConfig:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in model.items() if k in names}, dtype=dtype)
+    """From a ConfigDict `config.model`; a key that is not a field is a ConfigError."""
+    return layers.config_from_section(cls, model, dtype)
 
 
 @functools.cache

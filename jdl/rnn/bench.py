@@ -126,7 +126,7 @@ def main(quick: bool = False) -> int:
     peer.close()
   print(
     f'torch {info["torch"]} ({info["threads"]} threads, oneDNN available: '
-    f'{info["mkldnn"]}); parameters jdl {jdl.params:,}, torch {info["params"]:,} (PyTorch '
+    f'{info["mkldnn"]}); parameters jdl {jdl.train.params:,}, torch {info["params"]:,} (PyTorch '
     f'keeps two LSTM biases); float32 matmul peak (2048^3 with JAX, best of the run): '
     f'{peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, torch '
     f'{torch_first["loss"][0]:.3f} (ln {vocab} = {np.log(vocab):.3f})'

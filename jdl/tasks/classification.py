@@ -53,11 +53,12 @@ class Task(base.Task):
       x = (x - jnp.asarray(mean)) / jnp.asarray(std)
     return x.astype(self.compute_dtype)
 
-  def loss(self, model, batch, rngs, train):
+  def loss(self, model, batch, key, train):
     if train:
       model.train()
     else:
       model.eval()
+    rngs = nnx.Rngs(dropout=key) if key is not None else None
     out = model(self.images(batch), train=train, rngs=rngs)
     logits, aux = out if isinstance(out, tuple) else (out, {})
     logits = logits.astype(jnp.float32)
@@ -99,7 +100,7 @@ class Task(base.Task):
         lines.append(f'{"aux " + name:12s} {count(head):14,d} {"(not in Table 1)":>10s}')
     return '\n'.join(lines)
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     final = history[-1] if history else {}
     for split in data.evals:
       if f'{split}_accuracy' in final:

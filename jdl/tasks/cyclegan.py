@@ -10,7 +10,9 @@ where LSGAN(s, t) is the mean squared distance of the patch scores s to the targ
 discriminators judge generated images drawn through the pool of the last 50 (see
 `jdl.models.cyclegan.query_pool`); the pool lives in the train state, so the step stays pure and
 a resumed run continues with the pool it had. Adam (lr 2e-4, beta1 0.5) with the rate held for
-the first half of training and decayed linearly to zero over the second (`gan.decay_fraction`).
+the first half of training and decayed linearly to zero over the second (the config's
+`optimizer.schedule = 'linear'`, `optimizer.decay_fraction = 0.5`), one optimizer per network
+as the base task's NETWORKS give them.
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ from flax import nnx
 from jdl.config import ConfigError
 from jdl.models.cyclegan import CycleGAN, query_pool
 from jdl.plots import pyplot, show
-from jdl.tasks import adversarial
-from jdl.tasks.gan import to_unit_range
+from jdl.tasks.gan import EVAL_KEY_SEED, to_unit_range
 from jdl.train import task as base
 
 
@@ -42,7 +43,9 @@ def l1(x: jax.Array, y: jax.Array, batch) -> jax.Array:
   return base.masked_mean(diff.mean(-1), batch)
 
 
-class Task(adversarial.Task):
+class Task(base.Task):
+  NETWORKS = ('generator', 'discriminator')  # each pair: G and F, D_A and D_B
+
   def __init__(self, config):
     super().__init__(config)
     if config.model.name != 'cyclegan':
@@ -65,6 +68,8 @@ class Task(adversarial.Task):
     )
 
   def losses(self, model, batch, key, train):
+    model.train() if train else model.eval()
+    key = key if key is not None else jax.random.key(EVAL_KEY_SEED)
     gan = self.config.gan
     real_a = to_unit_range(batch['image_a']).astype(self.compute_dtype)
     real_b = to_unit_range(batch['image_b']).astype(self.compute_dtype)
@@ -103,14 +108,14 @@ class Task(adversarial.Task):
       'd_loss_a': d_loss_a,
       'd_loss_b': d_loss_b,
     }
-    return (d_loss, g_loss), metrics
+    return {'discriminator': d_loss, 'generator': g_loss}, metrics
 
   def translate(
-    self, state: base.TrainState, images_u8: np.ndarray, direction: str
+    self, model: nnx.Module, images_u8: np.ndarray, direction: str
   ) -> tuple[np.ndarray, np.ndarray]:
     """(translations, reconstructions) in [0, 1] of uint8 images of the source domain;
     direction 'a_to_b' (G, then F back) or 'b_to_a' (F, then G back)."""
-    model = self.merge(state.params, state.model_state)
+    model.eval()
     back = 'b_to_a' if direction == 'a_to_b' else 'a_to_b'
 
     def run(x_u8):
@@ -125,7 +130,7 @@ class Task(adversarial.Task):
       np.concatenate([np.asarray(o[1]) for o in outs]),
     )
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     final = history[-1] if history else {}
     print(
       f'final: G loss {final.get("g_loss", float("nan")):.4f} (cycle '
@@ -136,7 +141,12 @@ class Task(adversarial.Task):
     batch = test.batch(np.arange(8))
     path = pathlib.Path(workdir) / 'translations.png'
     save_translation_rows(
-      self, state, batch['image_a'], batch['image_b'], path, f'CycleGAN at step {int(state.step)}'
+      self,
+      plan.merge(state.params, state.model_state),
+      batch['image_a'],
+      batch['image_b'],
+      path,
+      f'CycleGAN at step {int(state.step)}',
     )
     (pathlib.Path(workdir) / 'report.json').write_text(
       json.dumps({'step': int(state.step), **final}, indent=1)
@@ -146,7 +156,7 @@ class Task(adversarial.Task):
 
 def save_translation_rows(
   task: Task,
-  state,
+  model: nnx.Module,
   images_a: np.ndarray,
   images_b: np.ndarray,
   path: pathlib.Path,
@@ -160,7 +170,7 @@ def save_translation_rows(
     ('a_to_b', images_a, names),
     ('b_to_a', images_b, names[::-1]),
   ):
-    fake, rec = task.translate(state, images, direction)
+    fake, rec = task.translate(model, images, direction)
     rows += [
       (f'{src}\n(input)', images / 255.0),
       (f'{src}\n-> {dst}', fake),

@@ -22,8 +22,9 @@ from flax import nnx
 from jdl.config import ConfigError
 from jdl.models.gan import DCGAN
 from jdl.plots import save_grid
-from jdl.tasks import adversarial
 from jdl.train import task as base
+
+EVAL_KEY_SEED = 1234  # evaluation draws its noise from a fixed key: the same z at every eval
 
 
 def to_unit_range(images_u8: jax.Array) -> jax.Array:
@@ -31,7 +32,14 @@ def to_unit_range(images_u8: jax.Array) -> jax.Array:
   return images_u8.astype(jnp.float32) / 127.5 - 1.0
 
 
-class Task(adversarial.Task):
+class Task(base.Task):
+  """Two networks in one state and one step (the base task's NETWORKS): the discriminator's
+  loss is differentiated with respect to the discriminator only and the generator's with
+  respect to the generator only, each updated by its own optimizer (`optimizer.<network>`
+  overrides the shared fields)."""
+
+  NETWORKS = ('generator', 'discriminator')
+
   def __init__(self, config):
     super().__init__(config)
     if config.model.name != 'dcgan':
@@ -44,6 +52,8 @@ class Task(adversarial.Task):
     return DCGAN(m.latent_dim, m.features, m.channels, dtype=self.compute_dtype, rngs=rngs)
 
   def losses(self, model, batch, key, train):
+    model.train() if train else model.eval()
+    key = key if key is not None else jax.random.key(EVAL_KEY_SEED)
     real = to_unit_range(batch['image']).astype(self.compute_dtype)
     z = jax.random.normal(key, (real.shape[0], model.latent_dim), self.compute_dtype)
     fake = model.generator(z)
@@ -64,24 +74,23 @@ class Task(adversarial.Task):
       'd_real': base.masked_mean(jax.nn.sigmoid(logit_real), batch),
       'd_fake': base.masked_mean(jax.nn.sigmoid(logit_fake_d), batch),
     }
-    return (d_loss, g_loss), metrics
+    return {'discriminator': d_loss, 'generator': g_loss}, metrics
 
-  def sample(self, state: base.TrainState, n: int, seed: int = 0) -> np.ndarray:
+  def sample(self, model: nnx.Module, n: int, seed: int = 0) -> np.ndarray:
     """n generated images in [0, 1], [n, 28, 28, C] (batch norm with its running averages)."""
-    model = self.merge(state.params, state.model_state)
     model.eval()
     generate = jax.jit(lambda z: (model.generator(z).astype(jnp.float32) + 1) / 2)
     z = jax.random.normal(jax.random.key(seed), (n, self.config.model.latent_dim))
     return np.concatenate([np.asarray(generate(z[i : i + 1000])) for i in range(0, n, 1000)])
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     final = history[-1] if history else {}
     print(
       f'final D loss {final.get("d_loss", float("nan")):.4f}, G loss '
       f'{final.get("g_loss", float("nan")):.4f}; D(real) {final.get("d_real", 0):.3f}, '
       f'D(G(z)) {final.get("d_fake", 0):.3f}'
     )
-    samples = self.sample(state, 64)
+    samples = self.sample(plan.merge(state.params, state.model_state), 64)
     path = pathlib.Path(workdir) / 'samples.png'
     save_grid(samples, path, f'DCGAN samples at step {int(state.step)}')
     (pathlib.Path(workdir) / 'report.json').write_text(

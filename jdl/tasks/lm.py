@@ -63,10 +63,10 @@ class Task(base.Task):
       raise ConfigError('config.data.kwargs.context exceeds config.model.context')
     return splits
 
-  def loss(self, model, batch, rngs, train):
+  def loss(self, model, batch, key, train):
     tokens_BxT1 = batch['tokens']
     inputs_BxT, targets_BxT = tokens_BxT1[:, :-1], tokens_BxT1[:, 1:]
-    key = rngs.dropout() if (train and rngs is not None and self.gpt_config.dropout > 0) else None
+    key = key if (train and self.gpt_config.dropout > 0) else None
     logits_BxTxV = model(inputs_BxT, dropout_key=key).astype(jnp.float32)
     nll_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
     loss = base.masked_mean(nll_BxT.mean(axis=-1), batch)
@@ -75,7 +75,7 @@ class Task(base.Task):
     )
     return loss, {'loss': loss, 'accuracy': accuracy}
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     """Validation/test loss and perplexity, and a few samples from the trained model."""
     final = next((h for h in reversed(history) if 'validation_loss' in h), None)
     if final is None:
@@ -91,7 +91,7 @@ class Task(base.Task):
     prompts = self.config.get('sample_prompts', ('And God said',))
     from jdl.models import sampling as sample
 
-    model = self.merge(jax.device_get(state.params), jax.device_get(state.model_state))
+    model = plan.merge(jax.device_get(state.params), jax.device_get(state.model_state))
     tok = self.tokenizer()
     for i, prompt in enumerate(prompts):
       text = sample.sample_text(

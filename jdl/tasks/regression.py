@@ -26,13 +26,13 @@ class Task(base.Task):
     m = self.config.model
     return MLP(m.in_features, m.features, dtype=self.compute_dtype, rngs=rngs)
 
-  def loss(self, model, batch, rngs, train):
+  def loss(self, model, batch, key, train):
     pred = model(batch['x']).astype(jnp.float32)
     mse = base.masked_mean(jnp.mean((pred - batch['y']) ** 2, axis=-1), batch)
     mae = base.masked_mean(jnp.mean(jnp.abs(pred - batch['y']), axis=-1), batch)
     return mse, {'loss': mse, 'mae': mae}
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     """Keras-style epoch lines, the test MSE beside the mean predictor's, and history.png."""
     epochs = [h for h in history if 'validation_loss' in h and 'loss' in h]
     if not epochs:

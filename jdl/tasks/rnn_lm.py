@@ -70,7 +70,7 @@ class Task(base.Task):
       )
     return text.load(**kwargs)
 
-  def loss(self, model, batch, rngs, train):
+  def loss(self, model, batch, key, train):
     tokens_BxT1 = batch['tokens']
     inputs_BxT, targets_BxT = tokens_BxT1[:, :-1], tokens_BxT1[:, 1:]
     logits_BxTxV, _ = model(inputs_BxT)
@@ -108,7 +108,7 @@ class Task(base.Task):
     )
     return tokenizer.decode(np.asarray(out[0]))
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     """Bits per character on validation and test, and a sample, into results.json."""
     final = next((h for h in reversed(history) if 'validation_loss' in h), None)
     if final is None:
@@ -120,7 +120,7 @@ class Task(base.Task):
       if f'{split}_loss' in final:
         result[f'{split}_bits_per_char'] = final[f'{split}_loss'] / math.log(2)
         print(f'{split}: {result[f"{split}_bits_per_char"]:.3f} bits per character')
-    model = self.merge(jax.device_get(state.params), jax.device_get(state.model_state))
+    model = plan.merge(jax.device_get(state.params), jax.device_get(state.model_state))
     result['sample'] = self.sample_text(
       model, self.tokenizer(), 'And God said', max_new_tokens=200, temperature=0.8, top_k=40
     )

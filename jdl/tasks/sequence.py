@@ -75,7 +75,7 @@ class Task(base.Task):
     x_BxTxF = image_BxHxWxC.reshape(*image_BxHxWxC.shape[:2], -1)  # row t = pixels of row t
     return (x_BxTxF.astype(jnp.float32) / 255.0).astype(self.compute_dtype)
 
-  def loss(self, model, batch, rngs, train):
+  def loss(self, model, batch, key, train):
     out_BxO = model(self.inputs(batch), batch.get('lengths')).astype(jnp.float32)
     if self.objective == 'classification':
       ce = base.masked_mean(
@@ -86,7 +86,7 @@ class Task(base.Task):
     mse = base.masked_mean(jnp.mean((out_BxO - batch['y']) ** 2, axis=-1), batch)
     return mse, {'loss': mse}
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     """The final MSEs beside the trivial predictor's (always the training targets' mean)."""
     final = next((h for h in reversed(history) if 'test_loss' in h), None)
     if final is None:

@@ -72,8 +72,8 @@ class Task(base.Task):
       raise ConfigError('config.data.kwargs.length exceeds config.model.max_len')
     return self.data_module().load(**kwargs)
 
-  def loss(self, model, batch, rngs, train):
-    key = rngs.dropout() if (train and rngs is not None and self.model_config.dropout > 0) else None
+  def loss(self, model, batch, key, train):
+    key = key if (train and self.model_config.dropout > 0) else None
     logits_BxTxV = model(
       batch['src'],
       batch['tgt_in'],
@@ -102,13 +102,13 @@ class Task(base.Task):
     loss = per_token(smoothed_BxT)
     return loss, {'loss': loss, 'nll': per_token(nll_BxT), 'accuracy': per_token(correct)}
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     """Corpus BLEU and chrF of the test set, decoded with the config's beam search."""
     from jdl.transformer import evaluate
 
     if self.config.decode.beam_size < 0:  # told not to translate (the sharding tests)
       return
-    model = self.merge(jax.device_get(state.params), jax.device_get(state.model_state))
+    model = plan.merge(jax.device_get(state.params), jax.device_get(state.model_state))
     sources, references = self.data_module().test_set(self.config.data.kwargs)
     if self.config.decode.test_sentences:
       n = self.config.decode.test_sentences

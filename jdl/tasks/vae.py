@@ -76,8 +76,8 @@ class Task(base.Task):
       }
     return data
 
-  def loss(self, model, batch, rngs, train):
-    key = rngs.dropout() if rngs is not None else jax.random.key(EVAL_BINARIZE_SEED)
+  def loss(self, model, batch, key, train):
+    key = key if key is not None else jax.random.key(EVAL_BINARIZE_SEED)
     key_binary, key_z = jax.random.split(key)
     x = batch['image'].astype(jnp.float32) / 255.0
     if train and self.config.data.binarize:
@@ -88,23 +88,21 @@ class Task(base.Task):
     loss = reconstruction + kl
     return loss, {'loss': loss, 'reconstruction': reconstruction, 'kl': kl}
 
-  def sample(self, state: base.TrainState, n: int, seed: int = 0) -> np.ndarray:
+  def sample(self, model: nnx.Module, n: int, seed: int = 0) -> np.ndarray:
     """n images from the model, [n, H, W, C] in [0, 1]: the decoder's Bernoulli means at
     z ~ N(0, I) (the mean image, as VAE figures show it, rather than one binary draw)."""
-    model = self.merge(state.params, state.model_state)
     decode = jax.jit(lambda z: jax.nn.sigmoid(model.decode(z).astype(jnp.float32)))
     z = jax.random.normal(jax.random.key(seed), (n, self.config.model.latent_dim))
     return np.concatenate([np.asarray(decode(z[i : i + 1000])) for i in range(0, n, 1000)])
 
-  def encode(self, state: base.TrainState, images_u8: np.ndarray) -> np.ndarray:
+  def encode(self, model: nnx.Module, images_u8: np.ndarray) -> np.ndarray:
     """Posterior means mu(x), [N, latent], of grey images scaled to [0, 1]."""
-    model = self.merge(state.params, state.model_state)
     encode = jax.jit(lambda x: model.encode(x.astype(jnp.float32) / 255.0)[0])
     return np.concatenate(
       [np.asarray(encode(images_u8[i : i + 1000])) for i in range(0, len(images_u8), 1000)]
     )
 
-  def report(self, history, workdir, state, data):
+  def report(self, plan, state, history, workdir, data):
     final = history[-1] if history else {}
     for split in data.evals:
       if f'{split}_loss' in final:
@@ -114,7 +112,9 @@ class Task(base.Task):
         )
     path = pathlib.Path(workdir) / 'samples.png'
     save_grid(
-      self.sample(state, 64), path, f'VAE samples (Bernoulli means), step {int(state.step)}'
+      self.sample(plan.merge(state.params, state.model_state), 64),
+      path,
+      f'VAE samples (Bernoulli means), step {int(state.step)}',
     )
     (pathlib.Path(workdir) / 'report.json').write_text(
       json.dumps({'step': int(state.step), **final}, indent=1)

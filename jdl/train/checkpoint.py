@@ -8,12 +8,9 @@ it stops with `CheckpointError`, naming the arrays that differ, and moves nothin
 
 from __future__ import annotations
 
-import pathlib
-import shutil
-import sys
-
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 
 class CheckpointError(RuntimeError):
@@ -21,8 +18,13 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpointer:
-  def __init__(self, workdir: pathlib.Path, keep: int, async_save: bool = True):
-    self.directory = (workdir / 'checkpoints').absolute()
+  def __init__(self, workdir: epath.PathLike, keep: int, async_save: bool = True):
+    workdir = epath.Path(workdir)
+    self.directory = (
+      workdir / 'checkpoints'
+      if workdir.is_absolute()
+      else (epath.Path.cwd() / workdir / 'checkpoints')
+    )
     self.manager = ocp.CheckpointManager(
       self.directory,
       options=ocp.CheckpointManagerOptions(
@@ -30,9 +32,6 @@ class Checkpointer:
       ),
       item_handlers={'state': ocp.StandardCheckpointHandler(), 'data': ocp.JsonCheckpointHandler()},
     )
-
-  def latest_step(self) -> int | None:
-    return self.manager.latest_step()
 
   def save(self, step: int, state, data_state: dict, force: bool = True) -> None:
     self.manager.save(
@@ -43,13 +42,21 @@ class Checkpointer:
       force=force,
     )
 
-  def restore(self, abstract_state, log=print):
-    """Newest readable checkpoint as (step, state, data_state), or None if there is none.
+  def restore(self, abstract_state, step: int | None = None, log=print):
+    """Newest readable checkpoint as (step, state, data_state), or None if there is none; with
+    `step`, that checkpoint (a FileNotFoundError names the steps there are).
 
     `abstract_state` is a tree of jax.ShapeDtypeStruct with the target shardings, so each array
     is read straight into its shards.
     """
-    for step in sorted(self.manager.all_steps(), reverse=True):
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if step is not None:
+      if step not in steps:
+        raise FileNotFoundError(
+          f'no checkpoint at step {step} in {self.directory} (there are: {sorted(steps)})'
+        )
+      steps = [step]
+    for step in steps:
       try:
         stored = self.manager.item_metadata(step).state
         if stored is None:
@@ -87,8 +94,8 @@ class Checkpointer:
       corrupt.mkdir(exist_ok=True)
       target = corrupt / str(step)
       if target.exists():
-        shutil.rmtree(target)
-      shutil.move(str(self.directory / str(step)), str(target))
+        target.rmtree()
+      (self.directory / str(step)).rename(target)
       log(f'moved it to {target}')
     self.manager.reload()
 
@@ -133,7 +140,3 @@ def _mismatch(stored, abstract) -> str:
   problems += [f'{k} is not in the config' for k in sorted(set(have) - set(want))]
   more = f'; and {len(problems) - 3} more' if len(problems) > 3 else ''
   return '; '.join(problems[:3]) + more
-
-
-def log_to_stderr(text: str) -> None:
-  print(text, file=sys.stderr, flush=True)

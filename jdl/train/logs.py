@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
 import sys
 import time
 
 import tqdm
+from etils import epath
 
 
 class MetricWriter:
   def __init__(
     self,
-    workdir: pathlib.Path,
+    workdir: epath.PathLike,
     total_steps: int,
     start_step: int,
     progress_bar: str = 'auto',
@@ -29,7 +29,8 @@ class MetricWriter:
       return
     from tensorboardX import SummaryWriter  # TF-free event files that TensorBoard reads
 
-    self.jsonl = open(workdir / 'metrics.jsonl', 'a')
+    workdir = epath.Path(workdir)
+    self.jsonl = (workdir / 'metrics.jsonl').open('a')
     self.tb = SummaryWriter(str(workdir / 'tensorboard'))
     use_bar = progress_bar == 'always' or (progress_bar == 'auto' and sys.stderr.isatty())
     self.bar = (
@@ -95,3 +96,20 @@ def _duration(seconds: float) -> str:
   m, s = divmod(int(seconds), 60)
   h, m = divmod(m, 60)
   return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
+
+
+def read_metrics(workdir: epath.PathLike) -> list[dict]:
+  """The records of a run's `metrics.jsonl`, in the order written (a resumed run appends; a
+  line cut short by a crash is skipped)."""
+  path = epath.Path(workdir) / 'metrics.jsonl'
+  if not path.exists():
+    raise FileNotFoundError(
+      f'no metrics in {path}: train first with `jdl train --workdir {workdir}`'
+    )
+  records = []
+  for line in path.read_text().splitlines():
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
+  return records

@@ -1,19 +1,22 @@
 """The one training loop. Read top to bottom, it is the recipe every experiment follows:
 
-  config -> task (model, data, loss) -> mesh and shardings -> sharded init or restore
-  -> compiled steps (several per call) -> metrics one call late -> eval / log / checkpoint.
+  config -> task (model, data, objective) -> plan -> mesh and shardings -> sharded init or
+  restore -> compiled steps (several per call) -> metrics one call late -> eval (and hooks) /
+  log / checkpoint -> stop at the last step, on SIGTERM or when the wall-clock budget is spent.
 
-It never looks at which architecture it runs: everything specific lives in the task.
+`Trainer` holds what is built once from a config (task, data, plan, mesh, shardings, compiled
+init, train and eval steps); benchmarks, races and tests reuse it rather than assembling these
+pieces themselves. The loop never looks at which architecture it runs: that lives in the task.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import functools
 import math
-import pathlib
 import signal
 import time
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,25 +26,20 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jdl import config as config_lib
-from jdl import sharding
+from jdl import paths, sharding
 from jdl.data import pipeline
+from jdl.data.splits import Splits
 from jdl.train.checkpoint import Checkpointer
 from jdl.train.logs import MetricWriter
-from jdl.train.task import Splits, Task, TrainState
+from jdl.train.task import Task, TrainState, get_task
+
+# An evaluation hook: (trainer, step, state) -> extra metrics for the evaluation record (a
+# translation's BLEU, a generator's sample score). Runs on every process at each evaluation.
+EvalHook = Callable[['Trainer', int, TrainState], dict[str, float]]
 
 
 class TrainingDiverged(RuntimeError):
   """The loss became NaN or infinite; the message names the step."""
-
-
-def get_task(config: ml_collections.ConfigDict) -> Task:
-  try:
-    module = importlib.import_module(f'jdl.tasks.{config.task}')
-  except ModuleNotFoundError as e:
-    if e.name != f'jdl.tasks.{config.task}':
-      raise
-    raise config_lib.ConfigError(f"config.task: no task module 'jdl.tasks.{config.task}'") from None
-  return module.Task(config)
 
 
 @dataclasses.dataclass
@@ -80,44 +78,6 @@ class Schedule:
     return step == self.total or (every > 0 and step % every == 0)
 
 
-def build(task: Task, total_steps: int, mesh):
-  """Task setup, the state's shardings, and the compiled init; nothing allocated yet."""
-  config = task.config
-  task.setup(total_steps)
-  key = jax.random.key(config.seed)
-  abstract = jax.eval_shape(task.init_state, key)
-  shardings = sharding.tree_shardings(
-    abstract, task.state_axes(abstract), config.sharding_rules, mesh
-  )
-  init = jax.jit(task.init_state, out_shardings=shardings)
-  abstract = jax.tree.map(
-    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
-  )
-  return key, abstract, shardings, init
-
-
-def compile_steps(task: Task, shardings, mesh, per_call: int, unroll: int = 1):
-  """`per_call` training steps in one jit-compiled call; the state's buffers are donated."""
-
-  def run(state: TrainState, batches):
-    def one(state, batch):
-      key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-      return task.train_step(state, batch, key)
-
-    if per_call == 1:
-      state, metrics = one(state, batches)
-      return state, jax.tree.map(lambda m: m[None], metrics)
-    return jax.lax.scan(one, state, batches, unroll=unroll)
-
-  batch_sharding = sharding.batch_sharding(mesh, stacked=per_call > 1)
-  return jax.jit(
-    run,
-    in_shardings=(shardings, batch_sharding),
-    out_shardings=(shardings, NamedSharding(mesh, P())),
-    donate_argnums=0,
-  )
-
-
 def make_mesh(config):
   """The config's mesh, set as the current one, after checking that batches split over it."""
   mesh = sharding.make_mesh(config.mesh)
@@ -132,20 +92,260 @@ def make_mesh(config):
   return mesh
 
 
-def evaluate(task: Task, state: TrainState, data: Splits, config, mesh, eval_step) -> dict:
-  """Mean metrics over every row of every evaluation split: {'validation_loss': ..., ...}."""
-  out = {}
-  for split, arrays in data.evals.items():
-    sums = None
-    for local in pipeline.eval_batches(
-      arrays, config.eval_batch_size, jax.process_index(), jax.process_count()
-    ):
-      metrics = eval_step(state, sharding.global_batch(local, mesh))
-      sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
-    sums = jax.device_get(sums)
-    count = sums.pop('count')
-    out.update({f'{split}_{k}': float(v / count) for k, v in sums.items()})
-  return out
+class Trainer:
+  """Everything built once from a config: nothing is allocated or compiled until used.
+
+  `data` may be given (a benchmark's synthetic batches, a test's small split); by default the
+  task loads it, when first needed. `total_steps` replaces the schedule (and then no data is
+  loaded to count rows): a run restored for use needs only the shapes.
+  """
+
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    data: Splits | None = None,
+    total_steps: int | None = None,
+  ):
+    config_lib.validate(config)
+    self.config = config
+    self.task: Task = get_task(config)
+    self._data = data
+    if total_steps is None:
+      self.schedule = Schedule.from_config(config, pipeline.num_rows(self.data.train))
+    else:  # a run restored for use: no data needed, the length only shapes the optimizer's rate
+      self.schedule = Schedule(total_steps, 1, config.steps_per_call, 0, 0, 0)
+    self.mesh = make_mesh(config)
+    self.plan = self.task.setup(self.schedule.total)
+
+    # ---- the state's shardings and its compiled init
+    self.key = jax.random.key(config.seed)
+    init_state = functools.partial(self.task.init_state, self.plan)
+    abstract = jax.eval_shape(init_state, self.key)
+    self.shardings = sharding.tree_shardings(
+      abstract, self.task.state_axes(self.plan, abstract), config.sharding_rules, self.mesh
+    )
+    self.abstract_state = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, self.shardings
+    )
+    self._init = jax.jit(init_state, out_shardings=self.shardings)
+
+    # ---- compiled steps: `per_call` training steps in one call, the state's buffers donated
+    per_call = self.schedule.per_call
+    replicated = NamedSharding(self.mesh, P())
+
+    def run(state: TrainState, batches):
+      def one(state, batch):
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        return self.task.train_step(self.plan, state, batch, key)
+
+      if per_call == 1:
+        state, metrics = one(state, batches)
+        return state, jax.tree.map(lambda m: m[None], metrics)
+      return jax.lax.scan(one, state, batches, unroll=config.steps_unroll)
+
+    self.run_steps = jax.jit(
+      run,
+      in_shardings=(self.shardings, sharding.batch_sharding(self.mesh, stacked=per_call > 1)),
+      out_shardings=(self.shardings, replicated),
+      donate_argnums=0,
+    )
+    self.eval_step = jax.jit(
+      functools.partial(self.task.eval_step, self.plan),
+      in_shardings=(self.shardings, sharding.batch_sharding(self.mesh)),
+      out_shardings=replicated,
+    )
+
+  @property
+  def data(self) -> Splits:
+    """The task's data, loaded on first use."""
+    if self._data is None:
+      self._data = self.task.load_data()
+    return self._data
+
+  @property
+  def num_params(self) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(self.abstract_state.params))
+
+  # ---- state -----------------------------------------------------------------------------------
+
+  def init_state(self) -> TrainState:
+    return self._init(self.key)
+
+  def checkpointer(self, workdir, async_save: bool | None = None) -> Checkpointer:
+    return Checkpointer(
+      paths.workdir(workdir),
+      self.config.keep_checkpoints,
+      self.config.async_checkpointing if async_save is None else async_save,
+    )
+
+  def restore(self, workdir, step: int | None = None, log=print):
+    """(step, state, data iterator state) of the newest readable checkpoint (or of `step`),
+    read straight into this trainer's shardings; None if the workdir has none."""
+    checkpointer = self.checkpointer(workdir, async_save=False)
+    try:
+      return checkpointer.restore(self.abstract_state, step=step, log=log)
+    finally:
+      checkpointer.close()
+
+  def model(self, state: TrainState):
+    """The nnx module of a state (its arrays on the devices as they are)."""
+    return self.plan.merge(state.params, state.model_state)
+
+  # ---- data and evaluation ---------------------------------------------------------------------
+
+  def train_batches(self):
+    """The training batches of every step, resumable (grain iterator with get/set_state)."""
+    return iter(
+      pipeline.train_dataset(
+        self.data.train,
+        self.config.batch_size,
+        self.config.seed,
+        jax.process_index(),
+        jax.process_count(),
+        self.schedule.per_call,
+        shuffle=self.data.shuffle,
+      )
+    )
+
+  def global_batch(self, local: dict[str, np.ndarray]):
+    return sharding.global_batch(local, self.mesh, stacked=self.schedule.per_call > 1)
+
+  def evaluate(self, state: TrainState, hooks: Sequence[EvalHook] = (), step: int = 0) -> dict:
+    """Mean metrics over every row of every evaluation split ({'validation_loss': ...}), and
+    what the hooks add."""
+    out = {}
+    for split, arrays in self.data.evals.items():
+      sums = None
+      for local in pipeline.eval_batches(
+        arrays, self.config.eval_batch_size, jax.process_index(), jax.process_count()
+      ):
+        metrics = self.eval_step(state, sharding.global_batch(local, self.mesh))
+        sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+      sums = jax.device_get(sums)
+      count = sums.pop('count')
+      out.update({f'{split}_{k}': float(v / count) for k, v in sums.items()})
+    for hook in hooks:
+      out.update(hook(self, step, state))
+    return out
+
+  # ---- the loop --------------------------------------------------------------------------------
+
+  def fit(self, workdir, eval_hooks: Sequence[EvalHook] = ()) -> dict:
+    """Trains (or resumes) in `workdir` until the last step, SIGTERM, or `config.max_seconds`
+    of wall-clock time (compilation included); returns the final metrics and the history."""
+    t_start = time.perf_counter()
+    config, schedule, task = self.config, self.schedule, self.task
+    workdir = paths.workdir(workdir)
+    is_main = jax.process_index() == 0
+    if is_main:
+      config_lib.write(config, workdir)
+    checkpointer = self.checkpointer(workdir)
+    restored = checkpointer.restore(self.abstract_state, log=print if is_main else (lambda _: None))
+    train_iter = self.train_batches()
+    if restored is None:
+      state, start = self.init_state(), 0
+    else:
+      start, state, data_state = restored
+      train_iter.set_state(data_state)
+    if is_main:
+      print(
+        f'{config.task}: {self.num_params:,} parameters; mesh {dict(self.mesh.shape)} on '
+        f'{jax.device_count()} {jax.default_backend()} device(s), {jax.process_count()} '
+        f'process(es); {schedule.total} steps ({schedule.per_epoch}/epoch)'
+        + (f'; resumed at step {start}' if start else '')
+        + (f'; budget {config.max_seconds:g} s' if config.max_seconds > 0 else ''),
+        flush=True,
+      )
+
+    log = MetricWriter(workdir, schedule.total, start, config.progress_bar, enabled=is_main)
+    preemption = _Preemption()
+    history: list[dict] = []
+    window: list[dict[str, np.ndarray]] = []
+    pending = None  # (first step, device metrics) of the call whose metrics are not fetched yet
+
+    def drain():
+      """Brings the pending call's metrics to the host, stopping on a non-finite loss."""
+      nonlocal pending
+      if pending is not None:
+        first, device_metrics = pending
+        host = jax.device_get(device_metrics)
+        _check_finite(host, first)
+        window.append(host)
+        pending = None
+
+    step, stop = start, None
+    try:
+      while step < schedule.total:
+        batches = self.global_batch(next(train_iter))
+        state, device_metrics = self.run_steps(state, batches)
+        drain()  # the previous call's metrics, fetched while this call runs
+        pending = (step + 1, device_metrics)
+        step += schedule.per_call
+        log.advance(step)
+
+        if preemption.reached(step):
+          stop = 'preempted'
+        elif config.max_seconds > 0 and _agreed_elapsed(t_start) >= config.max_seconds:
+          stop = 'max_seconds'
+        last = step >= schedule.total or stop == 'max_seconds'
+        logs = last or schedule.due(schedule.log, step)
+        evals = last or schedule.due(schedule.eval, step)
+        saves = stop is not None or schedule.due(schedule.checkpoint, step)
+        if logs or evals or saves:
+          drain()
+        record = {}
+        if logs and window:
+          record = {k: float(np.mean(np.concatenate([w[k] for w in window]))) for k in window[0]}
+          window.clear()
+        if evals:
+          record.update(self.evaluate(state, eval_hooks, step))
+        if logs or evals:
+          record['epoch'] = step / schedule.per_epoch
+          record['seconds'] = time.perf_counter() - t_start
+          history.append({'step': step, **record})
+          log.write(step, record)
+        if saves:
+          checkpointer.save(step, state, train_iter.get_state())
+        if stop == 'preempted':
+          checkpointer.wait()
+          log.message(f'SIGTERM: checkpoint saved at step {step}; run the same command to resume')
+          break
+        if stop == 'max_seconds':
+          log.message(
+            f'max_seconds={config.max_seconds:g} reached at step {step}: evaluated and saved; '
+            'run the same command (with a larger budget) to continue'
+          )
+          break
+      drain()
+    finally:
+      preemption.restore()
+      checkpointer.close()
+      log.close()
+    seconds = time.perf_counter() - t_start
+    finished = step >= schedule.total or stop == 'max_seconds'
+    if is_main and finished:
+      task.report(self.plan, state, history, workdir, self.data)
+    final = history[-1] if history and finished else {}
+    return {
+      'step': step,
+      'history': history,
+      'final': final,
+      'state': state,
+      'seconds': seconds,
+      'preempted': stop == 'preempted',
+      'stopped': stop or 'done',
+    }
+
+
+def _agreed_elapsed(t_start: float) -> float:
+  """Seconds since `t_start`, the same on every process (process 0's clock), so that all stop
+  at the same step."""
+  elapsed = time.perf_counter() - t_start
+  if jax.process_count() == 1:
+    return elapsed
+  from jax.experimental import multihost_utils
+
+  return float(multihost_utils.broadcast_one_to_all(np.float64(elapsed)))
 
 
 class _Preemption:
@@ -188,161 +388,22 @@ def _check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
     )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir, eval_hooks: Sequence[EvalHook] = ()
+) -> dict:
   """Trains (or resumes) the experiment described by `config` in `workdir`; returns the final
   metrics and the per-log history."""
-  workdir = pathlib.Path(workdir)
-  config_lib.validate(config)
-  is_main = jax.process_index() == 0
-  if is_main:
-    config_lib.write(config, workdir)
-
-  # ---- data and schedule
-  task = get_task(config)
-  data = task.load_data()
-  schedule = Schedule.from_config(config, pipeline.num_rows(data.train))
-
-  # ---- mesh, shardings, state
-  mesh = make_mesh(config)
-  key, abstract, shardings, init = build(task, schedule.total, mesh)
-  checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.async_checkpointing)
-  restored = checkpointer.restore(abstract, log=print if is_main else (lambda _: None))
-  train_iter = iter(
-    pipeline.train_dataset(
-      data.train,
-      config.batch_size,
-      config.seed,
-      jax.process_index(),
-      jax.process_count(),
-      schedule.per_call,
-    )
-  )
-  if restored is None:
-    state, start = init(key), 0
-  else:
-    start, state, data_state = restored
-    train_iter.set_state(data_state)
-  if is_main:
-    n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(abstract.params))
-    print(
-      f'{config.task}: {n_params:,} parameters; mesh {dict(mesh.shape)} on '
-      f'{jax.device_count()} {jax.default_backend()} device(s), {jax.process_count()} '
-      f'process(es); {schedule.total} steps ({schedule.per_epoch}/epoch)'
-      + (f'; resumed at step {start}' if start else ''),
-      flush=True,
-    )
-
-  run_steps = compile_steps(task, shardings, mesh, schedule.per_call, config.steps_unroll)
-  eval_step = jax.jit(task.eval_step)
-  log = MetricWriter(workdir, schedule.total, start, config.progress_bar, enabled=is_main)
-  preemption = _Preemption()
-  history: list[dict] = []
-  window: list[dict[str, np.ndarray]] = []
-  pending = None  # (first step, device metrics) of the call whose metrics are not fetched yet
-
-  def drain():
-    """Brings the pending call's metrics to the host, stopping on a non-finite loss."""
-    nonlocal pending
-    if pending is not None:
-      first, device_metrics = pending
-      host = jax.device_get(device_metrics)
-      _check_finite(host, first)
-      window.append(host)
-      pending = None
-
-  def save(step):
-    checkpointer.save(step, state, train_iter.get_state())
-
-  step, preempted = start, False
-  t_start = time.perf_counter()
-  try:
-    while step < schedule.total:
-      batches = sharding.global_batch(next(train_iter), mesh, stacked=schedule.per_call > 1)
-      state, device_metrics = run_steps(state, batches)
-      drain()  # the previous call's metrics, fetched while this call runs
-      pending = (step + 1, device_metrics)
-      step += schedule.per_call
-      log.advance(step)
-
-      boundary = [
-        schedule.due(schedule.log, step),
-        schedule.due(schedule.eval, step),
-        schedule.due(schedule.checkpoint, step),
-      ]
-      preempted = preemption.reached(step)
-      if any(boundary) or preempted:
-        drain()
-      if boundary[0]:
-        record = (
-          {k: float(np.mean(np.concatenate([w[k] for w in window]))) for k in window[0]}
-          if window
-          else {}
-        )
-        window.clear()
-        if boundary[1]:
-          record.update(evaluate(task, state, data, config, mesh, eval_step))
-        record['epoch'] = step / schedule.per_epoch
-        history.append({'step': step, **record})
-        log.write(step, record)
-      elif boundary[1]:
-        record = evaluate(task, state, data, config, mesh, eval_step)
-        history.append({'step': step, **record})
-        log.write(step, record)
-      if boundary[2]:
-        save(step)
-      if preempted:
-        if not boundary[2]:
-          save(step)
-        checkpointer.wait()
-        log.message(f'SIGTERM: checkpoint saved at step {step}; run the same command to resume')
-        break
-    drain()
-  finally:
-    preemption.restore()
-    checkpointer.close()
-    log.close()
-  train_seconds = time.perf_counter() - t_start
-  if is_main and step >= schedule.total:
-    task.report(history, workdir, state, data)
-  final = history[-1] if history and step >= schedule.total else {}
-  return {
-    'step': step,
-    'history': history,
-    'final': final,
-    'state': state,
-    'seconds': train_seconds,
-    'preempted': preempted,
-  }
+  return Trainer(config).fit(workdir, eval_hooks)
 
 
-def restore_latest(
-  task: Task, mesh, workdir: str | pathlib.Path, total_steps: int = 1, log=print
-) -> tuple[int, TrainState]:
-  """(step, state) of the newest readable checkpoint of `workdir`, for evaluation or use.
-
-  `total_steps` only sets the optimizer's schedule, never the shapes being restored.
-  """
-  workdir = pathlib.Path(workdir)
-  _, abstract, _, _ = build(task, total_steps, mesh)
-  checkpointer = Checkpointer(workdir, task.config.keep_checkpoints, async_save=False)
-  restored = checkpointer.restore(abstract, log=log)
-  checkpointer.close()
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir) -> dict:
+  """Restores the newest readable checkpoint of `workdir` and evaluates it on every eval split."""
+  trainer = Trainer(config)
+  restored = trainer.restore(workdir)
   if restored is None:
     raise FileNotFoundError(
-      f'no checkpoint in {workdir / "checkpoints"}: train first with '
+      f'no checkpoint in {paths.workdir(workdir) / "checkpoints"}: train first with '
       f'`jdl train --config ... --workdir {workdir}`'
     )
   step, state, _ = restored
-  return step, state
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-  """Restores the newest readable checkpoint of `workdir` and evaluates it on every eval split."""
-  workdir = pathlib.Path(workdir)
-  config_lib.validate(config)
-  task = get_task(config)
-  data = task.load_data()
-  schedule = Schedule.from_config(config, pipeline.num_rows(data.train))
-  mesh = make_mesh(config)
-  step, state = restore_latest(task, mesh, workdir, schedule.total)
-  return {'step': step, **evaluate(task, state, data, config, mesh, jax.jit(task.eval_step))}
+  return {'step': step, **trainer.evaluate(state, step=step)}

@@ -9,8 +9,15 @@ from jdl.config import ConfigError
 
 
 def schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """Warm-up, then the named schedule. For the decaying schedules (cosine, linear),
+  `decay_fraction` < 1 holds the rate constant until the last fraction of the steps (CycleGAN:
+  constant for the first half, then linear to zero)."""
   lr, warmup = opt.learning_rate, opt.warmup_steps
-  decay_steps = max(total_steps - warmup, 1)
+  fraction = opt.get('decay_fraction', 1.0)
+  if not 0 < fraction <= 1:
+    raise ConfigError(f'config.optimizer.decay_fraction: must be in (0, 1], got {fraction}')
+  decay_steps = max(round((total_steps - warmup) * fraction), 1)
+  hold = max(total_steps - warmup - decay_steps, 0) if opt.schedule in ('cosine', 'linear') else 0
   match opt.schedule:
     case 'constant':
       main = optax.constant_schedule(lr)
@@ -31,9 +38,30 @@ def schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule
         f"config.optimizer.schedule: unknown schedule '{other}' "
         '(constant, cosine, linear, rsqrt, staircase)'
       )
+  if hold:
+    main = optax.join_schedules([optax.constant_schedule(lr), main], [hold])
   if not warmup:
     return main
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def for_network(opt: ml_collections.ConfigDict, network: str) -> ml_collections.ConfigDict:
+  """The optimizer of one network: `config.optimizer` with the fields of its section
+  `config.optimizer.<network>` (if any) in place of the shared ones."""
+  shared = {k: v for k, v in opt.items() if not _is_section(k, v)}
+  section = opt.get(network)
+  if section is not None and _is_section(network, section):
+    if unknown := sorted(set(section) - set(shared)):
+      raise ConfigError(
+        f'config.optimizer.{network}: unknown optimizer field(s) {unknown} '
+        f'(known: {sorted(shared)})'
+      )
+    shared.update(section.to_dict())
+  return ml_collections.ConfigDict(shared)
+
+
+def _is_section(key: str, value) -> bool:
+  return isinstance(value, ml_collections.ConfigDict) and key != 'kwargs'
 
 
 def make(opt: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:

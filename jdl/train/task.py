@@ -1,16 +1,26 @@
-"""What an architecture supplies to the training loop, and the default functional step.
+"""The task contract: what a system supplies to the training loop, and the default step.
 
-The loop knows only this interface. A task builds its model (a `flax.nnx` module), loads its
-data, and defines its loss; the default `train_step` differentiates that loss. A task whose step
-is not "one loss, one optimizer" (a GAN's two players, RLHF's policy and value) overrides
-`make_optimizer` and `train_step`, and the loop runs it all the same.
+The loop knows only this interface (docs/architecture.md draws it). A task builds its model (a
+`flax.nnx` module), loads its data, and defines its objective in one of three forms:
+
+  loss(model, batch, key, train) -> (loss, metrics)                  one network
+  losses(model, batch, key, train) -> ({network: loss}, metrics)     several (NETWORKS)
+  carried_loss(model, batch, carry, key, train) -> (loss, metrics, carry)
+                                                   a recurrent state carried between batches
+
+`setup` turns the config into an immutable `Plan` (the model's static structure, the logical
+axes of every array, the optimizer); every other method receives the plan, so a task object
+holds nothing but its config. The default `train_step` differentiates the objective: each
+network's loss with respect to that network's parameters only, each network updated by its own
+optimizer (`optax.partition`), frozen networks (FROZEN) carrying no optimizer state and left
+bitwise unchanged. Tasks override a hook only where the mechanism is truly theirs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+from typing import Any, ClassVar
 
 import flax
 import jax
@@ -22,10 +32,14 @@ from jax.sharding import PartitionSpec as P
 
 import jdl.models  # noqa: F401  (turns off eager sharding: the loop decides shardings)
 from jdl.config import ConfigError
+from jdl.data.splits import Splits
 from jdl.train import optim
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
+FROZEN_LABEL = 'frozen'
+SINGLE = 'model'  # the network name of a task with one trained network
+DATA_KEY = 0x5EED  # fold_in tag of the key that `prepare_batch` draws from
 
 
 @flax.struct.dataclass
@@ -34,18 +48,31 @@ class TrainState:
 
   step: jax.Array  # int32 scalar: optimizer steps taken
   params: Any  # nested dict of the model's nnx.Param values
-  model_state: Any  # nested dict of its other variables (batch statistics, ...)
+  model_state: Any  # nested dict of its other variables (batch statistics, pools, ...)
   opt_state: Any
   rng: jax.Array  # uint32[2]; the key of step s is fold_in(rng, s)
+  carry: Any = None  # the recurrent state carried between batches (None: none), rows = batch
 
 
-@dataclasses.dataclass
-class Splits:
-  """A task's data. Each split is a dict of equally long numpy arrays (one row per example) or a
-  source with `__len__` and `batch(indices, rng)` (see jdl.data.pipeline)."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What `Task.setup` returns: static structure and optimizer, immutable, built abstractly."""
 
-  train: Any
-  evals: dict[str, Any]  # name ('validation', 'test') -> split
+  graphdef: Any
+  param_axes: Any  # logical axis names (PartitionSpecs) of the parameters
+  model_state_axes: Any
+  tx: optax.GradientTransformation
+  networks: tuple[str, ...]  # trained networks: top-level parameter names, or (SINGLE,)
+  frozen: tuple[str, ...]  # top-level parameter names that never change
+
+  def merge(self, params, model_state) -> nnx.Module:
+    return nnx.merge(self.graphdef, params, model_state)
+
+  def label(self, name: str) -> str:
+    """The optimizer partition of a top-level parameter subtree."""
+    if name in self.frozen:
+      return FROZEN_LABEL
+    return name if self.networks != (SINGLE,) else SINGLE
 
 
 def masked_mean(values: jax.Array, batch: Batch) -> jax.Array:
@@ -57,15 +84,32 @@ def masked_mean(values: jax.Array, batch: Batch) -> jax.Array:
   return (values * mask).sum() / jnp.maximum(mask.sum(), 1)
 
 
+def get_task(config: ml_collections.ConfigDict) -> Task:
+  """The task named by `config.task`: the class `Task` of module `jdl.tasks.<name>`."""
+  name = f'jdl.tasks.{config.task}'
+  try:
+    module = importlib.import_module(name)
+  except ModuleNotFoundError as e:
+    if e.name != name:
+      raise
+    raise ConfigError(f"config.task: no task module '{name}'") from None
+  return module.Task(config)
+
+
 class Task:
-  """Base class: subclasses implement `build_model` and `loss` (and `load_data` if the data is
-  not a `jdl.data` module's `load`)."""
+  """Base class. A subclass implements `build_model` and one objective (see the module doc)."""
+
+  # Several networks, each with its own loss and optimizer: names of the model's attributes
+  # (top-level parameter subtrees). Empty: one network, trained with `loss` or `carried_loss`.
+  NETWORKS: ClassVar[tuple[str, ...]] = ()
+  # Networks that are used but never trained (a reference policy, a reward model).
+  FROZEN: ClassVar[tuple[str, ...]] = ()
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.compute_dtype = jnp.dtype(config.dtype)
 
-  # ---- what an architecture implements ---------------------------------------------------------
+  # ---- what a system implements ----------------------------------------------------------------
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     raise NotImplementedError
@@ -83,24 +127,73 @@ class Task:
     return module.load(**(kwargs.to_dict() if kwargs else {}))
 
   def loss(
-    self, model: nnx.Module, batch: Batch, rngs: nnx.Rngs | None, train: bool
+    self, model: nnx.Module, batch: Batch, key: jax.Array | None, train: bool
   ) -> tuple[jax.Array, Metrics]:
-    """Scalar loss and per-example-mean metrics; must respect `batch['mask']` (masked_mean)."""
+    """Scalar loss and per-example-mean metrics; must respect `batch['mask']` (masked_mean).
+    `key` is a plain PRNG key for dropout and noise while training, None in evaluation."""
     raise NotImplementedError
 
-  def report(self, history: list[dict], workdir, state: TrainState, data: Splits) -> None:
+  def losses(
+    self, model: nnx.Module, batch: Batch, key: jax.Array | None, train: bool
+  ) -> tuple[dict[str, jax.Array], Metrics]:
+    """With NETWORKS: each network's own loss, evaluated at the same parameters."""
+    raise NotImplementedError
+
+  def carried_loss(
+    self, model: nnx.Module, batch: Batch, carry: Any, key: jax.Array | None, train: bool
+  ) -> tuple[jax.Array, Metrics, Any]:
+    """With `initial_carry`: the loss of a batch that continues the previous batch's streams,
+    starting from `carry` (already reset where `batch['reset']` starts a new document), and the
+    carry to continue from. Gradients stop at the batch boundary (truncated BPTT)."""
+    raise NotImplementedError
+
+  def initial_carry(self, batch_size: int) -> Any:
+    """The recurrent state at the start of a document, rows = batch; None: no carried state."""
+    return None
+
+  def prepare_batch(self, plan: Plan, state: TrainState, batch: Batch, key: jax.Array) -> Batch:
+    """Turns the pipeline's batch into the batch trained on, inside the compiled step: training
+    data produced from the current state (RLHF's rollouts from the current policy). Default:
+    the batch as it is."""
+    return batch
+
+  # ---- optional hooks, used by the tools (`jdl sample`, `jdl params`, the loop's end) ------------
+
+  def tokenizer(self):
+    """The tokenizer of a text task (encode(str) -> ids, decode(ids) -> str), else None."""
+    return None
+
+  def sample_text(self, model: nnx.Module, tokenizer, prompt: str, **options) -> str:
+    """`jdl sample` for a model that does not generate through `jdl.models.sampling` (a
+    recurrent network carries its state instead of a KV cache)."""
+    from jdl.models import sampling
+
+    return sampling.sample_text(model, tokenizer, prompt, **options)
+
+  def report(self, plan: Plan, state: TrainState, history: list[dict], workdir, data: Splits):
     """Called on process 0 after training: print a summary, write plots. Optional."""
 
   def params_report(self, params) -> str | None:
     """Extra lines for `jdl params` (a paper's table beside the exact count). Optional."""
     return None
 
-  # ---- model and optimizer ---------------------------------------------------------------------
+  # ---- the plan: structure and optimizer -------------------------------------------------------
 
-  def make_optimizer(self, total_steps: int) -> optax.GradientTransformation:
-    return optim.make(self.config.optimizer, total_steps)
+  def make_optimizer(
+    self, total_steps: int, networks: tuple[str, ...], labels
+  ) -> optax.GradientTransformation:
+    """The config's optimizer for one network; with several (or frozen parts), one optimizer per
+    network from `config.optimizer` and its per-network section (`optimizer.<network>`), joined
+    by `optax.partition`; frozen parts get `optax.set_to_zero` (no state)."""
+    opt = self.config.optimizer
+    if networks == (SINGLE,) and not self.FROZEN:
+      return optim.make(opt, total_steps)
+    transforms = {n: optim.make(optim.for_network(opt, n), total_steps) for n in networks}
+    if self.FROZEN:
+      transforms[FROZEN_LABEL] = optax.set_to_zero()
+    return optax.partition(transforms, labels)
 
-  def setup(self, total_steps: int) -> None:
+  def setup(self, total_steps: int) -> Plan:
     """Builds the model abstractly (nothing allocated) to learn its structure and axis names."""
     graphdefs = []
 
@@ -110,15 +203,38 @@ class Task:
       return params, rest
 
     params, rest = jax.eval_shape(split)
-    self.graphdef = graphdefs[0]
-    self.param_axes = nnx.to_pure_dict(nnx.get_partition_spec(params))
-    self.model_state_axes = nnx.to_pure_dict(nnx.get_partition_spec(rest))
-    self.tx = self.make_optimizer(total_steps)
+    param_axes = nnx.to_pure_dict(nnx.get_partition_spec(params))
+    networks = self._networks(param_axes)
+    probe = Plan(graphdefs[0], param_axes, None, None, networks, tuple(self.FROZEN))
 
-  def merge(self, params, model_state) -> nnx.Module:
-    return nnx.merge(self.graphdef, params, model_state)
+    is_spec = lambda x: isinstance(x, P)
+    labels = {
+      k: jax.tree.map(lambda _, k=k: probe.label(k), v, is_leaf=is_spec)
+      for k, v in param_axes.items()
+    }
+    tx = self.make_optimizer(total_steps, networks, labels)
+    return dataclasses.replace(
+      probe, model_state_axes=nnx.to_pure_dict(nnx.get_partition_spec(rest)), tx=tx
+    )
 
-  def init_state(self, key: jax.Array) -> TrainState:
+  def _networks(self, param_axes) -> tuple[str, ...]:
+    names = set(param_axes)
+    for field, wanted in (('NETWORKS', self.NETWORKS), ('FROZEN', self.FROZEN)):
+      if missing := [n for n in wanted if n not in names]:
+        raise ConfigError(
+          f'{type(self).__module__}: {field} names {missing}, which the model does not have '
+          f'(its parameters: {sorted(names)})'
+        )
+    if not self.NETWORKS:
+      return (SINGLE,)
+    if loose := sorted(names - set(self.NETWORKS) - set(self.FROZEN)):
+      raise ConfigError(
+        f'{type(self).__module__}: parameters {loose} belong to no network of NETWORKS '
+        f'{self.NETWORKS} and are not FROZEN'
+      )
+    return tuple(self.NETWORKS)
+
+  def init_state(self, plan: Plan, key: jax.Array) -> TrainState:
     """Pure: the loop runs it under `jax.jit` with the shardings of `state_axes`."""
     model = self.build_model(nnx.Rngs(params=key))
     _, params, rest = nnx.split(model, nnx.Param, ...)
@@ -127,66 +243,105 @@ class Task:
       step=jnp.zeros((), jnp.int32),
       params=params,
       model_state=rest,
-      opt_state=self.tx.init(params),
+      opt_state=plan.tx.init(params),
       rng=jax.random.key_data(jax.random.fold_in(key, 1)),
+      carry=self.initial_carry(self.config.batch_size),
     )
 
-  def state_axes(self, abstract_state: TrainState) -> TrainState:
-    """Logical axis names for every leaf of the state; optimizer moments follow their params."""
-    is_spec = lambda x: isinstance(x, P)
-    opt_axes = optax.tree_map_params(
-      self.tx,
-      lambda _, axes: axes,
-      abstract_state.opt_state,
-      self.param_axes,
-      transform_non_params=lambda _: P(),
-      is_leaf=is_spec,
+  def state_axes(self, plan: Plan, abstract_state: TrainState) -> TrainState:
+    """Logical axis names for every leaf of the state; optimizer moments follow their params,
+    a carried state is split by rows like the batch."""
+    opt_axes = _follow_params(abstract_state.opt_state, abstract_state.params, plan.param_axes)
+    carry_axes = jax.tree.map(
+      lambda x: P('batch', *[None] * (x.ndim - 1)) if x.ndim else P(), abstract_state.carry
     )
     return TrainState(
       step=P(),
-      params=self.param_axes,
-      model_state=self.model_state_axes,
+      params=plan.param_axes,
+      model_state=plan.model_state_axes,
       opt_state=opt_axes,
       rng=P(),
+      carry=carry_axes,
     )
 
   # ---- steps -----------------------------------------------------------------------------------
 
-  def _grads(self, state: TrainState, batch: Batch, key: jax.Array):
-    def loss_fn(params):
-      model = self.merge(params, state.model_state)
-      loss, metrics = self.loss(model, batch, nnx.Rngs(dropout=key), train=True)
-      _, _, rest = nnx.split(model, nnx.Param, ...)
-      return loss, (metrics, nnx.to_pure_dict(rest))
+  def _objective(self, model, batch, carry, key, train):
+    """({network: loss}, metrics, carry) from whichever objective the task implements."""
+    if self.NETWORKS:
+      losses, metrics = self.losses(model, batch, key, train)
+      return losses, metrics, carry
+    if carry is not None:
+      loss, metrics, carry = self.carried_loss(model, batch, carry, key, train)
+      return {SINGLE: loss}, metrics, carry
+    loss, metrics = self.loss(model, batch, key, train)
+    return {SINGLE: loss}, metrics, carry
 
-    (_, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    return grads, metrics, model_state
+  def _grads(self, plan: Plan, state: TrainState, batch: Batch, carry, key: jax.Array):
+    """Each network's gradient of its own loss (zeros for frozen parts), metrics, the model's
+    updated variables and the next carry. One forward pass; one backward pass per network."""
+    frozen = {k: v for k, v in state.params.items() if k in plan.frozen}
+    trained = {k: v for k, v in state.params.items() if k not in plan.frozen}
+
+    def objective(trained):
+      model = plan.merge({**trained, **frozen}, state.model_state)
+      losses, metrics, next_carry = self._objective(model, batch, carry, key, True)
+      _, _, rest = nnx.split(model, nnx.Param, ...)
+      return losses, (metrics, nnx.to_pure_dict(rest), next_carry)
+
+    losses, pullback, (metrics, model_state, next_carry) = jax.vjp(objective, trained, has_aux=True)
+    if plan.networks == (SINGLE,):
+      grads = pullback({SINGLE: jnp.ones((), losses[SINGLE].dtype)})[0]
+    else:
+      grads = {}
+      for name in plan.networks:
+        # The cotangent that is 1 on this network's loss and 0 on the others: the gradient of
+        # its own loss, of which it keeps its own part (XLA drops the parts thrown away).
+        onehot = {n: jnp.asarray(n == name, losses[n].dtype) for n in losses}
+        grads[name] = pullback(onehot)[0][name]
+    grads = {**grads, **optax.tree.zeros_like(frozen)}
+    return grads, metrics, model_state, next_carry
+
+  def _reset_carry(self, carry, batch: Batch):
+    """Rows whose batch starts a new document begin from the initial state."""
+    if carry is None or 'reset' not in batch:
+      return carry
+    initial = self.initial_carry(batch['reset'].shape[0])
+    reset = batch['reset'].astype(bool)
+    return jax.tree.map(
+      lambda c, i: jnp.where(reset.reshape(-1, *[1] * (c.ndim - 1)), i.astype(c.dtype), c),
+      carry,
+      initial,
+    )
 
   def train_step(
-    self, state: TrainState, batch: Batch, key: jax.Array
+    self, plan: Plan, state: TrainState, batch: Batch, key: jax.Array
   ) -> tuple[TrainState, Metrics]:
     """One optimizer step. With grad_accum_steps = k the batch is split into k microbatches
     whose gradients are averaged in a scan, so memory is that of one microbatch."""
+    batch = self.prepare_batch(plan, state, batch, jax.random.fold_in(key, DATA_KEY))
+    carry = self._reset_carry(state.carry, batch)
     k = self.config.grad_accum_steps
     if k == 1:
-      grads, metrics, model_state = self._grads(state, batch, key)
+      grads, metrics, model_state, carry = self._grads(plan, state, batch, carry, key)
     else:
+      if carry is not None:
+        raise ConfigError('config.grad_accum_steps: a carried recurrent state needs 1')
       # Microbatch i takes rows i, i+k, ...: the batch axis keeps its sharding over devices.
       micro = jax.tree.map(
         lambda x: x.reshape(x.shape[0] // k, k, *x.shape[1:]).swapaxes(0, 1), batch
       )
 
-      def body(carry, xs):
-        grads_sum, metrics_sum, model_state = carry
+      def body(acc, xs):
+        grads_sum, metrics_sum, model_state = acc
         i, mb = xs
-        g, m, model_state = self._grads(
-          state.replace(model_state=model_state), mb, jax.random.fold_in(key, i)
+        g, m, model_state, _ = self._grads(
+          plan, state.replace(model_state=model_state), mb, None, jax.random.fold_in(key, i)
         )
         return (optax.tree.add(grads_sum, g), optax.tree.add(metrics_sum, m), model_state), None
 
-      zeros_m = jax.eval_shape(
-        lambda: self._grads(state, jax.tree.map(lambda x: x[0], micro), key)[1]
-      )
+      first = jax.tree.map(lambda x: x[0], micro)
+      zeros_m = jax.eval_shape(lambda: self._grads(plan, state, first, None, key)[1])
       init = (
         optax.tree.zeros_like(state.params),
         jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros_m),
@@ -194,17 +349,55 @@ class Task:
       )
       (grads, metrics, model_state), _ = jax.lax.scan(body, init, (jnp.arange(k), micro))
       grads, metrics = optax.tree.scale(1 / k, grads), optax.tree.scale(1 / k, metrics)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    updates, opt_state = plan.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
-    return state.replace(
-      step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state
-    ), metrics
+    # Frozen parts are the old arrays themselves (x + 0 would turn -0.0 into +0.0).
+    params = {k: state.params[k] if k in plan.frozen else v for k, v in params.items()}
+    metrics = dict(metrics)
+    if plan.networks == (SINGLE,):
+      metrics['grad_norm'] = optax.tree.norm(grads)
+    else:
+      for name in plan.networks:
+        metrics[f'{name}_grad_norm'] = optax.tree.norm(grads[name])
+    if carry is not None:
+      carry = jax.lax.stop_gradient(carry)
+    new_state = state.replace(
+      step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state, carry=carry
+    )
+    return new_state, metrics
 
-  def eval_step(self, state: TrainState, batch: Batch) -> Metrics:
-    """Metric sums over the real rows of one batch (the loop divides by the count)."""
-    model = self.merge(state.params, state.model_state)
-    _, metrics = self.loss(model, batch, None, train=False)
-    count = batch['mask'].sum() if 'mask' in batch else next(iter(batch.values())).shape[0]
+  def eval_step(self, plan: Plan, state: TrainState, batch: Batch) -> Metrics:
+    """Metric sums over the real rows of one batch (the loop divides by the count). A carried
+    state starts from its initial value in every evaluation batch."""
+    model = plan.merge(state.params, state.model_state)
+    rows = next(iter(batch.values())).shape[0]
+    carry = self.initial_carry(rows) if state.carry is not None else None
+    _, metrics, _ = self._objective(model, batch, carry, None, False)
+    count = batch['mask'].sum() if 'mask' in batch else rows
     count = jnp.asarray(count, jnp.float32)
     return dict({k: v * count for k, v in metrics.items()}, count=count)
+
+
+def _follow_params(opt_state, params, param_axes):
+  """The axes of every optimizer-state leaf: a leaf whose key path ends with a parameter's path
+  and has its shape (Adam's moments, whatever chain, partition or mask holds them) takes that
+  parameter's axes; anything else (counts, factored statistics) is replicated.
+
+  (`optax.tree_map_params` cannot see through the masked states of `optax.partition`.)"""
+  is_spec = lambda x: isinstance(x, P)
+  by_path = {}
+  for (path, leaf), (_, axes) in zip(
+    jax.tree_util.tree_flatten_with_path(params)[0],
+    jax.tree_util.tree_flatten_with_path(param_axes, is_leaf=is_spec)[0],
+  ):
+    by_path[tuple(path)] = (tuple(leaf.shape), axes)
+  lengths = sorted({len(p) for p in by_path}, reverse=True)
+
+  def axes_of(path, leaf):
+    for n in lengths:
+      hit = by_path.get(tuple(path[-n:])) if len(path) >= n else None
+      if hit is not None and hit[0] == tuple(getattr(leaf, 'shape', ())):
+        return hit[1]
+    return P()
+
+  return jax.tree_util.tree_map_with_path(axes_of, opt_state)

@@ -34,11 +34,11 @@ def abstract_params(task):
 def per_device_bytes(task, mesh_sizes: dict[str, int]) -> dict[str, int]:
   """Bytes of parameters and optimizer state held by one device of a (data, fsdp, tensor) mesh,
   computed from the config's sharding rules on an abstract mesh (no devices needed)."""
-  task.setup(total_steps=1)
+  plan = task.setup(total_steps=1)
   shape = sharding.mesh_shape(mesh_sizes, math.prod(mesh_sizes.values()))
   mesh = jax.sharding.AbstractMesh(shape, sharding.MESH_AXES)
-  abstract = jax.eval_shape(task.init_state, jax.random.key(0))
-  axes = task.state_axes(abstract)
+  abstract = jax.eval_shape(lambda key: task.init_state(plan, key), jax.random.key(0))
+  axes = task.state_axes(plan, abstract)
   is_spec = lambda x: isinstance(x, jax.sharding.PartitionSpec)
 
   def tree_bytes(tree, tree_axes):
