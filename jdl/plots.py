@@ -5,9 +5,10 @@ Tasks' reports and every system's figures draw through it.
 
 from __future__ import annotations
 
-import pathlib
+import io
 
 import numpy as np
+from etils import epath
 
 
 def pyplot():
@@ -30,7 +31,7 @@ def show(ax, image_HxWxC: np.ndarray) -> None:
   ax.set_yticks([])
 
 
-def save_grid(images: np.ndarray, path: pathlib.Path, title: str, columns: int = 8) -> None:
+def save_grid(images: np.ndarray, path: epath.PathLike, title: str, columns: int = 8) -> None:
   p = pyplot()
   rows = -(-len(images) // columns)
   fig, axes = p.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False)
@@ -40,5 +41,15 @@ def save_grid(images: np.ndarray, path: pathlib.Path, title: str, columns: int =
     ax.axis('off')
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  p.close(fig)
+  save(fig, path)
+
+
+def save(fig, path: epath.PathLike, dpi: int = 100, **kwargs) -> epath.Path:
+  """Writes a figure (PNG, SVG or PDF by the suffix) to a local or remote path and closes it."""
+  path = epath.Path(path)
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format=path.suffix.lstrip('.') or 'png', dpi=dpi, **kwargs)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(buffer.getvalue())
+  pyplot().close(fig)
+  return path
