@@ -9,6 +9,18 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 import jax  # noqa: E402
 
 jax.config.update('jax_num_cpu_devices', 8)
+# Runs that resume, or compare two runs, compile the same programs again in new closures: the
+# persistent cache turns the second compilation into a read (shared by the xdist workers).
+# Processes started by the tests (`run_jdl`) use the same cache through the environment.
+os.environ.setdefault(
+  'JAX_COMPILATION_CACHE_DIR', str(pathlib.Path(__file__).parent.parent / '.jax_cache')
+)
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
+jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
+jax.config.update(
+  'jax_persistent_cache_min_compile_time_secs',
+  float(os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS']),
+)
 
 import pytest  # noqa: E402
 

@@ -143,8 +143,8 @@ def test_checkpoint_of_another_config_is_an_error_and_is_kept(tmp_path):
 class NaNAtStep5(regression.Task):
   """Reports a NaN loss at step 5, as a diverging run would."""
 
-  def train_step(self, state, batch, key):
-    new_state, metrics = super().train_step(state, batch, key)
+  def train_step(self, plan, state, batch, key):
+    new_state, metrics = super().train_step(plan, state, batch, key)
     metrics['loss'] = jax.numpy.where(new_state.step == 5, jax.numpy.nan, metrics['loss'])
     return new_state, metrics
 

@@ -4,6 +4,7 @@ read-out. The split is jdl/data/text.py's fixed verse split (every 19th and 20th
 verses held out for validation and test).
 
   variant CELL  (lstm, elman, jordan)   variant smoke: a tiny LSTM, a few steps, for the tests
+  ',carry' after either: the recurrent state carried across batches (truncated BPTT)
 
 Hidden sizes for about 94k parameters each (70 characters, embedding 32):
   LSTM   hidden 128: 70*32 + 4*(32*128 + 128*128 + 128) + 128*70 + 70     = 93,702
@@ -25,10 +26,16 @@ HIDDEN = {'lstm': 128, 'elman': 255, 'jordan': 189}  # equal parameter budget, s
 
 
 def get_config(arg: str | None = None):
-  arg = arg or 'lstm'
+  parts = (arg or 'lstm').split(',')
+  carry = 'carry' in parts
+  parts = [p for p in parts if p != 'carry'] or ['lstm']
+  arg = parts[0]
   cell = 'lstm' if arg == 'smoke' else arg
-  if cell not in HIDDEN:
-    raise ValueError(f'char_bible (rnn): unknown variant {arg!r} ({sorted(HIDDEN)} or smoke)')
+  if cell not in HIDDEN or len(parts) > 1:
+    raise ValueError(
+      f'char_bible (rnn): unknown variant {",".join(parts)!r} ({sorted(HIDDEN)} or smoke, '
+      'optionally with ",carry")'
+    )
   c = base_config()
   c.task = 'rnn_lm'
   c.model.name = 'char_rnn'
@@ -38,6 +45,9 @@ def get_config(arg: str | None = None):
   c.model.num_layers = 1
   c.model.vocab_size = 70
   c.model.unroll = 8  # 8 steps per loop iteration: CPU loop overhead is large next to a step
+  # ',carry': the state carried from batch to batch over the books read in order (truncated
+  # BPTT over jdl.data.streams) instead of a zero state for every window.
+  c.model.carry_state = carry
   c.data.name = 'text'
   c.data.kwargs = {
     'corpora': (('kjv', 1.0),),

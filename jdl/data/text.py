@@ -19,8 +19,9 @@ import subprocess
 
 import numpy as np
 
-from jdl.data import tokenizers
+from jdl.data import streams, tokenizers
 from jdl.data.mixture import Mixture
+from jdl.data.splits import Splits
 
 INSTALL_KJV = 'apt-get install -y diatheke sword-text-kjv'
 CACHE = tokenizers.CACHE
@@ -72,20 +73,37 @@ def kjv_verses() -> list[tuple[str, str]]:
   return verses
 
 
-def corpus_texts(name: str) -> dict[str, str]:
-  """{'train', 'validation', 'test'} -> text, one verse per line."""
+def _split_verses(name: str) -> dict[str, list[tuple[str, str]]]:
+  """{'train', 'validation', 'test'} -> [(book, verse)] of one corpus, in order."""
   verses = kjv_verses()
   first_nt = next(i for i, (book, _) in enumerate(verses) if book == 'Matthew')
   picked = {'kjv': verses, 'kjv_ot': verses[:first_nt], 'kjv_nt': verses[first_nt:]}
   if name not in picked:
     raise ValueError(f'unknown corpus {name!r}; known: {sorted(picked)}')
   out = {'train': [], 'validation': [], 'test': []}
-  for i, (_, text) in enumerate(picked[name]):
+  for i, verse in enumerate(picked[name]):
     slot = (i // RUN) % EVERY
     out['validation' if slot == EVERY - 2 else 'test' if slot == EVERY - 1 else 'train'].append(
-      text
+      verse
     )
-  return {split: '\n'.join(lines) + '\n' for split, lines in out.items()}
+  return out
+
+
+def corpus_texts(name: str) -> dict[str, str]:
+  """{'train', 'validation', 'test'} -> text, one verse per line."""
+  return {
+    split: '\n'.join(text for _, text in verses) + '\n'
+    for split, verses in _split_verses(name).items()
+  }
+
+
+def book_documents(name: str, split: str, tokenizer: str) -> list[np.ndarray]:
+  """Token ids of each book's verses of one corpus split: the documents of a stream layout."""
+  books: dict[str, list[str]] = {}
+  for book, text in _split_verses(name)[split]:
+    books.setdefault(book, []).append(text)
+  encode = make_tokenizer(tokenizer).encode
+  return [np.asarray(encode('\n'.join(lines) + '\n'), np.int32) for lines in books.values()]
 
 
 def char_alphabet() -> str:
@@ -137,8 +155,6 @@ def load(
   corpora: {name: weight} (or pairs); training rows are drawn through the weighted `Mixture`,
   evaluation rows are every corpus's held-out windows (at most `eval_rows` per corpus and split).
   The 'source' field records each training row's corpus."""
-  from jdl.data.splits import Splits
-
   weights = dict(corpora)
   mixture = Mixture.of(weights)
   length = context + 1
@@ -149,3 +165,20 @@ def load(
     parts = [_eval_rows(encoded(name, split, tokenizer), length, eval_rows) for name in weights]
     evals[split] = {'tokens': np.concatenate(parts)}
   return Splits(train={'tokens': rows, 'source': source.astype(np.int32)}, evals=evals)
+
+
+def load_streams(
+  corpora: dict | tuple, tokenizer: str, context: int, streams_per_batch: int, eval_rows: int = 0
+) -> Splits:
+  """Every book of the corpora's training text, in order, as `streams_per_batch` parallel streams
+  of `context` + 1 token windows (jdl.data.streams), read unshuffled so that a recurrent state
+  carries from one batch to the next and restarts at each book. Evaluation rows are the same
+  held-out windows as `load`'s."""
+  names = [name for name, _ in dict(corpora).items()]
+  documents = [doc for name in names for doc in book_documents(name, 'train', tokenizer)]
+  train = streams.stream_rows(documents, streams_per_batch, context)
+  evals = {}
+  for split in ('validation', 'test'):
+    parts = [_eval_rows(encoded(name, split, tokenizer), context + 1, eval_rows) for name in names]
+    evals[split] = {'tokens': np.concatenate(parts)}
+  return Splits(train=train, evals=evals, shuffle=False)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import optax
+from etils import epath
 from flax import nnx
 
 from jdl.config import ConfigError
@@ -100,4 +100,4 @@ class Task(base.Task):
       samples.append(text)
       print(f'\n--- sample {i} (temperature 0.8, top-k 40) ---\n{text}')
     result['samples'] = samples
-    (pathlib.Path(workdir) / 'results.json').write_text(json.dumps(result, indent=2) + '\n')
+    (epath.Path(workdir) / 'results.json').write_text(json.dumps(result, indent=2) + '\n')

@@ -85,14 +85,17 @@ def masked_mean(values: jax.Array, batch: Batch) -> jax.Array:
 
 
 def get_task(config: ml_collections.ConfigDict) -> Task:
-  """The task named by `config.task`: the class `Task` of module `jdl.tasks.<name>`."""
-  name = f'jdl.tasks.{config.task}'
+  """The task named by `config.task`: the class `Task` of module `jdl.tasks.<name>`, or of the
+  module a dotted name gives (a research project's own task, outside jdl)."""
+  name = config.task if '.' in config.task else f'jdl.tasks.{config.task}'
   try:
     module = importlib.import_module(name)
   except ModuleNotFoundError as e:
     if e.name != name:
       raise
     raise ConfigError(f"config.task: no task module '{name}'") from None
+  if not isinstance(getattr(module, 'Task', None), type):
+    raise ConfigError(f"config.task: module '{name}' defines no class Task")
   return module.Task(config)
 
 

@@ -1,6 +1,7 @@
 """GAN: each player moves by its own loss only; a smoke run; a resumed run ends with the same
 parameters, optimizer states and batch statistics as an uninterrupted one."""
 
+import functools
 import shutil
 
 import jax
@@ -26,20 +27,18 @@ def with_extra_loss(player: str, penalised: str):
 
   class Task(gan.Task):
     def losses(self, model, batch, key, train):
-      (d_loss, g_loss), metrics = super().losses(model, batch, key, train)
+      losses, metrics = super().losses(model, batch, key, train)
       extra = 100.0 * squared_norm(getattr(model, penalised))
-      if player == 'discriminator':
-        return (d_loss + extra, g_loss), metrics
-      return (d_loss, g_loss + extra), metrics
+      return dict(losses, **{player: losses[player] + extra}), metrics
 
   return Task
 
 
 def one_step(task_cls, config, batch):
   task = task_cls(config)
-  task.setup(10)
-  state = task.init_state(jax.random.key(0))
-  new_state, _ = jax.jit(task.train_step)(state, batch, jax.random.key(1))
+  plan = task.setup(10)
+  state = task.init_state(plan, jax.random.key(0))
+  new_state, _ = jax.jit(functools.partial(task.train_step, plan))(state, batch, jax.random.key(1))
   return state, new_state
 
 
@@ -68,13 +67,20 @@ def test_each_network_is_updated_only_by_its_own_loss():
 
 def test_one_state_holds_both_players_and_both_optimizers():
   task = gan.Task(config_lib.load(CONFIG + ':smoke'))
-  task.setup(10)
-  state = jax.eval_shape(task.init_state, jax.random.key(0))
-  assert set(state.params) == set(state.opt_state) == {'generator', 'discriminator'}
-  axes = task.state_axes(state)  # every optimizer leaf gets its player's parameter axes
-  assert jax.tree.structure(
-    axes.opt_state['generator'], is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec)
-  ).num_leaves == len(jax.tree.leaves(state.opt_state['generator']))
+  plan = task.setup(10)
+  state = jax.eval_shape(lambda key: task.init_state(plan, key), jax.random.key(0))
+  assert set(state.params) == set(state.opt_state.inner_states) == {'generator', 'discriminator'}
+  # Every Adam moment of a player follows that player's parameter axes.
+  axes = task.state_axes(plan, state)
+  is_spec = lambda x: isinstance(x, jax.sharding.PartitionSpec)
+  for player in ('generator', 'discriminator'):
+    adam = state.opt_state.inner_states[player].inner_state[0]
+    adam_axes = axes.opt_state.inner_states[player].inner_state[0]
+    moment = jax.tree.leaves(adam.mu[player])
+    assert moment and len(moment) == len(jax.tree.leaves(state.params[player]))
+    assert jax.tree.leaves(adam_axes.mu[player], is_leaf=is_spec) == jax.tree.leaves(
+      plan.param_axes[player], is_leaf=is_spec
+    )
 
 
 def test_smoke_run_and_resume_give_the_same_state(tmp_path):
