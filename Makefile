@@ -24,8 +24,9 @@ data: install
 	$(BIN)/python -m jdl.data.install
 
 # The tests also compare against the peers (Hugging Face GPT-2 in PyTorch): the bench extra.
-test: $(BENCH_STAMP) data
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests
+# The style check runs first (seconds); the slowest tests are listed at the end.
+test: $(BENCH_STAMP) data lint
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=25 tests
 
 # The lecture's Keras MLP (and sklearn's MLPRegressor beside it), on CPU, in seconds.
 run: install data
@@ -46,7 +47,8 @@ figures: install data
 	$(BIN)/jdl figures
 
 lint: install
+	$(BIN)/ruff format --check jdl tests experiments
 	$(BIN)/ruff check jdl tests experiments
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .jax_cache

@@ -221,7 +221,7 @@ def cmd_params(args, extra) -> int:
 
 
 def experiment_files() -> list[pathlib.Path]:
-  return sorted((ROOT / 'experiments').glob('*/*.py'))
+  return sorted(EXPERIMENTS.glob('*/*.py'))
 
 
 def cmd_list(args, extra) -> int:

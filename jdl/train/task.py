@@ -166,6 +166,11 @@ class Task:
     """The tokenizer of a text task (encode(str) -> ids, decode(ids) -> str), else None."""
     return None
 
+  def sample(self, model: nnx.Module, n: int, seed: int = 0):
+    """n samples of a generative model (images in [0, 1] as [n, H, W, C]): what its figures and
+    scores draw on."""
+    raise NotImplementedError(f'{type(self).__module__} has no samples to draw')
+
   def sample_text(self, model: nnx.Module, tokenizer, prompt: str, **options) -> str:
     """`jdl sample` for a model that does not generate through `jdl.models.sampling` (a
     recurrent network carries its state instead of a KV cache)."""
