@@ -13,7 +13,7 @@ import os
 import pathlib
 import sys
 
-from jdl.paths import ROOT  # noqa: E402
+from jdl.paths import EXPERIMENTS, ROOT
 
 # name -> (module, function, what it shows). Each function takes the output folder and returns
 # the files it wrote.

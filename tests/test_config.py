@@ -84,3 +84,29 @@ def test_params_json_and_mesh_bytes():
 def test_list_names_the_experiment():
   proc = run_jdl('list', check=True)
   assert 'experiments/mlp/keras_regression.py' in proc.stdout
+
+
+def test_cli_unknown_variant_exits_2_naming_it(tmp_path):
+  proc = run_jdl('train', '--config', MLP + ':smoek', '--workdir', tmp_path)
+  assert proc.returncode == 2
+  assert "unknown variant 'smoek'" in proc.stderr and 'Traceback' not in proc.stderr
+  assert not (tmp_path / 'config.json').exists()
+
+
+def test_model_config_refuses_keys_it_does_not_know():
+  from jdl.models.gpt import GPTConfig
+  from jdl.models.transformer import TransformerConfig
+
+  gpt = config_lib.load('experiments/gpt/char_bible.py:smoke').model
+  assert GPTConfig.from_config(gpt).n_layer == gpt.n_layer
+  with gpt.unlocked():
+    gpt.n_layers = 4  # a misspelling of n_layer
+  with pytest.raises(
+    config_lib.ConfigError, match=r"model.n_layers: .*did you mean 'model.n_layer'"
+  ):
+    GPTConfig.from_config(gpt)
+  translation = config_lib.load('experiments/transformer/ding_de_en.py:smoke').model
+  with translation.unlocked():
+    translation.heads = 2
+  with pytest.raises(config_lib.ConfigError, match='model.heads: TransformerConfig has no field'):
+    TransformerConfig.from_config(translation)
