@@ -14,7 +14,6 @@ step; the machine's float32 matmul rate, measured in the same run, is the peak.
 from __future__ import annotations
 
 import json
-import pathlib
 import tempfile
 
 from jdl import config as config_lib
@@ -38,21 +37,19 @@ def jdl_config(epochs: int):
   return c
 
 
-def train_step_flops(config) -> float:
-  import jax
+def train_step_flops(trainer) -> float:
+  """FLOPs of the trainer's compiled step, lowered on the state's shapes (nothing allocated)."""
   import numpy as np
 
-  from jdl.train import loop
-
-  task = loop.get_task(config)
-  task.setup(1)
-  state = jax.jit(task.init_state)(jax.random.key(0))
-  batch = {'image': np.zeros((BATCH, 28, 28, 1), np.uint8), 'label': np.zeros(BATCH, np.int32)}
-  return common.compiled_flops(lambda s, b: task.train_step(s, b, jax.random.key(1)), state, batch)
+  local = {'image': np.zeros((BATCH, 28, 28, 1), np.uint8), 'label': np.zeros(BATCH, np.int32)}
+  return common.compiled_flops(
+    trainer.run_steps, trainer.abstract_state, trainer.global_batch(local)
+  )
 
 
 def main(quick: bool = False) -> int:
-  from jdl.train import loop
+  from jdl.train.loop import Trainer
+  from jdl.train.run import read_metrics
 
   # Rounds alternate jdl and both Keras settings, so that all three see the same load on a
   # shared machine; each run's first epoch (compilation) is left out.
@@ -63,16 +60,15 @@ def main(quick: bool = False) -> int:
     flush=True,
   )
   peak = common.matmul_peak_flops()
-  config = jdl_config(epochs)
-  flops = train_step_flops(config)
+  # One trainer for every round: the data and the compiled step are built once.
+  trainer = Trainer(jdl_config(epochs))
+  flops = train_step_flops(trainer)
   jdl_rates, keras = [], {1: [], 10: []}
   for r in range(rounds):
     with tempfile.TemporaryDirectory() as workdir:
-      loop.train_and_evaluate(config, workdir)
-      lines = [
-        json.loads(l) for l in (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()
-      ]
-    rates = [l['steps_per_sec'] * BATCH for l in lines if 'steps_per_sec' in l]
+      trainer.fit(workdir)
+      records = read_metrics(workdir)
+    rates = [rec['steps_per_sec'] * BATCH for rec in records if 'steps_per_sec' in rec]
     jdl_rates += rates[1:]
     print(f'round {r + 1}: jdl images/s per epoch {[round(x) for x in rates]}', flush=True)
     for spe in keras:

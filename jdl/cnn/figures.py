@@ -4,24 +4,15 @@ with the shapes and dtypes of real batches from jdl's loaders)."""
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
 
+from jdl import plots
 from jdl.paths import ROOT
 
 CNN_WORKDIR = ROOT / 'runs/simple_fmnist'
 CNN_CONFIG = ROOT / 'experiments/cnn/simple_fmnist.py'
-
-
-def _plt():
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  return plt
 
 
 def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> list[pathlib.Path]:
@@ -29,10 +20,9 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
   runs/simple_fmnist` (about half an hour on 2 CPU cores)."""
   import jax
 
-  from jdl import config as config_lib
   from jdl.data import fashion_mnist, pipeline
   from jdl.tasks.classification import plot_curves
-  from jdl.train import loop
+  from jdl.train.run import load_run
 
   if not (workdir / 'checkpoints').is_dir():
     raise FileNotFoundError(
@@ -40,25 +30,21 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
       f'`jdl train --config {CNN_CONFIG.relative_to(ROOT)} --workdir '
       f'{workdir.relative_to(ROOT)}`'
     )
-  config = config_lib.load(str(CNN_CONFIG))
-  task = loop.get_task(config)
-  data = task.load_data()
-  step, state = loop.restore_latest(task, loop.make_mesh(config), workdir)
-  model = task.merge(state.params, state.model_state)
+  run = load_run(workdir)
+  model = run.model
   model.eval()
-  test = data.evals['test']
-  predict = jax.jit(lambda batch: model(task.images(batch), train=False).argmax(-1))
+  test = run.trainer.data.evals['test']
+  predict = jax.jit(lambda batch: model(run.task.images(batch), train=False).argmax(-1))
   predictions = np.concatenate(
     [np.asarray(predict(b))[b['mask'] > 0] for b in pipeline.eval_batches(test, 1000)]
   )
   labels = test['label']
   accuracy = float((predictions == labels).mean())
-  plt = _plt()
+  plt = plots.pyplot()
   paths = []
 
-  history = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   path = outdir / 'cnn_curves.png'
-  plot_curves([h for h in history if 'loss' in h], path)
+  plot_curves([h for h in run.history() if 'loss' in h], path)
   paths.append(path)
 
   fig, axes = plt.subplots(4, 8, figsize=(12, 7))
@@ -72,13 +58,12 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
     )
     ax.axis('off')
   fig.suptitle(
-    f'Simple convnet, step {step}: the first 32 test images, predicted (true); '
+    f'Simple convnet, step {run.step}: the first 32 test images, predicted (true); '
     f'test accuracy {100 * accuracy:.2f}%'
   )
   fig.tight_layout()
   path = outdir / 'cnn_predictions.png'
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save(fig, path, dpi=110)
   paths.append(path)
 
   confusion = np.zeros((10, 10), int)
@@ -106,8 +91,7 @@ def render_cnn(outdir: pathlib.Path, workdir: pathlib.Path = CNN_WORKDIR) -> lis
   fig.colorbar(im)
   fig.tight_layout()
   path = outdir / 'cnn_confusion.png'
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save(fig, path, dpi=110)
   paths.append(path)
   return paths
 
@@ -142,8 +126,7 @@ def render_tensors(outdir: pathlib.Path) -> list[pathlib.Path]:
       'no video set installs offline: 8 consecutive test images stacked as frames',
     ),
   ]
-  plt = _plt()
-  fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+  fig, axes = plots.pyplot().subplots(1, 4, figsize=(16, 4.2))
   for ax, (name, axes_names, x, source) in zip(axes, examples):
     if x.ndim == 2:
       ax.imshow(x[:16], cmap='coolwarm', aspect='auto')
@@ -161,8 +144,7 @@ def render_tensors(outdir: pathlib.Path) -> list[pathlib.Path]:
   fig.suptitle("Tensors of rank 2 to 5, as batches from jdl's own loaders")
   fig.tight_layout()
   path = outdir / 'tensors.png'
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save(fig, path, dpi=110)
   for name, axes_names, x, source in examples:
     print(f'{name:16s} {axes_names:44s} shape {str(tuple(x.shape)):22s} {x.dtype}  ({source})')
   return [path]

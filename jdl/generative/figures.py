@@ -17,7 +17,8 @@ import numpy as np
 
 from jdl.generative import scoring
 from jdl.paths import ROOT
-from jdl.plots import pyplot, save_grid, show
+from jdl.plots import pyplot, save, save_grid, show
+from jdl.train.run import Run, checkpoint_steps, load_run
 
 RUNS = ROOT / 'runs/generative'
 EXPERIMENTS = ROOT / 'experiments/generative'
@@ -38,51 +39,20 @@ RUN_SPECS = {
 SAMPLES = 10_000
 
 
-class Run:
-  """A trained run: its config, task, metrics history and checkpoints."""
-
-  def __init__(self, name: str):
-    from jdl import config as config_lib
-    from jdl.train import loop
-
-    spec, self.workdir = RUN_SPECS[name]
-    if not (self.workdir / 'checkpoints').is_dir():
-      raise FileNotFoundError(
-        f'jdl figures generative: no trained run in {self.workdir}; train '
-        f'it with `jdl train --config {pathlib.Path(spec).relative_to(ROOT)}'
-        f' --workdir {self.workdir.relative_to(ROOT)}`'
-      )
-    self.name = name
-    self.config = config_lib.load(spec)
-    self.task = loop.get_task(self.config)
-    self.mesh = loop.make_mesh(self.config)
-    self.step, self.state = loop.restore_latest(
-      self.task, self.mesh, self.workdir, log=lambda _: None
+def load(name: str) -> Run:
+  """A trained run of RUN_SPECS, newest checkpoint; the message names the command if missing."""
+  spec, workdir = RUN_SPECS[name]
+  if not (workdir / 'checkpoints').is_dir():
+    raise FileNotFoundError(
+      f'jdl figures generative: no trained run in {workdir}; train '
+      f'it with `jdl train --config {pathlib.Path(spec).relative_to(ROOT)}'
+      f' --workdir {workdir.relative_to(ROOT)}`'
     )
-    lines = (self.workdir / 'metrics.jsonl').read_text().splitlines()
-    self.history = [json.loads(line) for line in lines]
+  return load_run(workdir)
 
-  def checkpoint_steps(self) -> list[int]:
-    return sorted(int(p.name) for p in (self.workdir / 'checkpoints').iterdir() if p.name.isdigit())
 
-  def state_at(self, step: int):
-    """The state of one saved step (not only the newest), for samples along training."""
-    import orbax.checkpoint as ocp
-
-    from jdl.train import loop
-    from jdl.train.checkpoint import Checkpointer
-
-    _, abstract, _, _ = loop.build(self.task, 1, self.mesh)
-    checkpointer = Checkpointer(self.workdir, self.config.keep_checkpoints, async_save=False)
-    try:
-      return checkpointer.manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-      ).state
-    finally:
-      checkpointer.close()
-
-  def last(self, key: str) -> float:
-    return next(h[key] for h in reversed(self.history) if key in h)
+def last(history: list[dict], key: str) -> float:
+  return next(h[key] for h in reversed(history) if key in h)
 
 
 def render(outdir: pathlib.Path) -> list[pathlib.Path]:
@@ -109,19 +79,20 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
     }
   }
   paths = []
-  runs = {name: Run(name) for name in RUN_SPECS}
+  runs = {name: load(name) for name in RUN_SPECS}
+  histories = {name: run.history() for name, run in runs.items()}
 
   # ---- VAE
   for name in ('vae', 'vae2d'):
-    run = runs[name]
-    samples = run.task.sample(run.state, SAMPLES)
+    run, history = runs[name], histories[name]
+    samples = run.task.sample(run.model, SAMPLES)
     scores[name] = {
       'step': run.step,
       'latent_dim': run.config.model.latent_dim,
-      'test_negative_elbo': run.last('test_loss'),
-      'test_reconstruction': run.last('test_reconstruction'),
-      'test_kl': run.last('test_kl'),
-      'train_seconds': _train_seconds(run),
+      'test_negative_elbo': last(history, 'test_loss'),
+      'test_reconstruction': last(history, 'test_reconstruction'),
+      'test_kl': last(history, 'test_kl'),
+      'train_seconds': _train_seconds(history),
       **scoring.score_samples(classifier, samples, real_features),
     }
     path = outdir / f'generative_{name}_samples.png'
@@ -136,10 +107,10 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
 
   # ---- GAN
   run = runs['gan']
-  samples = run.task.sample(run.state, SAMPLES)
+  samples = run.task.sample(run.model, SAMPLES)
   scores['gan'] = {
     'step': run.step,
-    'train_seconds': _train_seconds(run),
+    'train_seconds': _train_seconds(histories['gan']),
     **scoring.score_samples(classifier, samples, real_features),
   }
   paths.append(_gan_progress(run, outdir))
@@ -148,13 +119,13 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
   for name in ('cyclegan_sneaker_boot', 'cyclegan_tshirt_shirt'):
     run = runs[name]
     a, b = run.config.data.kwargs.classes
-    source = run.task.load_data().evals['test']
-    scores[name] = {'step': run.step, 'train_seconds': _train_seconds(run)}
+    source = run.trainer.data.evals['test']
+    scores[name] = {'step': run.step, 'train_seconds': _train_seconds(histories[name])}
     for direction, images, target in (
       ('a_to_b', source.images_a, b),
       ('b_to_a', source.images_b, a),
     ):
-      fake, rec = run.task.translate(run.state, images, direction)
+      fake, rec = run.task.translate(run.model, images, direction)
       src = a if direction == 'a_to_b' else b
       key = f'{fashion_mnist.CLASSES[src]} -> {fashion_mnist.CLASSES[target]}'
       scores[name][key] = scoring.score_translations(classifier, fake, rec, images, target)
@@ -163,7 +134,7 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
     path = outdir / f'generative_{name}.png'
     save_translation_rows(
       run.task,
-      run.state,
+      run.model,
       source.images_a[:10],
       source.images_b[:10],
       path,
@@ -173,7 +144,7 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
     )
     paths.append(path)
 
-  paths.append(_loss_curves(runs, outdir))
+  paths.append(_loss_curves(histories, outdir))
   path = outdir / 'generative_scores.json'
   path.write_text(json.dumps(scores, indent=1) + '\n')
   paths.append(path)
@@ -184,10 +155,10 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
   return paths
 
 
-def _train_seconds(run: Run) -> float:
+def _train_seconds(history: list[dict]) -> float:
   """Wall time of the training steps, summed over the run's log intervals (resumes included;
   evaluation and compilation of the first call counted where they fell in an interval)."""
-  steps = [h for h in run.history if 'steps_per_sec' in h]
+  steps = [h for h in history if 'steps_per_sec' in h]
   total, last = 0.0, 0
   for h in steps:
     if h['step'] > last:
@@ -210,7 +181,7 @@ def _vae_latent_figures(run: Run, test: dict, outdir: pathlib.Path) -> list[path
   import jax
   import jax.numpy as jnp
 
-  model = run.task.merge(run.state.params, run.state.model_state)
+  model = run.model
   images = np.asarray(jax.jit(lambda z: jax.nn.sigmoid(model.decode(z)))(jnp.asarray(z)))
   canvas = images[..., 0].reshape(n, n, 28, 28).transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
   fig, ax = p.subplots(figsize=(8, 8))
@@ -222,10 +193,9 @@ def _vae_latent_figures(run: Run, test: dict, outdir: pathlib.Path) -> list[path
   )
   fig.tight_layout()
   manifold = outdir / 'generative_vae2d_manifold.png'
-  fig.savefig(manifold, dpi=110)
-  p.close(fig)
+  save(fig, manifold, dpi=110)
 
-  mu = run.task.encode(run.state, test['image'])
+  mu = run.task.encode(run.model, test['image'])
   fig, ax = p.subplots(figsize=(8.5, 7))
   cmap = p.get_cmap('tab10')
   for c in range(10):
@@ -239,19 +209,18 @@ def _vae_latent_figures(run: Run, test: dict, outdir: pathlib.Path) -> list[path
   )
   fig.tight_layout()
   scatter = outdir / 'generative_vae2d_scatter.png'
-  fig.savefig(scatter, dpi=110)
-  p.close(fig)
+  save(fig, scatter, dpi=110)
   return [manifold, scatter]
 
 
 def _gan_progress(run: Run, outdir: pathlib.Path) -> pathlib.Path:
   """The same 8 x 8 noise vectors through the generator of several checkpoints."""
-  steps = run.checkpoint_steps()
+  steps = checkpoint_steps(run.workdir)
   chosen = sorted({steps[round(i * (len(steps) - 1) / 4)] for i in range(5)})
   p = pyplot()
   fig, axes = p.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.6), squeeze=False)
   for ax, step in zip(axes[0], chosen):
-    samples = run.task.sample(run.state_at(step), 64, seed=7)
+    samples = run.task.sample(load_run(run.workdir, step=step).model, 64, seed=7)
     grid = samples[..., 0].reshape(8, 8, 28, 28).transpose(0, 2, 1, 3).reshape(8 * 28, 8 * 28)
     ax.imshow(grid, cmap='gray_r', vmin=0, vmax=1)
     ax.set_title(f'step {step}')
@@ -259,12 +228,11 @@ def _gan_progress(run: Run, outdir: pathlib.Path) -> pathlib.Path:
   fig.suptitle('DCGAN on Fashion-MNIST: the same 64 noise vectors along training')
   fig.tight_layout()
   path = outdir / 'generative_gan_progress.png'
-  fig.savefig(path, dpi=100)
-  p.close(fig)
+  save(fig, path)
   return path
 
 
-def _loss_curves(runs: dict[str, Run], outdir: pathlib.Path) -> pathlib.Path:
+def _loss_curves(histories: dict[str, list[dict]], outdir: pathlib.Path) -> pathlib.Path:
   panels = [
     ('vae', 'VAE (20-d): -ELBO terms, nats/image', ['loss', 'reconstruction', 'kl', 'test_loss']),
     ('vae2d', 'VAE (2-d): -ELBO terms, nats/image', ['loss', 'reconstruction', 'kl', 'test_loss']),
@@ -283,7 +251,7 @@ def _loss_curves(runs: dict[str, Run], outdir: pathlib.Path) -> pathlib.Path:
   p = pyplot()
   fig, axes = p.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
   for ax, (name, title, keys) in zip(axes, panels):
-    history = runs[name].history
+    history = histories[name]
     for key in keys:
       points = sorted({h['step']: h[key] for h in history if key in h}.items())
       if points:
@@ -296,8 +264,7 @@ def _loss_curves(runs: dict[str, Run], outdir: pathlib.Path) -> pathlib.Path:
     ax.legend(fontsize=7)
   fig.tight_layout()
   path = outdir / 'generative_losses.png'
-  fig.savefig(path, dpi=100)
-  p.close(fig)
+  save(fig, path)
   return path
 
 

@@ -2,7 +2,7 @@
 not eyeballed.
 
 The classifier is the simple convnet of `experiments/cnn/simple_fmnist.py`, trained in
-`runs/simple_fmnist` (restored with `jdl.train.loop.restore_latest`). Its features are the
+`runs/simple_fmnist` (restored with `jdl.train.run.load_run`). Its features are the
 penultimate layer: the 5x5x64 = 1,600 flattened convolutional features that its Dense layer
 reads (`SimpleConvNet.features`).
 
@@ -34,23 +34,17 @@ CLASSIFIER_WORKDIR = ROOT / 'runs/simple_fmnist'
 class Classifier:
   """The trained simple convnet: logits and penultimate features of images in [0, 1]."""
 
-  def __init__(
-    self, workdir: pathlib.Path = CLASSIFIER_WORKDIR, config_file: pathlib.Path = CLASSIFIER_CONFIG
-  ):
-    from jdl import config as config_lib
-    from jdl.train import loop
+  def __init__(self, workdir: pathlib.Path = CLASSIFIER_WORKDIR):
+    from jdl.train.run import load_run
 
     if not (pathlib.Path(workdir) / 'checkpoints').is_dir():
       raise FileNotFoundError(
         f'the scores need the trained Fashion-MNIST classifier in {workdir}: train it with '
-        f'`jdl train --config {config_file} --workdir {workdir}`'
+        f'`jdl train --config {CLASSIFIER_CONFIG} --workdir {workdir}`'
       )
-    config = config_lib.load(str(config_file))
-    task = loop.get_task(config)
-    self.step, state = loop.restore_latest(
-      task, loop.make_mesh(config), workdir, log=lambda _: None
-    )
-    model = task.merge(state.params, state.model_state)
+    run = load_run(workdir)
+    self.step = run.step
+    model = run.model
     model.eval()
 
     def run(x):

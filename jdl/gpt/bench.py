@@ -3,7 +3,7 @@ GPT-2 in PyTorch, on this machine's CPU, in the same run.
 
 Shape (nanoGPT's character-level Shakespeare model): 6 layers, 6 heads, d_model 384, context
 256, batch 8, vocabulary 65, float32, AdamW. jdl runs its own training step (the Task's
-`train_step` compiled by the loop's `compile_steps`, as `jdl train` runs it) on random tokens.
+`train_step` compiled by the loop's `Trainer`, as `jdl train` runs it) on random tokens.
 
 MFU = model FLOPs per second / peak, where model FLOPs are jdl.gpt.compute's exact per-layer
 count (3 x forward matmuls, attention included) and the peak is this machine's float32 matmul
@@ -25,12 +25,10 @@ class JdlRunner:
   """jdl's own training step (the loop's compiled call) on random tokens, a few steps at a time."""
 
   def __init__(self):
-    import jax
     import ml_collections
 
-    from jdl import sharding
     from jdl.gpt.configs import gpt_config
-    from jdl.train import loop
+    from jdl.train.loop import Trainer
 
     s = SHAPE
     c = gpt_config(
@@ -45,24 +43,22 @@ class JdlRunner:
     c.optimizer.grad_clip_norm = 0.0  # as the PyTorch peer (no clipping)
     c.optimizer.schedule = 'constant'
     c.batch_size = s['batch']
+    c.num_train_steps = 1000  # only shapes the optimizer's (constant) rate
+    c.steps_per_call = 1  # one step per call, timed one by one
     c.mesh.update(data=1, fsdp=1, tensor=1)
-    task = loop.get_task(c)
-    self.mesh = sharding.make_mesh(c.mesh)
-    jax.set_mesh(self.mesh)
-    key, _, shardings, init = loop.build(task, 1000, self.mesh)
-    self.run = loop.compile_steps(task, shardings, self.mesh, per_call=1)
-    self.state = init(key)
+    # Random tokens and no data set: the schedule's length is given, no rows counted.
+    self.trainer = Trainer(c, total_steps=c.num_train_steps)
+    self.state = self.trainer.init_state()
     self.rng = np.random.default_rng(0)
-    self.global_batch = sharding.global_batch
 
   def steps(self, k: int) -> tuple[list[float], list[float]]:
     s = SHAPE
     times, losses = [], []
     for _ in range(k):
-      batch = {'tokens': self.rng.integers(0, s['vocab'], (s['batch'], s['context'] + 1), np.int32)}
-      batch = self.global_batch(batch, self.mesh)
+      tokens = self.rng.integers(0, s['vocab'], (s['batch'], s['context'] + 1), np.int32)
+      batch = self.trainer.global_batch({'tokens': tokens})
       t = time.perf_counter()
-      self.state, metrics = self.run(self.state, batch)
+      self.state, metrics = self.trainer.run_steps(self.state, batch)
       losses.append(float(metrics['loss'][0]))  # waits for the step
       times.append(time.perf_counter() - t)
     return times, losses

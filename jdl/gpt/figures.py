@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pathlib
 
+from jdl import plots
 from jdl.data.mixture import Mixture
 from jdl.gpt import compute
 from jdl.models.gpt import GPTConfig
@@ -75,12 +76,7 @@ def mix_rows(tokens_trained: float = 300e9) -> list[dict]:
 
 
 def _table_png(path: pathlib.Path, header: list[str], cells: list[list[str]], title: str):
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  fig, ax = plt.subplots(figsize=(1.6 * len(header), 0.45 * (len(cells) + 2)))
+  fig, ax = plots.pyplot().subplots(figsize=(1.6 * len(header), 0.45 * (len(cells) + 2)))
   ax.axis('off')
   table = ax.table(cellText=cells, colLabels=header, loc='center', cellLoc='right')
   table.auto_set_font_size(False)
@@ -88,8 +84,7 @@ def _table_png(path: pathlib.Path, header: list[str], cells: list[list[str]], ti
   table.scale(1, 1.3)
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=130)
-  plt.close(fig)
+  plots.save(fig, path, dpi=130)
 
 
 def _write_tables(
@@ -231,7 +226,7 @@ def family_rows() -> list[dict]:
   from jdl import config as config_lib
   from jdl.paths import ROOT
   from jdl.train import params
-  from jdl.train.loop import get_task
+  from jdl.train.task import get_task
 
   rows = []
   for name, (file, n, layers, context, d, heads, gap) in PUBLISHED_FAMILY.items():

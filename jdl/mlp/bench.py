@@ -11,7 +11,6 @@ epoch of each includes compilation and is left out of the medians.
 from __future__ import annotations
 
 import json
-import pathlib
 import tempfile
 
 import ml_collections
@@ -46,14 +45,13 @@ def jdl_config(epochs: int) -> ml_collections.ConfigDict:
 
 def jdl_epoch_seconds(epochs: int) -> tuple[list[float], float]:
   from jdl.train import loop
+  from jdl.train.run import read_metrics
 
   with tempfile.TemporaryDirectory() as workdir:
     loop.train_and_evaluate(jdl_config(epochs), workdir)
-    lines = [
-      json.loads(l) for l in (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()
-    ]
+    records = read_metrics(workdir)
   steps = ROWS // 32
-  return [steps / l['steps_per_sec'] for l in lines], lines[-1]['loss']
+  return [steps / r['steps_per_sec'] for r in records], records[-1]['loss']
 
 
 def main(quick: bool = False) -> int:

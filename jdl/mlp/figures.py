@@ -9,30 +9,27 @@ import tempfile
 import numpy as np
 
 from jdl import config as config_lib
+from jdl import plots
 from jdl.paths import ROOT
 
 
 def render(outdir: pathlib.Path) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
   from jdl.tasks.regression import compare_sklearn
-  from jdl.train import loop
+  from jdl.train.loop import Trainer
 
   config = config_lib.load(str(ROOT / 'experiments/mlp/keras_regression.py'))
   config.progress_bar = 'never'
+  trainer = Trainer(config)
   with tempfile.TemporaryDirectory() as workdir:
-    result = loop.train_and_evaluate(config, workdir)
+    result = trainer.fit(workdir)
   epochs = [h for h in result['history'] if 'validation_loss' in h]
-  data = loop.get_task(config).load_data()
+  data = trainer.data
   baseline = float(np.mean((data.evals['test']['y'] - data.train['y'].mean()) ** 2))
   scores = compare_sklearn(
     data, epochs[-1]['test_loss'], baseline, config.model.features[:-1], config.seed
   )
 
-  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+  fig, (left, right) = plots.pyplot().subplots(1, 2, figsize=(11, 4))
   x = np.arange(1, len(epochs) + 1)
   left.plot(x, [h['loss'] for h in epochs], 'o-', label='loss (training MSE)')
   left.plot(x, [h['validation_loss'] for h in epochs], 's-', label='val_loss (validation MSE)')
@@ -50,6 +47,5 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
   right.set(ylabel='test MSE', title='Diabetes test set (89 patients)')
   fig.tight_layout()
   path = outdir / 'mlp_history.png'
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  plots.save(fig, path, dpi=120)
   return [path]

@@ -3,7 +3,7 @@
 in jdl against the same model around PyTorch's `nn.LSTM`, on this machine's CPU, in the same run.
 
 Both read the same windows of the King James Bible (jdl.data.text, characters). jdl runs its own
-training step: the `rnn_lm` Task's `train_step`, compiled by the loop's `compile_steps` as
+training step: the `rnn_lm` Task's `train_step`, compiled by the loop's `Trainer` as
 `jdl train` runs it, with the time scan unrolled `UNROLL` steps per loop iteration. Rounds alternate
 jdl and PyTorch, so that both see the same load on a shared machine; medians are reported.
 """
@@ -45,6 +45,7 @@ def _config(vocab: int, unroll: int):
     )
   )  # as the PyTorch peer
   c.batch_size = SHAPE['batch']
+  c.steps_per_call = 1  # one step per call, timed one by one
   c.mesh.update(data=1, fsdp=1, tensor=1)
   return c
 
@@ -53,30 +54,22 @@ class JdlRunner:
   """jdl's own training step on the Bible's windows, a few steps at a time."""
 
   def __init__(self, windows: np.ndarray, vocab: int, unroll: int = UNROLL):
-    import jax
+    from jdl.train.loop import Trainer
 
-    from jdl import sharding
-    from jdl.train import loop
-
-    task = loop.get_task(_config(vocab, unroll))
-    self.mesh = sharding.make_mesh(task.config.mesh)
-    jax.set_mesh(self.mesh)
-    key, _, shardings, init = loop.build(task, 1000, self.mesh)
-    self.run = loop.compile_steps(task, shardings, self.mesh, per_call=1)
-    self.state = init(key)
+    # The bench draws its own windows: the schedule's length is given, no data set loaded.
+    config = _config(vocab, unroll)
+    self.trainer = Trainer(config, total_steps=config.num_train_steps)
+    self.state = self.trainer.init_state()
     self.windows = windows
     self.rng = np.random.default_rng(0)
-    self.params = sum(x.size for x in jax.tree.leaves(self.state.params))
 
   def steps(self, k: int) -> tuple[list[float], list[float]]:
-    from jdl import sharding
-
     times, losses = [], []
     for _ in range(k):
       rows = self.windows[self.rng.integers(0, len(self.windows), SHAPE['batch'])]
-      batch = sharding.global_batch({'tokens': rows}, self.mesh)
+      batch = self.trainer.global_batch({'tokens': rows})
       t = time.perf_counter()
-      self.state, metrics = self.run(self.state, batch)
+      self.state, metrics = self.trainer.run_steps(self.state, batch)
       losses.append(float(metrics['loss'][0]))  # waits for the step
       times.append(time.perf_counter() - t)
     return times, losses
@@ -126,8 +119,8 @@ def main(quick: bool = False) -> int:
     peer.close()
   print(
     f'torch {info["torch"]} ({info["threads"]} threads, oneDNN available: '
-    f'{info["mkldnn"]}); parameters jdl {jdl.train.params:,}, torch {info["params"]:,} (PyTorch '
-    f'keeps two LSTM biases); float32 matmul peak (2048^3 with JAX, best of the run): '
+    f'{info["mkldnn"]}); parameters jdl {jdl.trainer.num_params:,}, torch {info["params"]:,} '
+    f'(PyTorch keeps two LSTM biases); float32 matmul peak (2048^3 with JAX, best of the run): '
     f'{peak / 1e9:.1f} GFLOP/s; first losses jdl {jdl_first[0]:.3f}, torch '
     f'{torch_first["loss"][0]:.3f} (ln {vocab} = {np.log(vocab):.3f})'
   )

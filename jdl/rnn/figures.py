@@ -20,7 +20,9 @@ import pathlib
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from jdl import plots
+from jdl.paths import ROOT
+
 RESULTS = ROOT / 'docs/rnn_adding.json'
 STYLE = {
   'lstm': ('o-', 'tab:blue', 'LSTM'),
@@ -30,17 +32,13 @@ STYLE = {
 
 
 def render(outdir: pathlib.Path, results: pathlib.Path = RESULTS) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
+  from matplotlib import ticker
 
   if not results.exists():
     raise FileNotFoundError(f'{results} not found: measure first (python -m jdl.rnn.figures)')
   data = json.loads(results.read_text())
   outdir = pathlib.Path(outdir)
-  outdir.mkdir(parents=True, exist_ok=True)
-  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  fig, ax = plots.pyplot().subplots(figsize=(6.5, 4.2))
   for cell, (marker, color, label) in STYLE.items():
     runs = sorted((r for r in data['runs'] if r['cell'] == cell), key=lambda r: r['seq_len'])
     if runs:
@@ -68,14 +66,13 @@ def render(outdir: pathlib.Path, results: pathlib.Path = RESULTS) -> list[pathli
     title='Adding problem: remembering two marked values over T steps',
   )
   ax.set_xticks(sorted({r['seq_len'] for r in data['runs']}))
-  ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-  ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+  ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+  ax.xaxis.set_minor_locator(ticker.NullLocator())
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize=8, loc='center right')
   fig.tight_layout()
   path = outdir / 'rnn_memory.png'
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  plots.save(fig, path, dpi=120)
   return [path]
 
 
@@ -91,7 +88,7 @@ def run(
   import jax
 
   from jdl import config as config_lib
-  from jdl.train import loop
+  from jdl.train.loop import Trainer
 
   config = config_lib.load(str(ROOT / f'experiments/rnn/adding_problem.py:{variant}'))
   config.progress_bar = 'never'
@@ -100,12 +97,13 @@ def run(
   if lr:
     config.optimizer.learning_rate = lr
   start = time.perf_counter()
+  trainer = Trainer(config)
   if workdir:
     name = f'{variant.replace(":", "_")}_lr{config.optimizer.learning_rate:g}'
-    result = loop.train_and_evaluate(config, workdir / name)
+    result = trainer.fit(workdir / name)
   else:
     with tempfile.TemporaryDirectory() as tmp:
-      result = loop.train_and_evaluate(config, tmp)
+      result = trainer.fit(tmp)
   wall = time.perf_counter() - start
   evals = [h for h in result['history'] if 'test_loss' in h]
   m = config.model
@@ -113,7 +111,7 @@ def run(
     'cell': m.cell,
     'seq_len': config.data.kwargs.seq_len,
     'hidden_size': m.hidden_size,
-    'params': int(sum(x.size for x in jax.tree.leaves(result['state'].params))),
+    'params': trainer.num_params,
     'steps': int(result['step']),
     'batch_size': config.batch_size,
     'learning_rate': config.optimizer.learning_rate,

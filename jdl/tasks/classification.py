@@ -4,14 +4,14 @@ their losses in training, as in the paper."""
 
 from __future__ import annotations
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from etils import epath
 from flax import nnx
 
+from jdl import plots
 from jdl.config import ConfigError
 from jdl.models.cnn import SimpleConvNet
 from jdl.models.googlenet import TABLE1_PARAMS_K, GoogLeNet
@@ -110,17 +110,12 @@ class Task(base.Task):
         )
     curves = [h for h in history if 'loss' in h]
     if curves:
-      plot_curves(curves, pathlib.Path(workdir) / 'curves.png')
+      plot_curves(curves, epath.Path(workdir) / 'curves.png')
 
 
-def plot_curves(history: list[dict], path: pathlib.Path) -> None:
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
+def plot_curves(history: list[dict], path: epath.PathLike) -> None:
   epochs = [h['epoch'] for h in history]
-  fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+  fig, (left, right) = plots.pyplot().subplots(1, 2, figsize=(10, 4))
   left.plot(epochs, [h['loss'] for h in history], label='training')
   if 'validation_loss' in history[-1]:
     val = [h for h in history if 'validation_loss' in h]
@@ -135,5 +130,4 @@ def plot_curves(history: list[dict], path: pathlib.Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  plots.save(fig, path, dpi=120)

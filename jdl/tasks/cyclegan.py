@@ -18,16 +18,16 @@ as the base task's NETWORKS give them.
 from __future__ import annotations
 
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from flax import nnx
 
 from jdl.config import ConfigError
 from jdl.models.cyclegan import CycleGAN, query_pool
-from jdl.plots import pyplot, show
+from jdl.plots import pyplot, save, show
 from jdl.tasks.gan import EVAL_KEY_SEED, to_unit_range
 from jdl.train import task as base
 
@@ -139,7 +139,7 @@ class Task(base.Task):
     )
     test = data.evals['test']
     batch = test.batch(np.arange(8))
-    path = pathlib.Path(workdir) / 'translations.png'
+    path = epath.Path(workdir) / 'translations.png'
     save_translation_rows(
       self,
       plan.merge(state.params, state.model_state),
@@ -148,7 +148,7 @@ class Task(base.Task):
       path,
       f'CycleGAN at step {int(state.step)}',
     )
-    (pathlib.Path(workdir) / 'report.json').write_text(
+    (epath.Path(workdir) / 'report.json').write_text(
       json.dumps({'step': int(state.step), **final}, indent=1)
     )
     print(f'translations: {path}')
@@ -159,7 +159,7 @@ def save_translation_rows(
   model: nnx.Module,
   images_a: np.ndarray,
   images_b: np.ndarray,
-  path: pathlib.Path,
+  path: epath.PathLike,
   title: str,
   names=('A', 'B'),
 ) -> None:
@@ -187,5 +187,4 @@ def save_translation_rows(
     axes[r, 0].set_ylabel(label, fontsize=7)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  p.close(fig)
+  save(fig, path)

@@ -11,12 +11,12 @@ there. Images are scaled to [-1, 1] to match the generator's tanh.
 from __future__ import annotations
 
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from etils import epath
 from flax import nnx
 
 from jdl.config import ConfigError
@@ -91,9 +91,9 @@ class Task(base.Task):
       f'D(G(z)) {final.get("d_fake", 0):.3f}'
     )
     samples = self.sample(plan.merge(state.params, state.model_state), 64)
-    path = pathlib.Path(workdir) / 'samples.png'
+    path = epath.Path(workdir) / 'samples.png'
     save_grid(samples, path, f'DCGAN samples at step {int(state.step)}')
-    (pathlib.Path(workdir) / 'report.json').write_text(
+    (epath.Path(workdir) / 'report.json').write_text(
       json.dumps({'step': int(state.step), **{k: v for k, v in final.items()}}, indent=1)
     )
     print(f'samples: {path}')

@@ -3,12 +3,12 @@ real numbers). Reports its history as Keras' `fit` prints it and plots it."""
 
 from __future__ import annotations
 
-import pathlib
-
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from flax import nnx
 
+from jdl import plots
 from jdl.config import ConfigError
 from jdl.models.mlp import MLP
 from jdl.train import task as base
@@ -53,8 +53,9 @@ class Task(base.Task):
     )
     if 'test_loss' in final:
       print(f'test MSE {final["test_loss"]:.4f} (mean predictor {baseline["test"]:.4f})')
-    plot_history(epochs, pathlib.Path(workdir) / 'history.png')
-    print(f'history plot: {pathlib.Path(workdir) / "history.png"}')
+    path = epath.Path(workdir) / 'history.png'
+    plot_history(epochs, path)
+    print(f'history plot: {path}')
     if self.config.get('compare_sklearn'):
       compare_sklearn(
         data,
@@ -65,14 +66,9 @@ class Task(base.Task):
       )
 
 
-def plot_history(epochs: list[dict], path: pathlib.Path) -> None:
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
+def plot_history(epochs: list[dict], path: epath.PathLike) -> None:
   x = np.arange(1, len(epochs) + 1)
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig, ax = plots.pyplot().subplots(figsize=(6, 4))
   ax.plot(x, [h['loss'] for h in epochs], 'o-', label='training MSE (loss)')
   ax.plot(x, [h['validation_loss'] for h in epochs], 's-', label='validation MSE (val_loss)')
   ax.set_xlabel('epoch')
@@ -81,8 +77,7 @@ def plot_history(epochs: list[dict], path: pathlib.Path) -> None:
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  plots.save(fig, path, dpi=120)
 
 
 def compare_sklearn(

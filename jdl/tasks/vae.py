@@ -15,12 +15,12 @@ so the test number is a true bound on -log p(x) of those binary images, in nats.
 from __future__ import annotations
 
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from etils import epath
 from flax import nnx
 
 from jdl.config import ConfigError
@@ -110,13 +110,13 @@ class Task(base.Task):
           f'{split}: negative ELBO {final[f"{split}_loss"]:.2f} nats/image = reconstruction '
           f'{final[f"{split}_reconstruction"]:.2f} + KL {final[f"{split}_kl"]:.2f}'
         )
-    path = pathlib.Path(workdir) / 'samples.png'
+    path = epath.Path(workdir) / 'samples.png'
     save_grid(
       self.sample(plan.merge(state.params, state.model_state), 64),
       path,
       f'VAE samples (Bernoulli means), step {int(state.step)}',
     )
-    (pathlib.Path(workdir) / 'report.json').write_text(
+    (epath.Path(workdir) / 'report.json').write_text(
       json.dumps({'step': int(state.step), **final}, indent=1)
     )
     print(f'samples: {path}')

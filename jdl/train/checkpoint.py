@@ -18,7 +18,7 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpointer:
-  def __init__(self, workdir: epath.PathLike, keep: int, async_save: bool = True):
+  def __init__(self, workdir: epath.PathLike, keep: int | None, async_save: bool = True):
     workdir = epath.Path(workdir)
     self.directory = (
       workdir / 'checkpoints'
@@ -32,6 +32,9 @@ class Checkpointer:
       ),
       item_handlers={'state': ocp.StandardCheckpointHandler(), 'data': ocp.JsonCheckpointHandler()},
     )
+
+  def steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
 
   def save(self, step: int, state, data_state: dict, force: bool = True) -> None:
     self.manager.save(

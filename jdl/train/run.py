@@ -19,11 +19,12 @@ from etils import epath
 
 from jdl import config as config_lib
 from jdl import paths
+from jdl.train.checkpoint import Checkpointer
 from jdl.train.logs import read_metrics
 from jdl.train.loop import Trainer
 from jdl.train.task import Plan, Task, TrainState
 
-__all__ = ['Run', 'load_config', 'load_run', 'read_metrics']
+__all__ = ['Run', 'checkpoint_steps', 'load_config', 'load_run', 'read_metrics']
 
 
 @dataclasses.dataclass
@@ -49,6 +50,18 @@ class Run:
 
   def history(self) -> list[dict]:
     return read_metrics(self.workdir)
+
+
+def checkpoint_steps(workdir: epath.PathLike) -> list[int]:
+  """The steps of a run's checkpoints, oldest first (readable or not: `load_run` tells)."""
+  workdir = paths.workdir(workdir)
+  if not (workdir / 'checkpoints').exists():
+    return []
+  checkpointer = Checkpointer(workdir, keep=None, async_save=False)  # None: deletes nothing
+  try:
+    return checkpointer.steps()
+  finally:
+    checkpointer.close()
 
 
 def load_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:

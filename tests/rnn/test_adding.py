@@ -55,7 +55,7 @@ def test_unknown_variant_is_refused():
 
 
 def test_figure_plots_the_measured_results(tmp_path):
-  from jdl import figures_rnn
+  from jdl.rnn import figures
 
   runs = [
     {'cell': c, 'seq_len': t, 'hidden_size': 8, 'params': 100, 'test_mse': mse}
@@ -63,7 +63,7 @@ def test_figure_plots_the_measured_results(tmp_path):
   ]
   results = tmp_path / 'results.json'
   results.write_text(json.dumps({'runs': runs, 'trivial_mse': 1 / 6}))
-  [path] = figures_rnn.render(tmp_path / 'out', results)
+  [path] = figures.render(tmp_path / 'out', results)
   assert path.name == 'rnn_memory.png' and path.stat().st_size > 10_000
 
 

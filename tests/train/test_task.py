@@ -14,7 +14,7 @@ from jdl import config as config_lib
 from jdl.config import ConfigError
 from jdl.train import loop, optim
 from jdl.train import task as base
-from jdl.train.run import load_run, read_metrics
+from jdl.train.run import checkpoint_steps, load_run, read_metrics
 from tests.conftest import ROOT
 from tests.train.toy_tasks import task_config
 
@@ -241,7 +241,7 @@ def test_load_run_gives_the_trained_model_at_any_saved_step(tmp_path):
   x = np.ones((2, 4), np.float32)
   expected = kernel.sum() + np.asarray(run.state.params['bias'])[0]
   np.testing.assert_allclose(np.asarray(run.model(x))[:, 0], [expected] * 2, rtol=1e-6)
-  assert load_run(tmp_path, step=3).step == 3
+  assert load_run(tmp_path, step=3).step == 3 and checkpoint_steps(tmp_path) == [3, 6]
   with pytest.raises(FileNotFoundError, match=r'no checkpoint at step 4 .*there are: \[3, 6\]'):
     load_run(tmp_path, step=4)
   with pytest.raises(FileNotFoundError, match='not a run folder'):
