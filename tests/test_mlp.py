@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from jdl.train import loop
+from jdl.train.run import read_metrics
 from tests.conftest import MLP, run_jdl
 
 
@@ -20,7 +21,7 @@ def test_smoke_run_beats_the_mean_predictor(mlp_config, tmp_path):
   assert (tmp_path / 'history.png').stat().st_size > 10_000
   config = json.loads((tmp_path / 'config.json').read_text())
   assert config['model']['features'] == [10, 2, 1]
-  lines = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  lines = read_metrics(tmp_path)
   assert [l['step'] for l in lines] == [8 * e for e in range(1, 11)]
   assert list((tmp_path / 'tensorboard').glob('events.out.tfevents.*'))
 
@@ -31,7 +32,7 @@ def test_cli_prints_keras_history_and_sklearn_comparison(tmp_path):
   assert 'sklearn MLPRegressor' in proc.stdout
   assert 'mean predictor (baseline)' in proc.stdout
   # eval restores the final checkpoint and reproduces the final validation loss
-  final = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
+  final = read_metrics(tmp_path)[-1]
   proc = run_jdl('eval', '--config', MLP, '--workdir', tmp_path, check=True)
   metrics = json.loads(proc.stdout[proc.stdout.index('{') :])
   assert metrics['step'] == 80

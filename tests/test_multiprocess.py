@@ -1,7 +1,6 @@
 """Two local processes (jax.distributed over 127.0.0.1, gloo CPU collectives, 2 x 4 devices)
 train exactly as one process with 8 devices does."""
 
-import json
 import os
 import signal
 import subprocess
@@ -11,6 +10,7 @@ import time
 import numpy as np
 import portpicker
 
+from jdl.train.run import read_metrics
 from tests.conftest import MLP, ROOT, run_jdl
 
 ARGS = [
@@ -22,7 +22,7 @@ ARGS = [
 
 
 def losses(workdir):
-  lines = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  lines = read_metrics(workdir)
   return [l['loss'] for l in lines if 'loss' in l], [
     l['validation_loss'] for l in lines if 'validation_loss' in l
   ]
