@@ -271,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] in TOOLS:
     return importlib.import_module(TOOLS[argv[0]]).main(argv[1:]) or 0
-  args, extra = _parser().parse_known_args(argv)
+  parser = _parser()
+  args, extra = parser.parse_known_args(argv)
+  if extra and args.command not in ('train', 'eval', 'params'):  # only these take --config.*
+    parser.error(f'unrecognized arguments: {" ".join(extra)}')
   from jdl.config import ConfigError
 
   try:

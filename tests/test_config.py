@@ -110,3 +110,15 @@ def test_model_config_refuses_keys_it_does_not_know():
     translation.heads = 2
   with pytest.raises(config_lib.ConfigError, match='model.heads: TransformerConfig has no field'):
     TransformerConfig.from_config(translation)
+
+
+def test_a_mistyped_flag_fails_every_command(tmp_path):
+  for args in (
+    ('bench', 'gpt', '--quik'),
+    ('figures', 'mlp', '--outdr', tmp_path),
+    ('list', '--verbose'),
+    ('sample', '--workdir', tmp_path, '--temprature', '0'),
+  ):
+    proc = run_jdl(*args)
+    assert proc.returncode == 2, args
+    assert 'unrecognized arguments' in proc.stderr and 'Traceback' not in proc.stderr
