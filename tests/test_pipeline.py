@@ -83,7 +83,8 @@ def test_unshuffled_batches_read_the_rows_in_order_and_wrap():
   assert [list(y) for y in ys[:3]] == [list(range(i * 10, i * 10 + 10)) for i in range(3)]
   assert list(ys[3]) == list(range(10))  # the next epoch starts over; rows 30-34 are dropped
   parts = [
-    next(iter(pipeline.train_dataset(arrays(35), 10, 0, p, 2, shuffle=False)))['y'] for p in range(2)
+    next(iter(pipeline.train_dataset(arrays(35), 10, 0, p, 2, shuffle=False)))['y']
+    for p in range(2)
   ]
   assert list(np.concatenate(parts)) == list(range(10))
 

@@ -1,4 +1,5 @@
-"""What every benchmark reports beside its numbers: the machine, the date, the versions."""
+"""The benchmark harness: the machine, the date and versions every benchmark reports, jdl's
+compiled step timed one call at a time, peers in their own processes, alternating rounds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 
 def machine() -> str:
@@ -84,6 +87,31 @@ TORCH_ENV = {
   'MALLOC_TRIM_THRESHOLD_': '1e11',
   'MALLOC_TOP_PAD_': '1e9',
 }
+
+
+class JdlSteps:
+  """jdl's own training step (the Trainer's compiled call, as `jdl train` runs it), timed one
+  call at a time on batches that `make_batch(rng)` draws; no data set is loaded."""
+
+  def __init__(self, config, make_batch):
+    from jdl.train.loop import Trainer
+
+    config.steps_per_call = 1
+    self.trainer = Trainer(config, total_steps=config.num_train_steps)
+    self.state = self.trainer.init_state()
+    self.make_batch = make_batch
+    self.rng = np.random.default_rng(0)
+
+  def steps(self, k: int) -> tuple[list[float], list[float]]:
+    """(seconds, loss) of each of k steps."""
+    times, losses = [], []
+    for _ in range(k):
+      batch = self.trainer.global_batch(self.make_batch(self.rng))
+      t = time.perf_counter()
+      self.state, metrics = self.trainer.run_steps(self.state, batch)
+      losses.append(float(metrics['loss'][0]))  # waits for the step
+      times.append(time.perf_counter() - t)
+    return times, losses
 
 
 class Peer:

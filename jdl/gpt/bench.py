@@ -12,8 +12,6 @@ throughput measured here: the best of several 2048^3 matmuls timed with JAX.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from jdl.bench import common
@@ -21,47 +19,33 @@ from jdl.bench import common
 SHAPE = dict(n_layer=6, n_head=6, d_model=384, context=256, batch=8, vocab=65)
 
 
-class JdlRunner:
-  """jdl's own training step (the loop's compiled call) on random tokens, a few steps at a time."""
+def jdl_config():
+  """The GPT of the benchmark in a jdl config, with the PyTorch peer's optimizer."""
+  import ml_collections
 
-  def __init__(self):
-    import ml_collections
+  from jdl.gpt.configs import gpt_config
 
-    from jdl.gpt.configs import gpt_config
-    from jdl.train.loop import Trainer
+  s = SHAPE
+  c = gpt_config(
+    n_layer=s['n_layer'],
+    n_head=s['n_head'],
+    d_model=s['d_model'],
+    context=s['context'],
+    vocab_size=s['vocab'],
+  )
+  c.optimizer.kwargs = ml_collections.ConfigDict(dict(weight_decay=0.01))
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.grad_clip_norm = 0.0  # as the PyTorch peer (no clipping)
+  c.optimizer.schedule = 'constant'
+  c.batch_size = s['batch']
+  c.num_train_steps = 1000  # only shapes the optimizer's (constant) rate
+  c.mesh.update(data=1, fsdp=1, tensor=1)
+  return c
 
-    s = SHAPE
-    c = gpt_config(
-      n_layer=s['n_layer'],
-      n_head=s['n_head'],
-      d_model=s['d_model'],
-      context=s['context'],
-      vocab_size=s['vocab'],
-    )
-    c.optimizer.kwargs = ml_collections.ConfigDict(dict(weight_decay=0.01))
-    c.optimizer.learning_rate = 1e-3
-    c.optimizer.grad_clip_norm = 0.0  # as the PyTorch peer (no clipping)
-    c.optimizer.schedule = 'constant'
-    c.batch_size = s['batch']
-    c.num_train_steps = 1000  # only shapes the optimizer's (constant) rate
-    c.steps_per_call = 1  # one step per call, timed one by one
-    c.mesh.update(data=1, fsdp=1, tensor=1)
-    # Random tokens and no data set: the schedule's length is given, no rows counted.
-    self.trainer = Trainer(c, total_steps=c.num_train_steps)
-    self.state = self.trainer.init_state()
-    self.rng = np.random.default_rng(0)
 
-  def steps(self, k: int) -> tuple[list[float], list[float]]:
-    s = SHAPE
-    times, losses = [], []
-    for _ in range(k):
-      tokens = self.rng.integers(0, s['vocab'], (s['batch'], s['context'] + 1), np.int32)
-      batch = self.trainer.global_batch({'tokens': tokens})
-      t = time.perf_counter()
-      self.state, metrics = self.trainer.run_steps(self.state, batch)
-      losses.append(float(metrics['loss'][0]))  # waits for the step
-      times.append(time.perf_counter() - t)
-    return times, losses
+def random_tokens(rng: np.random.Generator) -> dict[str, np.ndarray]:
+  s = SHAPE
+  return {'tokens': rng.integers(0, s['vocab'], (s['batch'], s['context'] + 1), np.int32)}
 
 
 def main(quick: bool = False) -> int:
@@ -90,7 +74,7 @@ def main(quick: bool = False) -> int:
   args = [str(s[k]) for k in ('n_layer', 'n_head', 'd_model', 'context', 'batch', 'vocab')]
   peer = common.Peer('jdl.gpt.peer_torch', args, env=common.TORCH_ENV)
   info = peer.info
-  jdl = JdlRunner()
+  jdl = common.JdlSteps(jdl_config(), random_tokens)
   jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
   torch_first = peer.steps(2)
   jdl_times, torch_times, peak = common.alternate(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 
 import numpy as np
 
@@ -28,10 +27,9 @@ def _config(vocab: int, unroll: int):
   import ml_collections
 
   from jdl import config as config_lib
+  from jdl import paths
 
-  c = config_lib.load(
-    os.path.join(os.path.dirname(__file__), '..', '..', 'experiments', 'rnn', 'char_bible.py:lstm')
-  )
+  c = config_lib.load(f'{paths.EXPERIMENTS}/rnn/char_bible.py:lstm')
   c.model.update(
     hidden_size=SHAPE['hidden'], embed_dim=SHAPE['embed'], vocab_size=vocab, unroll=unroll
   )
@@ -45,34 +43,8 @@ def _config(vocab: int, unroll: int):
     )
   )  # as the PyTorch peer
   c.batch_size = SHAPE['batch']
-  c.steps_per_call = 1  # one step per call, timed one by one
   c.mesh.update(data=1, fsdp=1, tensor=1)
   return c
-
-
-class JdlRunner:
-  """jdl's own training step on the Bible's windows, a few steps at a time."""
-
-  def __init__(self, windows: np.ndarray, vocab: int, unroll: int = UNROLL):
-    from jdl.train.loop import Trainer
-
-    # The bench draws its own windows: the schedule's length is given, no data set loaded.
-    config = _config(vocab, unroll)
-    self.trainer = Trainer(config, total_steps=config.num_train_steps)
-    self.state = self.trainer.init_state()
-    self.windows = windows
-    self.rng = np.random.default_rng(0)
-
-  def steps(self, k: int) -> tuple[list[float], list[float]]:
-    times, losses = [], []
-    for _ in range(k):
-      rows = self.windows[self.rng.integers(0, len(self.windows), SHAPE['batch'])]
-      batch = self.trainer.global_batch({'tokens': rows})
-      t = time.perf_counter()
-      self.state, metrics = self.trainer.run_steps(self.state, batch)
-      losses.append(float(metrics['loss'][0]))  # waits for the step
-      times.append(time.perf_counter() - t)
-    return times, losses
 
 
 def windows_and_vocab(n: int = 4096) -> tuple[np.ndarray, int]:
@@ -110,7 +82,10 @@ def main(quick: bool = False) -> int:
       env=common.TORCH_ENV,
     )
     info = peer.info
-    jdl = JdlRunner(windows, vocab)
+    jdl = common.JdlSteps(
+      _config(vocab, UNROLL),
+      lambda rng: {'tokens': windows[rng.integers(0, len(windows), s['batch'])]},
+    )
     jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
     torch_first = peer.steps(2)
     jdl_times, torch_times, peak = common.alternate(
