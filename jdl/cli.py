@@ -270,30 +270,34 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] in TOOLS:
-    return importlib.import_module(TOOLS[argv[0]]).main(argv[1:]) or 0
-  parser = _parser()
-  args, extra = parser.parse_known_args(argv)
-  if extra and args.command not in ('train', 'eval', 'params'):  # only these take --config.*
-    parser.error(f'unrecognized arguments: {" ".join(extra)}')
+    name = argv[0]
+    run = lambda: importlib.import_module(TOOLS[name]).main(argv[1:]) or 0
+  else:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ('train', 'eval', 'params'):  # only these take --config.*
+      parser.error(f'unrecognized arguments: {" ".join(extra)}')
+    name = args.command
+    run = lambda: COMMANDS[name](args, extra)
   from jdl.config import ConfigError
 
   try:
-    return COMMANDS[args.command](args, extra)
+    return run()
   except ConfigError as e:
-    print(f'jdl {args.command}: config error: {e}', file=sys.stderr)
+    print(f'jdl {name}: config error: {e}', file=sys.stderr)
     return 2
   except FileNotFoundError as e:  # missing data or checkpoints: the message says what to run
-    print(f'jdl {args.command}: {e}', file=sys.stderr)
+    print(f'jdl {name}: {e}', file=sys.stderr)
     return 2
   except Exception as e:
     from jdl.train.checkpoint import CheckpointError
     from jdl.train.loop import TrainingDiverged
 
     if isinstance(e, TrainingDiverged):
-      print(f'jdl {args.command}: {e}', file=sys.stderr)
+      print(f'jdl {name}: {e}', file=sys.stderr)
       return 3
     if isinstance(e, CheckpointError):  # the workdir holds another config's run
-      print(f'jdl {args.command}: {e}', file=sys.stderr)
+      print(f'jdl {name}: {e}', file=sys.stderr)
       return 2
     raise
 

@@ -40,7 +40,6 @@ def get_config(arg: str | None = None):
       dropout=0.1,
       pre_ln=False,
       max_len=256,
-      label_smoothing=0.1,
     )
   )
   c.data = ml_collections.ConfigDict(
@@ -58,8 +57,9 @@ def get_config(arg: str | None = None):
       ),
     )
   )
+  c.label_smoothing = 0.1  # the objective's, not the model's: jdl.tasks.translation
   c.decode = ml_collections.ConfigDict(
-    dict(beam_size=4, length_penalty=0.6, max_extra_tokens=50, test_sentences=0)
+    dict(beam_size=4, length_penalty=0.6, max_extra_tokens=50, test_sentences=-1)
   )
   c.batch_size = 256
   c.eval_batch_size = 256

@@ -191,3 +191,36 @@ def pad_batch(ids: list[list[int]], multiple: int = 16, rows: int = 0) -> np.nda
   for i, x in enumerate(ids):
     out[i, : len(x)] = x
   return out
+
+
+def translate(
+  model,
+  tokenizer,
+  sentences: list[str],
+  *,
+  beam_size: int = 4,
+  length_penalty: float = 0.6,
+  max_extra_tokens: int = 16,
+  batch_size: int = 64,
+) -> list[str]:
+  """Translations of `sentences`, in order, decoded in batches of similar length (sorted by
+  source length, padded to a few fixed shapes so that the compiled decoder is reused).
+  `beam_size` 0 is greedy; at most the source length
+  plus `max_extra_tokens` (rounded up to the shape bucket) tokens are generated."""
+  if not sentences:
+    return []
+  ids = tokenizer.encode_batch(sentences)
+  limit = model.cfg.max_len - max_extra_tokens - 1
+  ids = [x[:limit] for x in ids]
+  order = np.argsort([len(x) for x in ids], kind='stable')
+  out = [''] * len(sentences)
+  for start in range(0, len(order), batch_size):
+    chunk = order[start : start + batch_size]
+    src_BxS = pad_batch([ids[i] for i in chunk], rows=min(batch_size, len(order)))
+    max_len = min(src_BxS.shape[1] + max_extra_tokens, model.cfg.max_len - 1)
+    tokens_BxL = np.asarray(
+      decode(model, src_BxS, max_len, beam_size=beam_size, alpha=length_penalty)
+    )
+    for row, i in enumerate(chunk):
+      out[i] = tokenizer.decode(tokens_BxL[row])
+  return out

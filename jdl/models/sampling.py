@@ -44,28 +44,52 @@ def choose_token(logits_BxV, key, temperature, top_k, top_p):
   )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7))
-def _generate(graphdef, state, prompt_BxP, key, max_new, temperature, top_k, top_p):
-  model = nnx.merge(graphdef, state)
+def kv_cache_prefill(model, prompt_BxP, max_new: int):
+  """A decoder with a KV cache reads the prompt in one pass into a cache of P + N positions."""
   B, P = prompt_BxP.shape
-  cache = model.init_cache(B, P + max_new)
-  logits_BxPxV, cache = model(prompt_BxP, cache=cache, cache_index=0)
+  return model(prompt_BxP, cache=model.init_cache(B, P + max_new), cache_index=0)
+
+
+def kv_cache_step(model, token_Bx1, cache, position):
+  return model(token_Bx1, cache=cache, cache_index=position)
+
+
+def recurrent_prefill(model, prompt_BxP, max_new: int):
+  """A recurrent network reads the prompt once; its state is its memory."""
+  return model(prompt_BxP)
+
+
+def recurrent_step(model, token_Bx1, carries, position):
+  return model(token_Bx1, carries)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 6, 7, 8, 9))
+def _generate(
+  graphdef, prefill, step, weights, prompt_BxP, key, max_new, temperature, top_k, top_p
+):
+  """Prefill, then one compiled step per new token carrying the model's memory (a KV cache or a
+  recurrent state): `prefill(model, prompt, max_new) -> (logits, memory)`, `step(model, token,
+  memory, position) -> (logits, memory)`."""
+  model = nnx.merge(graphdef, weights)
+  P = prompt_BxP.shape[1]
+  logits_BxPxV, memory = prefill(model, prompt_BxP, max_new)
   first_B = choose_token(logits_BxPxV[:, -1], jax.random.fold_in(key, 0), temperature, top_k, top_p)
 
-  def step(carry, i):
-    token_B, cache, weights = carry
+  def body(carry, i):
+    token_B, memory, weights = carry
     # The weights ride in the carry and the model is merged inside the loop body: an nnx
     # module may not be closed over from an outer trace (scan_layers runs nnx.scan inside).
     step_model = nnx.merge(graphdef, weights)
-    logits_Bx1xV, cache = step_model(token_B[:, None], cache=cache, cache_index=P + i)
+    logits_Bx1xV, memory = step(step_model, token_B[:, None], memory, P + i)
     nxt_B = choose_token(
       logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k, top_p
     )
-    return (nxt_B, cache, weights), token_B
+    return (nxt_B, memory, weights), token_B
 
-  (last_B, _, _), tokens_NxB = jax.lax.scan(step, (first_B, cache, state), jnp.arange(max_new - 1))
-  new_BxN = jnp.concatenate([tokens_NxB.T, last_B[:, None]], axis=1)
-  return jnp.concatenate([prompt_BxP, new_BxN], axis=1)
+  (last_B, _, _), tokens_NxB = jax.lax.scan(
+    body, (first_B, memory, weights), jnp.arange(max_new - 1)
+  )
+  return jnp.concatenate([prompt_BxP, tokens_NxB.T, last_B[:, None]], axis=1)
 
 
 def generate(
@@ -77,18 +101,32 @@ def generate(
   temperature: float = 1.0,
   top_k: int = 0,
   top_p: float = 1.0,
+  prefill=kv_cache_prefill,
+  step=kv_cache_step,
 ) -> jax.Array:
-  """Prompt followed by `max_new_tokens` sampled tokens ([B, P + N]); temperature 0 is greedy."""
+  """Prompt followed by `max_new_tokens` sampled tokens ([B, P + N]); temperature 0 is greedy.
+  A decoder with a KV cache by default; `prefill=recurrent_prefill, step=recurrent_step` for a
+  recurrent network, which has no context limit."""
   prompt_BxP = jnp.asarray(prompt_BxP, jnp.int32)
-  if prompt_BxP.shape[1] + max_new_tokens > model.cfg.context:
+  context = getattr(getattr(model, 'cfg', None), 'context', None)
+  if context is not None and prompt_BxP.shape[1] + max_new_tokens > context:
     raise ValueError(
       f'prompt ({prompt_BxP.shape[1]}) + new tokens ({max_new_tokens}) exceed '
-      f'the context of {model.cfg.context} positions'
+      f'the context of {context} positions'
     )
-  graphdef, state = nnx.split(model)
+  graphdef, weights = nnx.split(model)
   key = jax.random.key(0) if key is None else key
   return _generate(
-    graphdef, state, prompt_BxP, key, max_new_tokens, float(temperature), int(top_k), float(top_p)
+    graphdef,
+    prefill,
+    step,
+    weights,
+    prompt_BxP,
+    key,
+    max_new_tokens,
+    float(temperature),
+    int(top_k),
+    float(top_p),
   )
 
 

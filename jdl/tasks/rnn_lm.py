@@ -17,7 +17,6 @@ vocab_size, unroll, carry_state}; data.name = 'text' with data.kwargs for jdl.da
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 
@@ -29,6 +28,7 @@ from etils import epath
 from flax import nnx
 
 from jdl.config import ConfigError
+from jdl.models import sampling
 from jdl.models.rnn import CELLS, CharRNN
 from jdl.train import task as base
 
@@ -124,7 +124,7 @@ class Task(base.Task):
     """`jdl sample` for a recurrent model: the prompt is read once, then one character per step
     with the recurrent state carried (a recurrent network's "cache" is its state)."""
     ids = np.asarray(tokenizer.encode(prompt), np.int32)[None]
-    out = generate(
+    out = sampling.generate(
       model,
       ids,
       max_new_tokens,
@@ -132,6 +132,8 @@ class Task(base.Task):
       temperature=temperature,
       top_k=top_k,
       top_p=top_p,
+      prefill=sampling.recurrent_prefill,
+      step=sampling.recurrent_step,
     )
     return tokenizer.decode(np.asarray(out[0]))
 
@@ -153,52 +155,3 @@ class Task(base.Task):
     )
     print(f'\n--- sample (temperature 0.8, top-k 40) ---\n{result["sample"]}')
     (epath.Path(workdir) / 'results.json').write_text(json.dumps(result, indent=2) + '\n')
-
-
-@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6))
-def _generate(graphdef, state, prompt_BxP, max_new, temperature, top_k, top_p, key):
-  from jdl.models.sampling import choose_token
-
-  model = nnx.merge(graphdef, state)
-  logits_BxPxV, carries = model(prompt_BxP)
-  first_B = choose_token(logits_BxPxV[:, -1], jax.random.fold_in(key, 0), temperature, top_k, top_p)
-
-  def step(carry, i):
-    token_B, carries, weights = carry
-    step_model = nnx.merge(graphdef, weights)
-    logits_Bx1xV, carries = step_model(token_B[:, None], carries)
-    nxt_B = choose_token(
-      logits_Bx1xV[:, 0], jax.random.fold_in(key, i + 1), temperature, top_k, top_p
-    )
-    return (nxt_B, carries, weights), token_B
-
-  (last_B, _, _), tokens_NxB = jax.lax.scan(
-    step, (first_B, carries, state), jnp.arange(max_new - 1)
-  )
-  return jnp.concatenate([prompt_BxP, tokens_NxB.T, last_B[:, None]], axis=1)
-
-
-def generate(
-  model: CharRNN,
-  prompt_BxP,
-  max_new_tokens: int,
-  *,
-  key=None,
-  temperature: float = 1.0,
-  top_k: int = 0,
-  top_p: float = 1.0,
-) -> jax.Array:
-  """Prompt followed by `max_new_tokens` sampled characters ([B, P + N]); temperature 0 is
-  greedy. A recurrent model has no context limit."""
-  graphdef, state = nnx.split(model)
-  key = jax.random.key(0) if key is None else key
-  return _generate(
-    graphdef,
-    state,
-    jnp.asarray(prompt_BxP, jnp.int32),
-    max_new_tokens,
-    float(temperature),
-    int(top_k),
-    float(top_p),
-    key,
-  )

@@ -1,30 +1,31 @@
 """Translation with the encoder-decoder Transformer (jdl.models.transformer): teacher-forced
 cross-entropy with label smoothing over the target tokens of packed rows.
 
-    loss = (1 - eps) * NLL(y) + eps * mean_v(-log p_v)      (eps = model.label_smoothing)
+    loss = (1 - eps) * NLL(y) + eps * mean_v(-log p_v)      (eps = label_smoothing)
 
 summed over the real target tokens of the batch and divided by their number, as the paper's
 per-token loss. Metrics: `loss` (smoothed), `nll` (plain cross-entropy, nats/token) and token
-`accuracy`. After training, `report` translates the test set (beam search) and prints corpus
-BLEU and chrF (sacrebleu).
+`accuracy`. After training, `report` translates the test set (the config's decoding) and prints
+corpus BLEU and chrF (sacrebleu), writing them to results.json.
 
 Config fields (experiments/transformer/*.py): model.{vocab_size, d_model, n_heads, d_ff,
-n_encoder_layers, n_decoder_layers, dropout, pre_ln, max_len, label_smoothing}; data.name
+n_encoder_layers, n_decoder_layers, dropout, pre_ln, max_len}; label_smoothing; data.name
 'ding' (the offline dictionary pairs, jdl.data.ding) or 'wmt14' (tfds, jdl.data.wmt14)
-with data.kwargs; decode.{beam_size (0: greedy, -1: no test translation), length_penalty,
-max_extra_tokens, test_sentences (0: all)}.
+with data.kwargs; decode.{beam_size (0: greedy), length_penalty, max_extra_tokens,
+test_sentences (how many test sentences the report translates: -1 all, 0 none)}.
 """
 
 from __future__ import annotations
 
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
+from etils import epath
 from flax import nnx
 
 from jdl.config import ConfigError
+from jdl.models import decoding
 from jdl.models.transformer import Transformer, TransformerConfig
 from jdl.train import task as base
 
@@ -41,8 +42,17 @@ class Task(base.Task):
       raise ConfigError(f'config.model.d_model {m.d_model} is not divisible by n_heads {m.n_heads}')
     if config.data.name not in ('ding', 'wmt14'):
       raise ConfigError(f"config.data.name: 'ding' or 'wmt14', not {config.data.name!r}")
+    if config.decode.beam_size < 0:
+      raise ConfigError(
+        f'config.decode.beam_size: 0 (greedy) or more, not {config.decode.beam_size}'
+      )
+    if config.decode.test_sentences < -1:
+      raise ConfigError(
+        f'config.decode.test_sentences: -1 (all), 0 (none) or a count, not '
+        f'{config.decode.test_sentences}'
+      )
     self.model_config = TransformerConfig.from_config(m, config.dtype)
-    self.label_smoothing = m.label_smoothing
+    self.label_smoothing = config.label_smoothing
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
     return Transformer(self.model_config, sharding_rules=self.config.sharding_rules, rngs=rngs)
@@ -103,17 +113,24 @@ class Task(base.Task):
     return loss, {'loss': loss, 'nll': per_token(nll_BxT), 'accuracy': per_token(correct)}
 
   def report(self, plan, state, history, workdir, data):
-    """Corpus BLEU and chrF of the test set, decoded with the config's beam search."""
-    from jdl.transformer import evaluate
-
-    if self.config.decode.beam_size < 0:  # told not to translate (the sharding tests)
+    """Corpus BLEU and chrF of (the first `decode.test_sentences` of) the test set, decoded as
+    the config says; none when `decode.test_sentences` is 0."""
+    decode = self.config.decode
+    if decode.test_sentences == 0:
       return
     model = plan.merge(jax.device_get(state.params), jax.device_get(state.model_state))
     sources, references = self.data_module().test_set(self.config.data.kwargs)
-    if self.config.decode.test_sentences:
-      n = self.config.decode.test_sentences
-      sources, references = sources[:n], references[:n]
-    scores = evaluate.score(model, self.tokenizer(), sources, references, self.config.decode)
+    if decode.test_sentences > 0:
+      sources, references = sources[: decode.test_sentences], references[: decode.test_sentences]
+    scores = score(
+      model,
+      self.tokenizer(),
+      sources,
+      references,
+      beam_size=decode.beam_size,
+      length_penalty=decode.length_penalty,
+      max_extra_tokens=decode.max_extra_tokens,
+    )
     final = next((h for h in reversed(history) if 'validation_loss' in h), {})
     result = {
       'step': history[-1]['step'] if history else 0,
@@ -122,12 +139,73 @@ class Task(base.Task):
       'test_nll': final.get('test_nll'),
       **scores,
     }
-    print(
-      f'test ({len(sources)} sentences, beam {self.config.decode.beam_size}): '
-      f'BLEU {scores["bleu"]:.2f}, chrF {scores["chrf"]:.2f}'
-    )
-    for src, hyp, ref in scores['examples'][:3]:
-      print(f'  {src}\n    -> {hyp}\n    (reference: {ref})')
-    (pathlib.Path(workdir) / 'results.json').write_text(
-      json.dumps(result, indent=2, ensure_ascii=False) + '\n'
-    )
+    print_scores('test', scores)
+    write_results(workdir, result)
+
+
+RESULTS = 'results.json'
+
+
+def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+  import sacrebleu
+
+  return {
+    'bleu': sacrebleu.corpus_bleu(hypotheses, [references]).score,
+    'chrf': sacrebleu.corpus_chrf(hypotheses, [references]).score,
+  }
+
+
+def score(
+  model,
+  tokenizer,
+  sources: list[str],
+  references: list[str],
+  *,
+  beam_size: int,
+  length_penalty: float,
+  max_extra_tokens: int,
+) -> dict:
+  """Corpus BLEU and chrF of the model's translations of `sources`, and a few examples."""
+  hypotheses = decoding.translate(
+    model,
+    tokenizer,
+    sources,
+    beam_size=beam_size,
+    length_penalty=length_penalty,
+    max_extra_tokens=max_extra_tokens,
+  )
+  return test_results(hypotheses, sources, references, beam_size, length_penalty)
+
+
+def test_results(hypotheses, sources, references, beam_size: int, length_penalty: float) -> dict:
+  """What results.json holds of a translated split: scores, decoding and examples."""
+  return {
+    **corpus_scores(hypotheses, references),
+    'sentences': len(sources),
+    'beam_size': beam_size,
+    'length_penalty': length_penalty,
+    'examples': list(zip(sources[:10], hypotheses[:10], references[:10])),
+  }
+
+
+def print_scores(split: str, scores: dict) -> None:
+  how = 'greedy' if scores['beam_size'] == 0 else f'beam {scores["beam_size"]}'
+  print(
+    f'{split} ({scores["sentences"]} sentences, {how}): BLEU {scores["bleu"]:.2f}, '
+    f'chrF {scores["chrf"]:.2f}'
+  )
+  for src, hyp, ref in scores['examples'][:3]:
+    print(f'  {src}\n    -> {hyp}\n    (reference: {ref})')
+
+
+def write_results(workdir, result: dict) -> None:
+  """results.json of a run: the test scores written once training ends."""
+  (epath.Path(workdir) / RESULTS).write_text(
+    json.dumps(result, indent=2, ensure_ascii=False) + '\n'
+  )
+
+
+def read_results(workdir) -> dict | None:
+  """A run's results.json; None before its training ends."""
+  path = epath.Path(workdir) / RESULTS
+  return json.loads(path.read_text()) if path.exists() else None

@@ -5,17 +5,15 @@ Workloads: experiments/transformer/ding_de_en.py, `:small` (d_model 128, 4 heads
 2+2 layers, 4,000 subwords: the size of the equal-time comparison) and the default (d_model 256,
 FFN 1024, 3+3 layers, 8,000 subwords); pre-LN, dropout 0.1, label smoothing 0.1, Adam; batches of
 32 packed rows of 64 tokens from the Ding training split: the same batches, in the same order,
-for both. jdl runs the loop's own compiled call (`steps_per_call` steps in one `lax.scan`, as `jdl
-train` runs it); the peer (jdl.transformer.peer_torch) runs in its own process with
-`torch.set_num_threads(cores)` and glibc malloc's thresholds. Tokens are source plus target
-tokens, padding excluded. Rounds alternate jdl and PyTorch so both see the same machine load.
+for both. jdl runs the loop's own compiled call (`Trainer.run_steps`: `steps_per_call` steps in
+one `lax.scan`, as `jdl train` runs it); the peer (jdl.transformer.peer_torch) runs in its own
+process with `torch.set_num_threads(cores)` and glibc malloc's thresholds. Tokens are source plus
+target tokens, padding excluded. Rounds alternate jdl and PyTorch so both see the same machine
+load.
 """
 
 from __future__ import annotations
 
-import math
-import pathlib
-import tempfile
 import time
 
 from jdl.bench import common
@@ -36,8 +34,7 @@ def measure(config_file: str, quick: bool) -> float:
   import jax
 
   from jdl import config as config_lib
-  from jdl.data import ding as data
-  from jdl.transformer.race import JdlRunner
+  from jdl.train.loop import Trainer
 
   config = config_lib.load(config_file)
   rounds, calls = (2, 1) if quick else (4, 1)  # jdl calls of steps_per_call steps per round
@@ -52,18 +49,27 @@ def measure(config_file: str, quick: bool) -> float:
   )
   peer = common.Peer('jdl.transformer.peer_torch', [config_file], env=common.TORCH_ENV)
   info, torch_steps = peer.info, peer.steps
-  train = data.load(**config.data.kwargs.to_dict()).train
-  jdl = JdlRunner(config, train, pathlib.Path(tempfile.mkdtemp()))
-  n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(jdl.state.params))
-  jdl.steps()  # compilation, not timed
+  trainer = Trainer(config)
+  state = trainer.init_state()
+  batches = trainer.train_batches()
+
+  def jdl_call() -> int:
+    """One compiled call of `steps_per_call` steps, waited for; returns its tokens."""
+    nonlocal state
+    local = next(batches)
+    state, metrics = trainer.run_steps(state, trainer.global_batch(local))
+    jax.block_until_ready(metrics)
+    return int((local['src_segments'] > 0).sum() + (local['tgt_segments'] > 0).sum())
+
+  jdl_call()  # compilation, not timed
   torch_steps(2)  # first touches, not timed
   jdl_rate, torch_rate, jdl_step, torch_step = [], [], [], []
   for r in range(rounds):
     for _ in range(calls):
       t = time.perf_counter()
-      jdl.steps()
+      tokens = jdl_call()
       seconds = time.perf_counter() - t
-      jdl_rate.append(jdl.last_tokens / seconds)
+      jdl_rate.append(tokens / seconds)
       jdl_step.append(seconds / k)
     out = torch_steps(calls * k)
     torch_rate += [n / s for n, s in zip(out['tokens'], out['step_seconds'])]
@@ -76,8 +82,9 @@ def measure(config_file: str, quick: bool) -> float:
   peer.close()
   jdl_tps, torch_tps = common.median(jdl_rate), common.median(torch_rate)
   print(
-    f'\njdl {n_params:,} parameters, PyTorch {info["parameters"]:,}; torch {info["torch"]} '
-    f'({info["threads"]} threads); jdl {k} steps per compiled call, jax {jax.__version__}'
+    f'\njdl {trainer.num_params:,} parameters, PyTorch {info["parameters"]:,}; '
+    f'torch {info["torch"]} ({info["threads"]} threads); jdl {k} steps per compiled call, '
+    f'jax {jax.__version__}'
   )
   print('\n| implementation | tokens/s (median) | s/step |')
   print('|---|---|---|')

@@ -5,19 +5,20 @@
 - `next_token`: the output distribution at each position of a short sentence's translation
   (the lecture's "je suis etudiant" -> "I am a student" table): the top candidate tokens and
   their probabilities, as PNG and Markdown;
-- `bleu_time`: validation BLEU against training time, jdl beside PyTorch (`jdl.transformer.race`).
+- `bleu_time`: validation BLEU against wall time, jdl beside PyTorch (`jdl.transformer.race`).
 
 Train the run first (the equal-time run also writes a checkpoint):
-  python -m jdl.transformer.race --framework jdl --minutes 25 --workdir runs/transformer/de_en
+  python -m jdl.transformer.race --framework jdl \
+      --config experiments/transformer/ding_de_en.py:race --workdir runs/transformer/de_en
 """
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
 
+from jdl import plots
 from jdl.paths import ROOT
 
 WORKDIR = ROOT / 'runs/transformer/de_en'
@@ -29,16 +30,15 @@ SENTENCE = 'Ich bin Student.'
 
 
 def _load(workdir: pathlib.Path):
-  if not (workdir / 'checkpoints').is_dir():
-    raise FileNotFoundError(
-      f'no trained Transformer in {workdir}; train it first with `python -m '
-      f'jdl.transformer.race --framework jdl --minutes 25 --workdir {workdir}` (or `jdl train '
-      f'--config experiments/transformer/ding_de_en.py --workdir {workdir}`)'
-    )
-  from jdl.gpt.sample import load_model
+  from jdl.train.run import load_run
 
-  task, model, step = load_model(workdir)
-  return task, model, step
+  try:
+    return load_run(workdir)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(
+      f"{e}\n(the lecture's run: python -m jdl.transformer.race --framework jdl --config "
+      f'experiments/transformer/ding_de_en.py:race --workdir {workdir})'
+    ) from None
 
 
 def _tokens(tok, ids) -> list[str]:
@@ -71,17 +71,11 @@ def attention_maps(model, tok, sentence: str):
 
 
 def render_attention(outdir: pathlib.Path, workdir: pathlib.Path = WORKDIR) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  task, model, step = _load(workdir)
-  tok = task.tokenizer()
-  from jdl.data import ding as data
-
-  sentence = data.test_set(task.config.data.kwargs)[0][3]  # a short held-out sentence
-  src, out, translation, enc, cross = attention_maps(model, tok, sentence)
+  plt = plots.pyplot()
+  run = _load(workdir)
+  tok = run.task.tokenizer()
+  sentence = run.task.data_module().test_set(run.config.data.kwargs)[0][3]  # short, held out
+  src, out, translation, enc, cross = attention_maps(run.model, tok, sentence)
   paths = []
   for name, maps, rows, title in (
     ('attention_encoder', enc, src, 'encoder self-attention'),
@@ -98,13 +92,12 @@ def render_attention(outdir: pathlib.Path, workdir: pathlib.Path = WORKDIR) -> l
         ax.set_title(f'layer {layer + 1}, head {head + 1}', fontsize=8)
     fig.suptitle(
       f'{title}, per head (rows attend to columns): "{sentence}" -> '
-      f'"{translation}"\n{workdir.name}, step {step}',
+      f'"{translation}"\n{workdir.name}, step {run.step}',
       fontsize=9,
     )
     fig.tight_layout()
     path = outdir / f'{name}.png'
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110)
     paths.append(path)
   return paths
 
@@ -139,25 +132,19 @@ def next_token_table(model, tok, sentence: str, top: int = 5):
 def render_next_token(
   outdir: pathlib.Path, workdir: pathlib.Path = WORKDIR, sentence: str = SENTENCE
 ) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  task, model, step = _load(workdir)
-  tok = task.tokenizer()
-  rows = next_token_table(model, tok, sentence)
+  run = _load(workdir)
+  rows = next_token_table(run.model, run.task.tokenizer(), sentence)
   header = ['position', 'output'] + [f'candidate {i + 1}' for i in range(len(rows[0][1]))]
   cells = [
     [str(t + 1), chosen] + [f'{w} ({p:.2f})' for w, p in cands]
     for t, (chosen, cands) in enumerate(rows)
   ]
-  title = f'"{sentence}" -> next-token probabilities ({workdir.name}, step {step})'
+  title = f'"{sentence}" -> next-token probabilities ({workdir.name}, step {run.step})'
   md = [f'{title}\n', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   md += ['| ' + ' | '.join(c) + ' |' for c in cells]
   md_path = outdir / 'next_token.md'
   md_path.write_text('\n'.join(md) + '\n')
-  fig, ax = plt.subplots(figsize=(2.0 * len(header), 0.45 * len(cells) + 1.2))
+  fig, ax = plots.pyplot().subplots(figsize=(2.0 * len(header), 0.45 * len(cells) + 1.2))
   ax.axis('off')
   table = ax.table(cellText=cells, colLabels=header, loc='center', cellLoc='left')
   table.auto_set_font_size(False)
@@ -166,56 +153,47 @@ def render_next_token(
   ax.set_title(title, fontsize=10)
   fig.tight_layout()
   png = outdir / 'next_token.png'
-  fig.savefig(png, dpi=130)
-  plt.close(fig)
+  plots.save(fig, png, dpi=130)
   return [png, md_path]
 
 
 def render_bleu_time(outdir: pathlib.Path, race_dirs: dict | None = None) -> list[pathlib.Path]:
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
+  from jdl.tasks import translation
+  from jdl.train.run import load_config, read_metrics
 
   race_dirs = race_dirs or RACE_DIRS
-  runs = {
-    name: json.loads((d / 'race.json').read_text())
-    for name, d in race_dirs.items()
-    if (d / 'race.json').is_file()
-  }
-  if not runs:
+  curves = {}
+  for name, workdir in race_dirs.items():
+    try:
+      curves[name] = [r for r in read_metrics(workdir) if 'validation_bleu' in r]
+    except FileNotFoundError:
+      continue
+  if not curves:
     raise FileNotFoundError(
-      'no race.json in '
+      'no race run in '
       + ', '.join(str(d) for d in race_dirs.values())
       + ': run `python -m jdl.transformer.race` (docs/transformer.md)'
     )
-  fig, ax = plt.subplots(figsize=(6.5, 4))
-  for name, run in runs.items():
-    curve = run['validation_curve']
-    minutes = [0] + [r['train_seconds'] / 60 for r in curve]
+  fig, ax = plots.pyplot().subplots(figsize=(6.5, 4))
+  for name, curve in curves.items():
+    results = translation.read_results(race_dirs[name])
     ax.plot(
-      minutes,
-      [0] + [r['bleu'] for r in curve],
+      [0] + [r['seconds'] / 60 for r in curve],
+      [0] + [r['validation_bleu'] for r in curve],
       marker='o',
-      label=f'{name}: test BLEU {run["test_greedy"]["bleu"]:.1f}',
+      label=name + (f': test BLEU {results["bleu"]:.1f}' if results else ''),
     )
-  ax.set_xlabel('training wall time (minutes; one thread each, run side by side)')
+  ax.set_xlabel('wall time (minutes; compilation and evaluation included)')
   ax.set_ylabel('validation BLEU (greedy)')
-  model = next((run['model'] for run in runs.values() if 'model' in run), None)
-  if model is None:  # runs from before race.json recorded the model: jdl's config.json has it
-    configs = [d / 'config.json' for d in race_dirs.values() if (d / 'config.json').is_file()]
-    model = json.loads(configs[0].read_text())['model'] if configs else None
-  shape = (
-    f', d_model {model["d_model"]}, {model["n_encoder_layers"]}+{model["n_decoder_layers"]} layers'
-    if model
-    else ''
+  config = load_config(race_dirs[next(iter(curves))])
+  m = config.model
+  ax.set_title(
+    f'Ding {config.data.kwargs.direction}, d_model {m.d_model}, '
+    f'{m.n_encoder_layers}+{m.n_decoder_layers} layers: BLEU against wall time'
   )
-  direction = next(iter(runs.values()))['direction']
-  ax.set_title(f'Ding {direction}{shape}: BLEU against training time')
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
   path = outdir / 'bleu_time.png'
-  fig.savefig(path, dpi=130)
-  plt.close(fig)
+  plots.save(fig, path, dpi=130)
   return [path]

@@ -8,22 +8,32 @@ What differs is PyTorch's own: `nn.Transformer` also applies dropout to the atte
 inside the FFN, Xavier-initialises its in-projections as one (3d x d) matrix, and with
 `norm_first=False` still adds a final LayerNorm to each stack.
 
-Run it through `jdl.transformer.race` (training for a wall-clock budget) or `jdl bench
-transformer`; both start it in a process with glibc malloc's thresholds in the environment
-(MALLOC_MMAP_THRESHOLD_ etc.), which keeps large activations from being returned to the OS and
-page-faulted back every step.
+`fit` is the peer's side of `jdl.transformer.race` (the same config as jdl's `Trainer.fit`:
+batches, steps, wall-clock budget, records); `main` is the peer of `jdl bench transformer`. Both
+run in a process with glibc malloc's thresholds in the environment (MALLOC_MMAP_THRESHOLD_
+etc.), which keeps large activations from being returned to the OS and page-faulted back every
+step.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from jdl import config as config_lib
+from jdl import paths
+from jdl.data import ding, pipeline
 from jdl.data.ding import BOS, EOS, PAD
+from jdl.models.decoding import pad_batch
 from jdl.models.transformer import sinusoidal_positions
+from jdl.tasks import translation
+from jdl.train.logs import MetricWriter
+from jdl.train.loop import Schedule
+from jdl.transformer import evaluate
 
 
 class TorchTransformer(nn.Module):
@@ -109,7 +119,7 @@ class TorchTrainer:
     self.scheduler = torch.optim.lr_scheduler.LambdaLR(
       self.optimizer, lambda s: s / warmup if s < warmup else (warmup / s) ** 0.5
     )
-    self.loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=m.label_smoothing)
+    self.loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=config.label_smoothing)
     self.vocab = m.vocab_size
 
   def step(self, batch: dict[str, np.ndarray]) -> float:
@@ -149,6 +159,77 @@ class TorchTrainer:
     out[:, : tokens.shape[1] - 1] = tokens[:, 1:].numpy()
     return out
 
+  def translate(self, tokenizer, sentences: list[str], max_extra_tokens: int) -> list[str]:
+    """Greedy translations of `sentences`, in order, in batches of similar length."""
+    ids = tokenizer.encode_batch(sentences)
+    order = np.argsort([len(x) for x in ids], kind='stable')
+    out = [''] * len(sentences)
+    for start in range(0, len(order), 64):
+      chunk = order[start : start + 64]
+      src_BxS = pad_batch([ids[i] for i in chunk])
+      max_len = min(src_BxS.shape[1] + max_extra_tokens, len(self.model.positions) - 1)
+      tokens_BxL = self.greedy(src_BxS, max_len)
+      for row, i in enumerate(chunk):
+        out[i] = tokenizer.decode(tokens_BxL[row])
+    return out
+
+
+def fit(
+  config, workdir, train, validation: tuple[list[str], list[str]], threads: int
+) -> dict[str, float]:
+  """Trains the peer on `train` (packed rows) in a new `workdir` as `Trainer.fit` trains jdl's
+  model from the same config: the same batches in the same order, the same log and evaluation
+  steps, the same stop (the last step, or `max_seconds` of wall time from the start, evaluation
+  included). Each evaluation translates `validation` (sources, references) greedily, as jdl's
+  `evaluate.bleu_hook`; the records go to metrics.jsonl, the test scores to results.json.
+  Returns the last record."""
+  workdir = paths.workdir(workdir)
+  kwargs = config.data.kwargs
+  tokenizer = ding.tokenizer(kwargs.vocab_size, kwargs.seed)
+  schedule = Schedule.from_config(config, pipeline.num_rows(train))
+  trainer = TorchTrainer(config, threads)
+  batches = iter(pipeline.train_dataset(train, config.batch_size, config.seed))
+  config_lib.write(config, workdir)
+  log = MetricWriter(workdir, schedule.total, 0, config.progress_bar)
+  extra_tokens = config.decode.max_extra_tokens
+
+  t_start = time.perf_counter()
+  step, losses, record = 0, [], {}
+  while step < schedule.total:
+    losses.append(trainer.step(next(batches)))
+    step += 1
+    out_of_time = 0 < config.max_seconds <= time.perf_counter() - t_start
+    last = step >= schedule.total or out_of_time
+    record = {}
+    if last or schedule.due(schedule.log, step):
+      record['loss'] = float(np.mean(losses))
+      losses.clear()
+    if last or schedule.due(schedule.eval, step):
+      t = time.perf_counter()
+      hypotheses = trainer.translate(tokenizer, validation[0], extra_tokens)
+      seconds = time.perf_counter() - t
+      record.update(evaluate.bleu_metrics('validation', hypotheses, validation[1], seconds))
+    if record:
+      record.update(epoch=step / schedule.per_epoch, seconds=time.perf_counter() - t_start)
+      log.write(step, record)
+    if out_of_time:
+      log.message(f'max_seconds={config.max_seconds:g} reached at step {step}')
+      break
+  log.close()
+
+  n = config.decode.test_sentences
+  if n:
+    sources, references = ding.test_set(kwargs)
+    if n > 0:
+      sources, references = sources[:n], references[:n]
+    hypotheses = trainer.translate(tokenizer, sources, extra_tokens)
+    scores = translation.test_results(
+      hypotheses, sources, references, beam_size=0, length_penalty=0.0
+    )
+    translation.print_scores('test', scores)
+    translation.write_results(workdir, {'step': step, 'direction': kwargs.direction, **scores})
+  return {'step': step, **record}
+
 
 def main() -> None:
   """`python -m jdl.transformer.peer_torch CONFIG`: the peer of `jdl bench transformer`. Prints
@@ -157,14 +238,9 @@ def main() -> None:
   import json
   import os
   import sys
-  import time
-
-  from jdl import config as config_lib
-  from jdl.data import ding as data
-  from jdl.data import pipeline
 
   config = config_lib.load(sys.argv[1])
-  train = data.load(**config.data.kwargs.to_dict()).train
+  train = ding.load(**config.data.kwargs.to_dict()).train
   trainer = TorchTrainer(config, os.cpu_count())
   batches = iter(pipeline.train_dataset(train, config.batch_size, config.seed))
   print(

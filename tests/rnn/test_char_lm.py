@@ -12,6 +12,7 @@ import pytest
 from flax import nnx
 
 from jdl import config as config_lib
+from jdl.models import sampling
 from jdl.models.rnn import RNN, CharRNN
 from jdl.tasks import rnn_lm
 from jdl.train import loop
@@ -44,7 +45,16 @@ def test_bidirectional_refuses_a_carry():
 def test_greedy_generation_with_carried_state_equals_recomputation(cell):
   model = CharRNN(cell, 11, 6, 16, num_layers=2, rngs=nnx.Rngs(2))
   prompt = np.array([[1, 2, 3], [4, 5, 6]], np.int32)
-  out = np.asarray(rnn_lm.generate(model, prompt, 12, temperature=0.0))
+  out = np.asarray(
+    sampling.generate(
+      model,
+      prompt,
+      12,
+      temperature=0.0,
+      prefill=sampling.recurrent_prefill,
+      step=sampling.recurrent_step,
+    )
+  )
   tokens = prompt
   for _ in range(12):  # the reference: read the whole text again for every new character
     logits, _ = model(jnp.asarray(tokens))

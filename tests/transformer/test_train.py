@@ -1,5 +1,6 @@
 """Data, tokenizer and training: the Ding split and its BPE, the smoke runs of both configs
-through the one loop, the same loss on 1 and on 8 devices (tensor parallel), `jdl translate`."""
+through the one loop, the same loss on 1 and on 8 devices (tensor parallel), `jdl translate`,
+the equal-wall-time race of both frameworks and its figure."""
 
 import functools
 import json
@@ -9,9 +10,12 @@ import numpy as np
 import pytest
 
 from jdl import config as config_lib
+from jdl.bench.common import TORCH_ENV
 from jdl.data import ding as data
+from jdl.tasks import translation
 from jdl.train import loop
-from jdl.transformer import evaluate
+from jdl.train.run import read_metrics
+from jdl.transformer import evaluate, figures, race
 from tests.conftest import ROOT
 
 DING = str(ROOT / 'experiments/transformer/ding_de_en.py')
@@ -105,7 +109,7 @@ def test_loss_on_8_devices_with_tensor_parallel_equals_1_device(tmp_path):
       config.mesh.update(mesh)
       config.log_every_steps = 2
       config.eval_every_steps = -1
-      config.decode.beam_size = -1  # no test translation: only the losses are compared
+      config.decode.test_sentences = 0  # only the losses are compared
     result = loop.train_and_evaluate(config, tmp_path / name.replace(' ', '_'))
     losses[name] = [h['loss'] for h in result['history'] if 'loss' in h]
     params = result['state'].params
@@ -122,6 +126,42 @@ def test_loss_on_8_devices_with_tensor_parallel_equals_1_device(tmp_path):
     jax.P(None, 'tensor'),
     jax.P('tensor', None),
   )
+
+
+@needs_ding
+def test_race_budget_ends_both_frameworks_with_bleu_records_and_a_figure(tmp_path, monkeypatch):
+  for key, value in TORCH_ENV.items():  # the peer's malloc settings: no re-exec of pytest
+    monkeypatch.setenv(key, value)
+  common = ['--config', DING + ':smoke', '--eval-sentences', '8', '--config.decode.beam_size=0']
+  # A budget spent by the first call: each stops there, evaluates and scores the test set.
+  budget = '--config.max_seconds=1e-6'
+  for framework in ('jdl', 'torch'):
+    workdir = str(tmp_path / framework)
+    assert race.main(['--framework', framework, '--workdir', workdir, budget, *common]) == 0
+  for framework, steps_per_call in (('jdl', 2), ('torch', 1)):
+    last = read_metrics(tmp_path / framework)[-1]
+    assert last['step'] == steps_per_call and last['seconds'] > 0
+    assert 0 <= last['validation_bleu'] <= 100 and last['validation_chrf'] > 0
+    results = translation.read_results(tmp_path / framework)
+    assert results['sentences'] == 16 and results['beam_size'] == 0
+  (png,) = figures.render_bleu_time(
+    tmp_path, {'jdl': tmp_path / 'jdl', 'PyTorch': tmp_path / 'torch'}
+  )
+  assert png.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+  'mistyped, message',
+  [
+    (['--minutes', '3'], 'unrecognized arguments: --minutes 3'),
+    (['--config.max_second=60'], "unknown config key 'max_second'; did you mean 'max_seconds'?"),
+  ],
+)
+def test_race_refuses_unknown_flags_and_config_keys(tmp_path, capsys, mistyped, message):
+  argv = ['--framework', 'jdl', '--config', DING + ':smoke', '--workdir', str(tmp_path)]
+  with pytest.raises(SystemExit) as exit_:
+    race.main(argv + mistyped)
+  assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_wmt14_smoke_on_mock_data_under_8_devices(tmp_path):
