@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import pathlib
 
-import matplotlib
+import numpy as np
 
-matplotlib.use('Agg')  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jdl.binpack import data, search, table  # noqa: E402
+from jdl import plots
+from jdl.binpack import data, search, table
 
 
 def funsearch(outdir, rows: dict | None = None, log_path=data.FOUND_LOG) -> list[pathlib.Path]:
@@ -34,7 +31,7 @@ def _table_figure(rows: dict, path: pathlib.Path) -> pathlib.Path:
   columns = list(next(iter(rows.values())))
   x = np.arange(len(columns))
   width = 0.8 / len(rows)
-  fig, ax = plt.subplots(figsize=(11, 4.5))
+  fig, ax = plots.pyplot().subplots(figsize=(11, 4.5))
   for i, (row, values) in enumerate(rows.items()):
     offset = (i - (len(rows) - 1) / 2) * width
     bars = ax.bar(x + offset, [values[c] for c in columns], width, label=row)
@@ -57,13 +54,12 @@ def _table_figure(rows: dict, path: pathlib.Path) -> pathlib.Path:
   ax.set_title('Online bin packing, computed here (black ticks: published values)')
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  plots.save(fig, path, dpi=120)
   return path
 
 
 def _search_figure(logs: list, path: pathlib.Path) -> pathlib.Path:
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig, ax = plots.pyplot().subplots(figsize=(6, 4))
   for label, records in logs:
     times, values = search.best_over_time(records)
     ax.step(np.array(times) / 60, values, where='post', label=label)
@@ -72,6 +68,5 @@ def _search_figure(logs: list, path: pathlib.Path) -> pathlib.Path:
   ax.set_title('jdl search: best program over time (from First Fit)')
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  plots.save(fig, path, dpi=120)
   return path
