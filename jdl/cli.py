@@ -1,7 +1,9 @@
 """The `jdl` command: train, eval, params, list, figures, bench (and per-system tools).
 
 JAX is imported only after the arguments are read, so that `--devices` and `--multihost` can
-configure it before it starts.
+configure it before it starts. Exit codes (jdl/train/errors.py): 0 finished, 1 failed (a write,
+a process, an unexpected error), 2 usage/config/data/checkpoint error (nothing changed),
+3 diverged, 75 stopped early and resumable (SIGTERM, SIGINT, the max_seconds budget).
 """
 
 from __future__ import annotations
@@ -116,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
   sub = p.add_subparsers(dest='command', required=True)
   t = sub.add_parser('train', help='train (or resume) an experiment in a workdir')
   _add_config_args(t)
+  t.add_argument(
+    '--fresh',
+    action='store_true',
+    help='start at step 0 when the workdir holds checkpoints none of which can be restored '
+    '(they are moved to checkpoints.corrupt/); without it such a run stops',
+  )
   e = sub.add_parser('eval', help="evaluate a workdir's latest checkpoint")
   _add_config_args(e)
   pr = sub.add_parser('params', help='parameter table, without allocating')
@@ -130,6 +138,21 @@ def _parser() -> argparse.ArgumentParser:
   b = sub.add_parser('bench', help='run a benchmark')
   b.add_argument('name', choices=sorted(BENCHMARKS))
   b.add_argument('--quick', action='store_true', help='a short run, to check that it works')
+  c = sub.add_parser(
+    'compile',
+    help='compile the training step for a TPU slice on this CPU: memory per chip, FLOPs, time',
+  )
+  c.add_argument('--config', required=True, help='experiments/<arch>/<name>.py[:variant]')
+  c.add_argument(
+    '--topology',
+    required=True,
+    help="the slice: gcloud's accelerator type (v4-32, v5litepod-16, v5p-8, v6e-16) or JAX's "
+    'topology (v5e:4x4, v4:2x2x4)',
+  )
+  c.add_argument('--mfu', type=float, default=0.4, help='model FLOPs utilization of the prediction')
+  c.add_argument('--reserve', type=float, default=0.05, help='fraction of HBM kept free')
+  c.add_argument('--sweep', action='store_true', help='several meshes and remat choices')
+  c.add_argument('--json', action='store_true')
   return p
 
 
@@ -158,11 +181,11 @@ def _load_config(args, extra: list[str]):
 def cmd_train(args, extra) -> int:
   config = _load_config(args, extra)
   _setup_jax(args)
-  from jdl.train import loop
+  from jdl.train import errors, loop
 
-  result = loop.train_and_evaluate(config, args.workdir)
-  if result['preempted']:
-    return 0
+  result = loop.Trainer(config).fit(args.workdir, fresh=args.fresh)
+  if result['stopped'] == 'preempted':
+    return errors.RESUMABLE
   final = {k: v for k, v in result['final'].items() if isinstance(v, float)}
   import jax
 
@@ -171,7 +194,7 @@ def cmd_train(args, extra) -> int:
       f'done: step {result["step"]} in {result["seconds"]:.1f}s; '
       + ', '.join(f'{k} {v:.4g}' for k, v in final.items() if k != 'epoch')
     )
-  return 0
+  return errors.RESUMABLE if result['stopped'] == 'max_seconds' else errors.FINISHED
 
 
 def cmd_eval(args, extra) -> int:
@@ -252,6 +275,24 @@ def cmd_figures(args, extra) -> int:
   return 0
 
 
+def cmd_compile(args, extra) -> int:
+  config = _load_config(args, extra)
+  # The compiler runs on this machine's CPU: JAX needs no accelerator, libtpu only compiles.
+  os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+  from jdl.train import compile as compile_lib
+  from jdl.train import cost
+
+  topology = cost.topology(args.topology)
+  if args.sweep:
+    log = (lambda _: None) if args.json else (lambda text: print(text, flush=True))
+    result = compile_lib.sweep(config, topology, args.mfu, args.reserve, log=log)
+    print(json.dumps(result, indent=2) if args.json else compile_lib.format_sweep(result))
+  else:
+    report = compile_lib.compile_step(config, topology, args.mfu, args.reserve)
+    print(json.dumps(report, indent=2) if args.json else compile_lib.format_report(report))
+  return 0
+
+
 def cmd_bench(args, extra) -> int:
   module, function, _ = BENCHMARKS[args.name]
   return getattr(importlib.import_module(module), function)(quick=args.quick) or 0
@@ -264,6 +305,7 @@ COMMANDS = {
   'list': cmd_list,
   'figures': cmd_figures,
   'bench': cmd_bench,
+  'compile': cmd_compile,
 }
 
 
@@ -275,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
   else:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ('train', 'eval', 'params'):  # only these take --config.*
+    # only these take --config.*
+    if extra and args.command not in ('train', 'eval', 'params', 'compile'):
       parser.error(f'unrecognized arguments: {" ".join(extra)}')
     name = args.command
     run = lambda: COMMANDS[name](args, extra)
@@ -290,15 +333,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f'jdl {name}: {e}', file=sys.stderr)
     return 2
   except Exception as e:
+    from jdl.train import errors
     from jdl.train.checkpoint import CheckpointError
+    from jdl.train.lock import WorkdirLocked
     from jdl.train.loop import TrainingDiverged
 
-    if isinstance(e, TrainingDiverged):
-      print(f'jdl {name}: {e}', file=sys.stderr)
-      return 3
-    if isinstance(e, CheckpointError):  # the workdir holds another config's run
-      print(f'jdl {name}: {e}', file=sys.stderr)
-      return 2
+    codes = {
+      TrainingDiverged: errors.DIVERGED,
+      CheckpointError: errors.USAGE,  # another config's run, or none restorable: nothing moved
+      WorkdirLocked: errors.USAGE,
+      errors.WriteFailed: errors.FAILED,
+    }
+    for kind, code in codes.items():
+      if isinstance(e, kind):
+        print(f'jdl {name}: {e}', file=sys.stderr)
+        if isinstance(e, errors.WriteFailed):
+          # orbax's writer threads, stuck on the failed store, would print tracebacks while
+          # the interpreter shuts down: the message above is the whole story.
+          sys.stdout.flush()
+          sys.stderr.flush()
+          os._exit(code)
+        return code
     raise
 
 

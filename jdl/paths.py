@@ -20,3 +20,8 @@ CACHE = pathlib.Path(os.environ.get('JDL_CACHE', pathlib.Path.home() / '.cache' 
 def workdir(path: str | os.PathLike) -> epath.Path:
   """A run folder, local or remote."""
   return epath.Path(path)
+
+
+def is_local(path: epath.PathLike) -> bool:
+  """Whether a path is on this machine's file system (not gs://, s3://, ...)."""
+  return '://' not in os.fspath(path)

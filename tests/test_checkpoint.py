@@ -15,7 +15,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jdl.tasks import regression
-from jdl.train import loop
+from jdl.train import errors, loop
+from jdl.train.run import read_metrics
 from tests.conftest import MLP, ROOT, run_jdl
 
 # 8 steps per epoch; a checkpoint every 40 steps, no per-epoch evaluation to slow it down.
@@ -83,6 +84,9 @@ def test_sigkill_then_resume_is_bitwise_equal(tmp_path):
   assert saved and saved[-1] < 1200, 'the run was not interrupted mid-way'
   resumed = run_jdl('train', '--config', MLP, '--workdir', tmp_path / 'killed', *LONG, check=True)
   assert 'resumed at step' in resumed.stdout
+  # Records written after the last checkpoint were trained again: none appears twice.
+  logged = [r['step'] for r in read_metrics(tmp_path / 'killed')]
+  assert logged == sorted(set(logged)) and logged[-1] == 1200
 
   step_a, params_a = final_params(tmp_path / 'straight')
   step_b, params_b = final_params(tmp_path / 'killed')
@@ -93,14 +97,17 @@ def test_sigkill_then_resume_is_bitwise_equal(tmp_path):
     assert np.array_equal(np.asarray(a), np.asarray(b))  # bitwise, not approximately
 
 
-def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+def test_a_stop_signal_checkpoints_and_exits_resumable(tmp_path, signum):
   proc = start_jdl(tmp_path, '--config.checkpoint_every_steps=400')
   wait_for_checkpoints(tmp_path, proc, 1)
-  proc.send_signal(signal.SIGTERM)
+  proc.send_signal(signum)
   out, err = proc.communicate(timeout=60)
-  assert proc.returncode == 0, err
-  assert 'SIGTERM: checkpoint saved at step' in out
-  stopped_at = int(out.split('SIGTERM: checkpoint saved at step ')[1].split(';')[0])
+  assert proc.returncode == errors.RESUMABLE, err
+  assert 'Traceback' not in err
+  name = signal.Signals(signum).name
+  assert f'{name}: checkpoint saved at step' in out
+  stopped_at = int(out.split(f'{name}: checkpoint saved at step ')[1].split(';')[0])
   assert steps_saved(tmp_path)[-1] == stopped_at
   assert stopped_at < 1200
 
@@ -117,7 +124,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
   for f in (tmp_path / 'checkpoints' / '80').rglob('*.json'):
     f.write_text('{not json')
   proc = run_jdl('eval', '--config', MLP, '--workdir', tmp_path, check=True)
-  assert 'checkpoint at step 80 is corrupt or partial' in proc.stdout
+  assert 'checkpoint at step 80 is unreadable' in proc.stdout
   metrics = json.loads(proc.stdout[proc.stdout.index('{') :])
   assert metrics['step'] == 72
   assert (tmp_path / 'checkpoints.corrupt' / '80').is_dir()  # kept, not deleted

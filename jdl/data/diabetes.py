@@ -4,23 +4,44 @@ year; Efron et al. 2004), split and standardized the same way every time.
 Split: a fixed permutation (seed 0); the first 20% is the test set; of the rest, the last 20% is
 the validation set, as Keras' `fit(validation_split=0.2)` takes it. Features and target are
 standardized with the training rows' mean and standard deviation, so a mean predictor scores a
-mean squared error near 1.
+mean squared error near 1. The data is checked (442 x 10, finite) before use.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from jdl.data.errors import DataError
 from jdl.data.splits import Splits
 
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.2
+SOURCE = "scikit-learn's diabetes data (sklearn/datasets/data/diabetes_*.csv.gz)"
+SHAPE = (442, 10)
+
+
+def _read() -> tuple[np.ndarray, np.ndarray]:
+  """(features [442, 10], target [442]), checked: a damaged install must not train on garbage."""
+  try:
+    from sklearn.datasets import load_diabetes
+  except ImportError as e:
+    raise DataError(SOURCE, f'missing ({e})', 'install it with: pip install scikit-learn') from None
+  reinstall = 'reinstall it with: pip install --force-reinstall scikit-learn'
+  try:
+    x, y = load_diabetes(return_X_y=True)
+  except (OSError, EOFError, ValueError) as e:  # a cut gzip, or rows that do not parse
+    raise DataError(SOURCE, f'not readable ({e})', reinstall) from None
+  if x.shape != SHAPE or y.shape != SHAPE[:1]:
+    raise DataError(
+      SOURCE, f'shapes {x.shape} and {y.shape}, not {SHAPE} and {SHAPE[:1]}', reinstall
+    )
+  if not (np.isfinite(x).all() and np.isfinite(y).all()):
+    raise DataError(SOURCE, 'holds values that are not finite', reinstall)
+  return x, y
 
 
 def load() -> Splits:
-  from sklearn.datasets import load_diabetes
-
-  x, y = load_diabetes(return_X_y=True)
+  x, y = _read()
   order = np.random.default_rng(0).permutation(len(x))
   x, y = x[order], y[order]
   n_test = int(round(TEST_FRACTION * len(x)))

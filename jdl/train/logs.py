@@ -1,6 +1,9 @@
 """Where metrics go: `metrics.jsonl`, TensorBoard event files, and a progress bar or log lines.
 
-Only process 0 writes; the others get a writer that does nothing.
+Only process 0 writes; the others get a writer that does nothing. A resumed run first drops the
+records written after the checkpoint it resumes from (they are about to be trained again), so
+`metrics.jsonl` never holds a step twice; a store that cannot append (gs://) gets the whole file
+rewritten at each record. A failed write stops the run with `WriteFailed` naming the file.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import time
 
 import tqdm
 from etils import epath
+
+from jdl import paths
+from jdl.train.errors import WriteFailed
 
 
 class MetricWriter:
@@ -30,7 +36,13 @@ class MetricWriter:
     from tensorboardX import SummaryWriter  # TF-free event files that TensorBoard reads
 
     workdir = epath.Path(workdir)
-    self.jsonl = (workdir / 'metrics.jsonl').open('a')
+    self.path = workdir / 'metrics.jsonl'
+    self.appends = paths.is_local(workdir)
+    earlier = read_metrics(workdir) if self.path.exists() else []
+    self.records = [r for r in earlier if r.get('step', 0) <= start_step]
+    if len(self.records) < len(earlier) or not self.appends:
+      self._rewrite()
+    self.jsonl = self.path.open('a') if self.appends else None
     self.tb = SummaryWriter(str(workdir / 'tensorboard'))
     use_bar = progress_bar == 'always' or (progress_bar == 'auto' and sys.stderr.isatty())
     self.bar = (
@@ -54,11 +66,18 @@ class MetricWriter:
       metrics = dict(metrics, steps_per_sec=(step - last_step) / max(now - last_time, 1e-9))
       self._last = (now, step)
     record = {'step': step, **{k: float(v) for k, v in metrics.items()}}
-    self.jsonl.write(json.dumps(record) + '\n')
-    self.jsonl.flush()
-    for key, value in metrics.items():
-      self.tb.add_scalar(key, float(value), step)
-    self.tb.flush()
+    self.records.append(record)
+    try:
+      if self.appends:
+        self.jsonl.write(json.dumps(record) + '\n')
+        self.jsonl.flush()
+      else:
+        self._rewrite()
+      for key, value in metrics.items():
+        self.tb.add_scalar(key, float(value), step)
+      self.tb.flush()
+    except OSError as e:
+      raise WriteFailed(f'writing the metrics of step {step} to {self.path} failed: {e}') from e
     shown = {k: v for k, v in record.items() if k != 'step' and 'grad_norm' not in k}
     if self.bar is not None:
       self.bar.set_postfix({k: _fmt(v) for k, v in shown.items()}, refresh=False)
@@ -73,6 +92,18 @@ class MetricWriter:
       body = ' '.join(f'{k} {_fmt(v)}' for k, v in shown.items())
       print(f'[step {step}/{self.total_steps}{eta}] {body}', flush=True)
 
+  def _rewrite(self) -> None:
+    text = ''.join(json.dumps(r) + '\n' for r in self.records)
+    try:
+      if self.appends:  # a whole new file, then a rename: never a half-written one
+        partial = self.path.parent / f'{self.path.name}.partial'
+        partial.write_text(text)
+        partial.replace(self.path)
+      else:
+        self.path.write_text(text)
+    except OSError as e:
+      raise WriteFailed(f'writing {self.path} failed: {e}') from e
+
   def message(self, text: str) -> None:
     if not self.enabled:
       return
@@ -82,7 +113,8 @@ class MetricWriter:
     if self.enabled:
       if self.bar is not None:
         self.bar.close()
-      self.jsonl.close()
+      if self.jsonl is not None:
+        self.jsonl.close()
       self.tb.close()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ from jdl import paths, sharding
 from jdl.data import pipeline
 from jdl.data.splits import Splits
 from jdl.train.checkpoint import Checkpointer
+from jdl.train.errors import WriteFailed
+from jdl.train.lock import WorkdirLock, WorkdirLocked
 from jdl.train.logs import MetricWriter
 from jdl.train.task import Task, TrainState, get_task
 
@@ -97,7 +100,8 @@ class Trainer:
 
   `data` may be given (a benchmark's synthetic batches, a test's small split); by default the
   task loads it, when first needed. `total_steps` replaces the schedule (and then no data is
-  loaded to count rows): a run restored for use needs only the shapes.
+  loaded to count rows): a run restored for use needs only the shapes. `mesh` replaces the
+  config's mesh over this process's devices (`jdl compile`: a TPU slice's devices, compile only).
   """
 
   def __init__(
@@ -105,6 +109,7 @@ class Trainer:
     config: ml_collections.ConfigDict,
     data: Splits | None = None,
     total_steps: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
   ):
     config_lib.validate(config)
     self.config = config
@@ -114,7 +119,7 @@ class Trainer:
       self.schedule = Schedule.from_config(config, pipeline.num_rows(self.data.train))
     else:  # a run restored for use: no data needed, the length only shapes the optimizer's rate
       self.schedule = Schedule(total_steps, 1, config.steps_per_call, 0, 0, 0)
-    self.mesh = make_mesh(config)
+    self.mesh = make_mesh(config) if mesh is None else mesh
     self.plan = self.task.setup(self.schedule.total)
 
     # ---- the state's shardings and its compiled init
@@ -149,6 +154,7 @@ class Trainer:
       out_shardings=(self.shardings, replicated),
       donate_argnums=0,
     )
+    self._finite = jax.jit(_all_finite)
     self.eval_step = jax.jit(
       functools.partial(self.task.eval_step, self.plan),
       in_shardings=(self.shardings, sharding.batch_sharding(self.mesh)),
@@ -230,32 +236,56 @@ class Trainer:
 
   # ---- the loop --------------------------------------------------------------------------------
 
-  def fit(self, workdir, eval_hooks: Sequence[EvalHook] = ()) -> dict:
-    """Trains (or resumes) in `workdir` until the last step, SIGTERM, or `config.max_seconds`
-    of wall-clock time (compilation included); returns the final metrics and the history."""
+  def fit(self, workdir, eval_hooks: Sequence[EvalHook] = (), fresh: bool = False) -> dict:
+    """Trains (or resumes) in `workdir` until the last step, SIGTERM or SIGINT, or
+    `config.max_seconds` of wall-clock time (compilation included); returns the final metrics,
+    the history and why it stopped ('done', 'preempted', 'max_seconds').
+
+    The workdir is locked for the run's length. `fresh` starts at step 0 when the workdir holds
+    checkpoints none of which can be restored (they are moved aside); without it that stops.
+    """
     t_start = time.perf_counter()
-    config, schedule, task = self.config, self.schedule, self.task
     workdir = paths.workdir(workdir)
     is_main = jax.process_index() == 0
+    lock = WorkdirLock(workdir)
+    refused = None
+    if is_main:
+      try:
+        lock.acquire()
+      except WorkdirLocked as e:
+        refused = e
+    if _any_process(refused is not None):  # every process stops, not only the one that knows
+      raise refused or WorkdirLocked(f'{workdir} is in use by another jdl run (see process 0)')
+    try:
+      return self._fit(workdir, eval_hooks, fresh, t_start)
+    finally:
+      lock.release()
+
+  def _fit(self, workdir, eval_hooks, fresh: bool, t_start: float) -> dict:
+    config, schedule, task = self.config, self.schedule, self.task
+    is_main = jax.process_index() == 0
+    say = print if is_main else (lambda _: None)
+    checkpointer = self.checkpointer(workdir)
+    try:
+      restored = checkpointer.restore(self.abstract_state, log=say, fresh=fresh)
+    except BaseException:
+      checkpointer.close()
+      raise
     if is_main:
       config_lib.write(config, workdir)
-    checkpointer = self.checkpointer(workdir)
-    restored = checkpointer.restore(self.abstract_state, log=print if is_main else (lambda _: None))
     train_iter = self.train_batches()
     if restored is None:
       state, start = self.init_state(), 0
     else:
       start, state, data_state = restored
       train_iter.set_state(data_state)
-    if is_main:
-      print(
-        f'{config.task}: {self.num_params:,} parameters; mesh {dict(self.mesh.shape)} on '
-        f'{jax.device_count()} {jax.default_backend()} device(s), {jax.process_count()} '
-        f'process(es); {schedule.total} steps ({schedule.per_epoch}/epoch)'
-        + (f'; resumed at step {start}' if start else '')
-        + (f'; budget {config.max_seconds:g} s' if config.max_seconds > 0 else ''),
-        flush=True,
-      )
+    say(
+      f'{config.task}: {self.num_params:,} parameters; mesh {dict(self.mesh.shape)} on '
+      f'{jax.device_count()} {jax.default_backend()} device(s), {jax.process_count()} '
+      f'process(es); {schedule.total} steps ({schedule.per_epoch}/epoch)'
+      + (f'; resumed at step {start}' if start else '')
+      + (f'; budget {config.max_seconds:g} s' if config.max_seconds > 0 else '')
+    )
 
     log = MetricWriter(workdir, schedule.total, start, config.progress_bar, enabled=is_main)
     preemption = _Preemption()
@@ -273,12 +303,22 @@ class Trainer:
         window.append(host)
         pending = None
 
-    step, stop = start, None
+    def save(step: int) -> None:
+      """Checkpoints a state that is finite throughout; a blow-up is never saved."""
+      if not bool(self._finite(state)):
+        raise TrainingDiverged(
+          f'the parameters or optimizer state hold NaN or infinite values at step {step}: '
+          'training stopped without saving them (the last checkpoint is from before)'
+        )
+      checkpointer.save(step, state, train_iter.get_state())
+
+    step, stop, write_failed = start, None, False
     try:
       while step < schedule.total:
         batches = self.global_batch(next(train_iter))
         state, device_metrics = self.run_steps(state, batches)
         drain()  # the previous call's metrics, fetched while this call runs
+        checkpointer.check()  # a background write that failed stops the run here
         pending = (step + 1, device_metrics)
         step += schedule.per_call
         log.advance(step)
@@ -305,26 +345,39 @@ class Trainer:
           history.append({'step': step, **record})
           log.write(step, record)
         if saves:
-          checkpointer.save(step, state, train_iter.get_state())
+          save(step)
         if stop == 'preempted':
           checkpointer.wait()
-          log.message(f'SIGTERM: checkpoint saved at step {step}; run the same command to resume')
+          log.message(
+            f'{preemption.signal_name}: checkpoint saved at step {step}; '
+            'run the same command to resume'
+          )
           break
         if stop == 'max_seconds':
+          checkpointer.wait()
           log.message(
             f'max_seconds={config.max_seconds:g} reached at step {step}: evaluated and saved; '
             'run the same command (with a larger budget) to continue'
           )
           break
       drain()
+      checkpointer.wait()
+    except WriteFailed:
+      # The store failed under orbax's writer threads: closing would wait on them and have them
+      # print tracebacks; the error names the file and the last intact checkpoint.
+      write_failed = True
+      raise
     finally:
       preemption.restore()
-      checkpointer.close()
-      log.close()
+      try:
+        if not write_failed:
+          checkpointer.close()
+      finally:
+        log.close()
     seconds = time.perf_counter() - t_start
     finished = step >= schedule.total or stop == 'max_seconds'
     if is_main and finished:
-      task.report(self.plan, state, history, workdir, self.data)
+      task.report(self.plan, state, log.records, workdir, self.data)
     final = history[-1] if history and finished else {}
     return {
       'step': step,
@@ -335,6 +388,15 @@ class Trainer:
       'preempted': stop == 'preempted',
       'stopped': stop or 'done',
     }
+
+
+def _any_process(flag: bool) -> bool:
+  """Whether `flag` holds on any process (the same answer everywhere)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+
+  return bool(np.max(multihost_utils.process_allgather(np.int32(flag))))
 
 
 def _agreed_elapsed(t_start: float) -> float:
@@ -349,21 +411,32 @@ def _agreed_elapsed(t_start: float) -> float:
 
 
 class _Preemption:
-  """SIGTERM (a TPU VM's preemption notice, a scheduler's stop) asks for a checkpoint and exit.
+  """SIGTERM (a TPU VM's preemption notice, a scheduler's stop) or SIGINT (Ctrl-C) asks for a
+  checkpoint and exit; a second Ctrl-C interrupts at once.
 
   With several processes JAX's preemption service agrees on one step for all of them (a notice
-  reaches the hosts at different steps, and a checkpoint is a collective); alone, a signal
-  handler suffices.
+  reaches the hosts at different steps, and a checkpoint is a collective); it listens for
+  SIGTERM, so Ctrl-C on a host is passed on as SIGTERM. Alone, a signal handler suffices.
   """
 
   def __init__(self):
     self.multihost = jax.process_count() > 1
     self._signalled = False
+    self.signal_name = 'SIGTERM'
+    self._previous = {signal.SIGINT: signal.signal(signal.SIGINT, self._interrupt)}
     if not self.multihost:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._terminate)
 
-  def _handle(self, signum, frame):
+  def _terminate(self, signum, frame):
     self._signalled = True
+
+  def _interrupt(self, signum, frame):
+    self.signal_name = 'SIGINT'
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C interrupts
+    if self.multihost:
+      os.kill(os.getpid(), signal.SIGTERM)
+    else:
+      self._signalled = True
 
   def reached(self, step: int) -> bool:
     if self.multihost:
@@ -373,8 +446,15 @@ class _Preemption:
     return self._signalled
 
   def restore(self):
-    if not self.multihost:
-      signal.signal(signal.SIGTERM, self._previous)
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+def _all_finite(state: TrainState) -> jax.Array:
+  """Whether every floating-point array of the parameters, optimizer and model state is finite."""
+  leaves = jax.tree.leaves((state.params, state.opt_state, state.model_state))
+  checks = [jnp.isfinite(x).all() for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
 
 
 def _check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
