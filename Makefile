@@ -12,6 +12,8 @@ PYTEST_WORKERS ?= 2
 .PHONY: install data test run bench figures lint clean
 
 $(STAMP): pyproject.toml
+	@# The FunSearch sandbox's seccomp filter needs the libseccomp library (Debian: libseccomp2).
+	ldconfig -p | grep -q libseccomp.so.2 || (apt-get update && apt-get install -y libseccomp2)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -23,7 +25,8 @@ install: $(STAMP)
 data: install
 	$(BIN)/python -m jdl.data.install
 
-# The tests also compare against the peers (Hugging Face GPT-2 in PyTorch): the bench extra.
+# The tests also compare against the peers (Hugging Face GPT-2 in PyTorch): the bench extra; and
+# compile training steps for TPU slices on this CPU (`jdl compile`): the tpu extra, libtpu.
 # The style check runs first (seconds); the slowest tests are listed at the end.
 test: $(BENCH_STAMP) data lint
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=25 tests
@@ -33,7 +36,7 @@ run: install data
 	$(BIN)/jdl train --config experiments/mlp/keras_regression.py:sklearn --workdir $(RUN_DIR)
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,tpu]'
 	touch $@
 
 bench: $(BENCH_STAMP) data

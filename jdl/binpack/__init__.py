@@ -5,6 +5,6 @@ evaluator), heuristics (baselines and published heuristics), sandbox (running un
 candidates), database (islands of programs), proposers (LLM endpoint and offline AST
 mutation), search (the loop), cli (`jdl binpack table|search|bench`), figures, bench.
 
-Kept import-light on purpose: sandbox children are forked from a process that imports
-this package, so nothing here pulls in JAX.
+Kept import-light on purpose: the sandbox's workers, and the candidate processes forked
+from them, import this package, so nothing here pulls in JAX.
 """

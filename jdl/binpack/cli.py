@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     '--program',
     type=pathlib.Path,
     default=data.FOUND_PROGRAM,
-    help="the 'jdl search' program (default: the stored one)",
+    help="the 'jdl search' program, run in the sandbox (default: the stored one)",
   )
 
   search = sub.add_parser('search', help='run the FunSearch loop')
@@ -97,7 +97,7 @@ def _table(args) -> int:
 
 
 def _search(args) -> int:
-  from jdl.binpack import evaluate, heuristics, proposers, sandbox, search
+  from jdl.binpack import heuristics, proposers, search, table
 
   if args.proposer == 'mutation':
     proposer = proposers.MutationProposer(seed=args.seed)
@@ -118,15 +118,13 @@ def _search(args) -> int:
     timeout=args.timeout,
   )
   best = result.best
-  # Score the winner on the OR test sets (never seen by the search) next to Best Fit.
-  exact = None if not sandbox.is_elementwise(best.source) else 1
-  found = evaluate.compile_priority(best.source)
-  best_fit = evaluate.compile_priority(heuristics.BEST_FIT)
+  # Score the winner on the OR test sets (never seen by the search) next to Best Fit,
+  # in the sandbox like every program the search proposed.
   lines = []
   for name in ('OR1', 'OR2', 'OR3', 'OR4'):
     ds = data.load(name)
-    ours = evaluate.evaluate(ds, found, empties=exact).excess_percent
-    theirs = evaluate.evaluate(ds, best_fit, empties=1).excess_percent
+    ours = table.score_source(best.source, ds)
+    theirs = table.score_source(heuristics.BEST_FIT, ds)
     lines.append(f'{name}: found {ours:.2f}%  Best Fit {theirs:.2f}%')
   header = (
     f'"""Best priority function found by `jdl binpack search` ({args.proposer} proposer).\n\n'

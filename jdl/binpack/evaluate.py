@@ -36,10 +36,6 @@ import numpy as np
 Priority = Callable[[int, np.ndarray], np.ndarray]
 
 
-class InvalidPriority(ValueError):
-  """The priority function returned something the evaluator cannot use."""
-
-
 def l1_bound(items, capacity: int) -> int:
   """L1 lower bound on the bins needed: ceil(sum(items) / capacity), in integers."""
   total = int(np.sum(np.asarray(items, dtype=np.int64)))
@@ -73,49 +69,72 @@ def future_minimum(items: np.ndarray, sentinel: int) -> np.ndarray:
   return out
 
 
-def pack(
-  items, capacity: int, priority: Priority, *, empties: int | None = None, validate: bool = False
-) -> int:
-  """Bins used by `priority` on one instance; same result as `pack_literal`.
+class OnlinePacking:
+  """One instance packed online, a decision at a time: `offer()`, then `place(choice)`.
 
-  validate=True checks each returned array (used for untrusted candidates, whose
-  bugs should be reported, not silently broadcast).
+  `pack` drives it with a priority function in this process; the sandbox drives it with
+  the scores a candidate process returns, so the candidate never holds the items or
+  the bins' state. Same semantics as `pack_literal` (dead bins dropped; `empties` as in
+  `pack`).
   """
-  items = np.asarray(items, dtype=np.int64)
-  n = len(items)
-  future_min = future_minimum(items, capacity + 1)
-  caps = np.empty(0, dtype=np.int64)  # live bins with index < fresh, in index order
-  fresh = 0  # every bin of index >= fresh is untouched (full capacity)
-  used_dead = 0
-  for t in range(n):
-    item = int(items[t])
-    trailing = n - fresh if empties is None else min(empties, n - fresh)
-    pool = np.concatenate([caps, np.full(trailing, capacity, dtype=np.int64)])
-    valid = np.flatnonzero(pool >= item)
-    scores = priority(item, pool[valid])  # fancy indexing copies: state is safe
-    if validate:
-      scores = _check_scores(scores, len(valid))
-    j = int(valid[np.argmax(scores)])
-    if j >= len(caps):  # an untouched bin: the skipped ones before it join `caps`
-      grow = j - len(caps) + 1
-      caps = np.concatenate([caps, np.full(grow, capacity, dtype=np.int64)])
-      fresh += grow
-    caps[j] -= item
-    alive = caps >= future_min[t]
+
+  def __init__(self, items, capacity: int, empties: int | None = None):
+    self.items = np.asarray(items, dtype=np.int64)
+    self.capacity = int(capacity)
+    self.empties = empties
+    self.future_min = future_minimum(self.items, self.capacity + 1)
+    self.caps = np.empty(0, dtype=np.int64)  # live bins with index < fresh, in index order
+    self.fresh = 0  # every bin of index >= fresh is untouched (full capacity)
+    self.used_dead = 0
+    self.t = 0
+    self._feasible = self.caps
+
+  @property
+  def done(self) -> bool:
+    return self.t >= len(self.items)
+
+  def offer(self) -> tuple[int, np.ndarray, int]:
+    """The next item, the remaining capacities of the live bins it fits in (index
+    order), and how many untouched bins (full capacity) follow them in `bins`."""
+    item = int(self.items[self.t])
+    self._feasible = np.flatnonzero(self.caps >= item)
+    untouched = len(self.items) - self.fresh  # >= 1: at most t < n bins are used
+    if self.empties is not None:
+      untouched = min(self.empties, untouched)
+    return item, self.caps[self._feasible], untouched
+
+  def place(self, choice: int) -> None:
+    """Put the offered item into feasible bin number `choice` of the last offer."""
+    item = int(self.items[self.t])
+    live = len(self._feasible)
+    if choice < live:
+      j = int(self._feasible[choice])
+    else:  # an untouched bin: the skipped ones before it join `caps`, still full
+      grow = choice - live + 1
+      self.caps = np.concatenate([self.caps, np.full(grow, self.capacity, dtype=np.int64)])
+      self.fresh += grow
+      j = len(self.caps) - 1
+    self.caps[j] -= item
+    alive = self.caps >= self.future_min[self.t]
     if not alive.all():
-      used_dead += int(np.count_nonzero(~alive & (caps < capacity)))
-      caps = caps[alive]
-  return used_dead + int(np.count_nonzero(caps < capacity))
+      self.used_dead += int(np.count_nonzero(~alive & (self.caps < self.capacity)))
+      self.caps = self.caps[alive]
+    self.t += 1
+
+  @property
+  def bins_used(self) -> int:
+    return self.used_dead + int(np.count_nonzero(self.caps < self.capacity))
 
 
-def _check_scores(scores, size: int) -> np.ndarray:
-  if not isinstance(scores, np.ndarray):
-    raise InvalidPriority(f'priority returned {type(scores).__name__}, not an ndarray')
-  if scores.shape != (size,):
-    raise InvalidPriority(f'priority returned shape {scores.shape}, expected ({size},)')
-  if scores.dtype.kind not in 'biuf':
-    raise InvalidPriority(f'priority returned dtype {scores.dtype}, not numeric')
-  return scores
+def pack(items, capacity: int, priority: Priority, *, empties: int | None = None) -> int:
+  """Bins used by `priority` (trusted code, run in this process) on one instance; same
+  result as `pack_literal`."""
+  packing = OnlinePacking(items, capacity, empties)
+  while not packing.done:
+    item, live, untouched = packing.offer()
+    bins = np.concatenate([live, np.full(untouched, packing.capacity, dtype=np.int64)])
+    packing.place(int(np.argmax(priority(item, bins))))
+  return packing.bins_used
 
 
 @dataclasses.dataclass
@@ -138,24 +157,19 @@ class Result:
     return float(np.mean(list(self.bins.values())))
 
 
-def evaluate(
-  dataset, priority: Priority, *, empties: int | None = None, validate: bool = False, packer=None
-) -> Result:
+def evaluate(dataset, priority: Priority, *, empties: int | None = None) -> Result:
   """Run `priority` on every instance of `dataset` (a data.Dataset)."""
   bins, l1 = {}, {}
   for name, items in dataset.instances.items():
-    if packer is not None:
-      bins[name] = packer(items, dataset.capacity, priority)
-    else:
-      bins[name] = pack(items, dataset.capacity, priority, empties=empties, validate=validate)
+    bins[name] = pack(items, dataset.capacity, priority, empties=empties)
     l1[name] = l1_bound(items, dataset.capacity)
   return Result(bins, l1)
 
 
 def compile_priority(source: str, name: str = 'priority') -> Priority:
-  """Exec trusted source (the known heuristics, the stored found program).
+  """Exec trusted source: jdl's baselines and the vendored published heuristics.
 
-  Untrusted candidates go through `sandbox` instead.
+  Programs a search proposed (and the stored found program) run only in `sandbox`.
   """
   namespace = {'np': np, 'numpy': np, 'math': math}
   exec(compile(source, f'<{name}>', 'exec'), namespace)  # noqa: S102 - trusted code only

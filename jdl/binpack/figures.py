@@ -49,7 +49,7 @@ def _table_figure(rows: dict, path: pathlib.Path) -> pathlib.Path:
         fontsize=6,
         rotation=90,
       )
-  ax.set_xticks(x, columns)
+  ax.set_xticks(x, [c + '\n(regenerated)' * (c in table.REGENERATED) for c in columns])
   ax.set_ylabel('excess bins (%)')
   ax.set_title('Online bin packing, computed here (black ticks: published values)')
   ax.legend(fontsize=8)

@@ -1,7 +1,7 @@
 """The baseline and published priority functions, as NumPy source and as jnp.
 
 NumPy versions are source strings (the search seeds its database from
-``FIRST_FIT``; the table execs them). ``bins`` is the array of remaining capacities of
+``FIRST_FIT``; the sandbox runs them). ``bins`` is the array of remaining capacities of
 the feasible bins in index order, as in the paper's evaluator (see evaluate.py).
 
 JAX versions take ``(item, bins, valid)`` over the evaluator's fixed-size vector of bin
@@ -10,17 +10,19 @@ exactly what the NumPy version returns on the compacted array ``bins[valid]`` (s
 reductions and neighbour differences are taken over feasible slots only). Values at
 invalid slots are ignored.
 
-The two FunSearch heuristics are re-implemented from the programs printed in the
-paper's figures (Romera-Paredes et al., Nature 625, 2024: the OR heuristic with the
-best-fit-bin special case, and the Weibull heuristic with the neighbour difference).
-They are short illustrative programs, not the longer ones behind the paper's Table 1,
-so their OR numbers here differ from the published row (see docs/binpack.md).
+The two FunSearch heuristics are the published programs behind the paper's Table 1
+(Romera-Paredes et al., Nature 625, 2024), vendored verbatim with their provenance and
+licence notice in ``data/funsearch_*_heuristic.txt`` (see data/README.md).
 """
 
 from __future__ import annotations
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
+
+_DATA = pathlib.Path(__file__).parent / 'data'
 
 FIRST_FIT = '''\
 def priority(item, bins):
@@ -34,35 +36,13 @@ def priority(item, bins):
     return -(bins - item)
 '''
 
-FUNSEARCH_OR = '''\
-def priority(item, bins):
-    """FunSearch's published heuristic for the OR datasets."""
-    # Every bin starts from the same base score; large leftover room is penalised
-    # quadratically (capacity times gap), which also keeps untouched bins unattractive.
-    score = 1000 * np.ones(bins.shape)
-    score -= bins * (bins - item)
-    # The fullest feasible bin (the best-fit bin) is special-cased: its score is scaled
-    # by the item size and penalised by the fourth power of the gap it would leave.
-    index = np.argmin(bins)
-    score[index] *= item
-    score[index] -= (bins[index] - item) ** 4
-    return score
-'''
-
-FUNSEARCH_WEIBULL = '''\
-def priority(item, bins):
-    """FunSearch's published heuristic for the Weibull datasets."""
-    max_bin_cap = max(bins)
-    score = (bins - max_bin_cap) ** 2 / item
-    score += bins ** 2 / item ** 2
-    score += bins ** 2 / item ** 3
-    # Bins that would keep room after the item get negated scores ...
-    score[bins > item] = -score[bins > item]
-    # ... and each score becomes its difference with the previous feasible bin's,
-    # which makes the choice depend on the order of bins (and on untouched bins).
-    score[1:] -= score[:-1]
-    return score
-'''
+# A step function of the gap the item would leave: gaps up to 7 score highest (the
+# smaller the better); above that a larger gap scores higher (0.9 at 8..9 up to 0.99 over
+# 21), so the item avoids leaving a small unusable gap; gaps over 21 tie (lowest index).
+FUNSEARCH_OR = (_DATA / 'funsearch_or_heuristic.txt').read_text()
+# Scores depend on max(bins) and are differenced with the previous feasible bin's, so the
+# choice depends on the order of bins and on the untouched ones.
+FUNSEARCH_WEIBULL = (_DATA / 'funsearch_weibull_heuristic.txt').read_text()
 
 SOURCES = {
   'First Fit': FIRST_FIT,
@@ -82,12 +62,16 @@ def best_fit_jax(item, bins, valid):
   return -(bins - item)
 
 
+# The OR heuristic's steps, (largest gap, score), in the order its `elif` chain tests them.
+_OR_STEPS = ((2, 4.0), (3, 3.0), (5, 2.0), (7, 1.0), (9, 0.9), (12, 0.95), (15, 0.97), (21, 0.98))
+
+
 def funsearch_or_jax(item, bins, valid):
-  score = 1000.0 - bins * (bins - item)
-  # np.argmin over the compacted array = first feasible slot holding the minimum.
-  index = jnp.argmin(jnp.where(valid, bins, jnp.inf))
-  best = score[index] * item - (bins[index] - item) ** 4
-  return score.at[index].set(best)
+  gap = bins - item
+  score = jnp.full(bins.shape, 0.99, bins.dtype)
+  for bound, value in reversed(_OR_STEPS):  # the first matching step wins, as in the chain
+    score = jnp.where(gap <= bound, value, score)
+  return score
 
 
 def funsearch_weibull_jax(item, bins, valid):
@@ -116,4 +100,4 @@ JAX = {
 
 # How many untouched bins the fast evaluators must show for each heuristic's choice to
 # be the same as with the paper's full pool (see evaluate.pack).
-EMPTIES = {'First Fit': 1, 'Best Fit': 1, 'FunSearch OR': 2, 'FunSearch Weibull': 2}
+EMPTIES = {'First Fit': 1, 'Best Fit': 1, 'FunSearch OR': 1, 'FunSearch Weibull': 2}

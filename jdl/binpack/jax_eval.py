@@ -23,9 +23,7 @@ exact for their integer scores and faster on big windows.
 
 from __future__ import annotations
 
-import ast
 import functools
-import math
 from collections.abc import Callable
 
 import jax
@@ -165,25 +163,3 @@ def evaluate_dataset(
     bins.update({k: int(u) for k, u in zip(group, used)})
   l1 = {k: evaluate.l1_bound(dataset.instances[k], dataset.capacity) for k in names}
   return evaluate.Result({k: bins[k] for k in names}, l1)
-
-
-def numpy_source_to_jax(source: str, name: str = 'priority') -> JaxPriority:
-  """Run an *elementwise* NumPy priority (like the search's programs) under jnp.
-
-  Elementwise functions see each slot independently, so their values at feasible
-  slots do not depend on the rest of the vector and the mask can be ignored. Callers
-  check elementwise-ness with `sandbox.is_elementwise` first.
-  """
-  tree = ast.parse(source)
-  # Keep only the function definitions: an `import numpy as np` in the file would
-  # rebind np to NumPy.
-  tree.body = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-  namespace = {'np': jnp, 'numpy': jnp, 'math': math}
-  exec(compile(tree, f'<{name}>', 'exec'), namespace)  # noqa: S102 - vetted code only
-  fn = namespace[name]
-
-  def priority(item, bins, valid):
-    return jnp.broadcast_to(jnp.asarray(fn(item, bins), jnp.float64), bins.shape)
-
-  priority.__name__ = f'jax_{name}'
-  return priority

@@ -7,8 +7,8 @@ Both implement `propose(prompt) -> list[str]` (full `def priority(item, bins)` s
 * `MutationProposer`: no network. Genetic programming on the syntax tree of the
   prompt's programs (point mutation, subtree replacement, growth, shrinking, and
   crossover between the two prompt programs). It generates elementwise programs
-  (one `return` expression over item, bins and elementwise np functions), so what it
-  finds also runs under jnp in the JAX evaluator.
+  (one `return` expression over item, bins and elementwise np functions), for which
+  showing one untouched bin is exact (see evaluate.pack).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ A program's score is minus 100 x the mean over training instances of bins used /
 bound (higher is better). FunSearch used minus the mean bins; normalising per instance
 weighs short instances as much as long ones (run 1, which used mean bins, produced a
 heuristic that was worse than Best Fit on the short OR1 instances). The signature is
-the bins used per instance. Candidates
-are evaluated with the NumPy reference evaluator inside `sandbox` children, because
-they are arbitrary (untrusted) numpy code.
+the bins used per instance. Candidates,
+the initial program included, are evaluated by `sandbox`: they are arbitrary (untrusted)
+code, so a trusted driver packs and a confined process only returns their scores.
 
 The log is JSONL: one `start` record, an `improved` record each time the best score
 improves (with the program), a `tick` record every `tick_seconds`, and an `end` record.
@@ -84,7 +84,8 @@ def run_search(
 
   pool = sandbox.SandboxPool(train, workers=workers, timeout=timeout)
   try:
-    first = sandbox.run_candidate(initial, train, timeout=timeout)
+    pool.submit(initial)
+    (first,) = pool.drain(timeout + 60)
     if not first.ok:
       raise RuntimeError(f'initial program failed: {first.status} {first.reason}')
     seed_program = database.Program(initial, score(first.bins), tuple(first.bins))
@@ -159,7 +160,6 @@ def run_search(
         write(
           {'event': 'tick', 'evaluated': evaluated, 'score': best_score, 'outcomes': dict(counts)}
         )
-    pool.close()
   finally:
     pool.close()
     if log:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jdl.binpack import data, evaluate, heuristics, jax_eval, sandbox, table
+from jdl.binpack import data, evaluate, heuristics, jax_eval, table
 
 HEURISTICS = ['First Fit', 'Best Fit', 'FunSearch OR', 'FunSearch Weibull']
 
@@ -42,20 +42,3 @@ def test_both_funsearch_heuristics_on_the_other_family():
     )
     got = jax_eval.evaluate_dataset(ds, heuristics.JAX[name], empties=heuristics.EMPTIES[name])
     assert got.bins == expected.bins, (dataset, name)
-
-
-def test_found_program_jax_matches_numpy():
-  source = data.FOUND_PROGRAM.read_text()
-  assert sandbox.is_elementwise(source)
-  fn = jax_eval.numpy_source_to_jax(source)
-  priority = evaluate.compile_priority(source)
-  for dataset in ('OR1', 'OR2', 'OR3', 'OR4', 'Weibull 5k'):
-    ds = data.load(dataset)
-    expected = evaluate.evaluate(ds, priority, empties=1)
-    assert jax_eval.evaluate_dataset(ds, fn, empties=1).bins == expected.bins, dataset
-  # and the truncated pool is exact for it (elementwise), checked on the paper's loop
-  ds = data.load('OR1')
-  for items in ds.instances.values():
-    assert evaluate.pack(items, 150, priority, empties=1) == evaluate.pack_literal(
-      items, 150, priority
-    )

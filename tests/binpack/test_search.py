@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from jdl.binpack import database, evaluate, heuristics, proposers, sandbox, search
+from jdl.binpack import data, database, evaluate, heuristics, proposers, sandbox, search
 
 
 def test_short_search_improves_on_first_fit(small_train, tmp_path):
@@ -35,10 +35,52 @@ def test_short_search_improves_on_first_fit(small_train, tmp_path):
   assert 'reset' in events  # 120 candidates, a reset every 50
   times, values = search.best_over_time(records)
   assert values[-1] < values[0] and times == sorted(times)
-  # the found program is valid, elementwise (runs under JAX) and scores what the log says
+  # the found program is valid, elementwise and scores what the log says (in the sandbox)
   assert sandbox.is_elementwise(result.best.source)
-  again = evaluate.evaluate(small_train, evaluate.compile_priority(result.best.source))
-  assert tuple(again.bins.values()) == result.best.signature
+  again = sandbox.run_candidate(result.best.source, small_train)
+  assert again.ok and tuple(again.bins) == result.best.signature
+
+
+class HostileProposer:
+  """Every other proposal is hostile: it escapes, hangs, eats memory or lies about shape."""
+
+  HOSTILE = [
+    'def priority(item, bins):\n    while True:\n        pass\n',
+    'def priority(item, bins):\n    import os\n    os.system("true")\n    return bins\n',
+    'def priority(item, bins):\n    x = np.ones(10 * 2**30 // 8)\n    return bins\n',
+    'def priority(item, bins):\n    return bins * np.nan\n',
+    'def priority(item, bins):\n    return bins[:1]\n',
+    "def priority(item, bins):\n    return '{0.f_back}'.format(bins)\n",
+  ]
+
+  def __init__(self):
+    self.honest = proposers.MutationProposer(seed=1)
+    self.calls = 0
+
+  def propose(self, prompt):
+    self.calls += 1
+    if self.calls % 2 and self.calls // 2 < len(self.HOSTILE):
+      return [self.HOSTILE[self.calls // 2]]
+    return self.honest.propose(prompt)
+
+
+def test_search_survives_hostile_proposals(small_train):
+  proposer = HostileProposer()
+  # Three seconds: the hanging candidate (submitted first) is killed after one.
+  result = search.run_search(
+    proposer,
+    seconds=3,
+    train=small_train,
+    workers=2,
+    islands=2,
+    timeout=1,
+    verbose=False,
+  )
+  assert result.evaluated >= 20
+  for status in ('rejected', 'timeout', 'memory', 'error'):
+    assert result.outcomes.get(status, 0) >= 1, (status, result.outcomes)
+  assert result.outcomes['ok'] >= 10
+  assert result.best.source not in HostileProposer.HOSTILE
 
 
 def test_mutation_proposer_makes_valid_distinct_programs():
@@ -51,10 +93,21 @@ def test_mutation_proposer_makes_valid_distinct_programs():
     for source in proposer.propose(db.prompt()):
       sandbox.check_source(source)  # passes the static check
       assert sandbox.is_elementwise(source)
-      out = evaluate.compile_priority(source)(30, np.array([40, 100, 150]))
-      assert np.shape(out) in ((3,), ())  # scalar outputs get rejected at run time
       seen.add(source)
   assert len(seen) > 40  # diverse
+  # They run (in the sandbox: they are candidates); a scalar or infinite score is the
+  # candidate's error, recorded as such.
+  tiny = data.Dataset('tiny', 150, {'a': np.array([30, 110, 50, 100, 20])})
+  with sandbox.SandboxPool(tiny, workers=2) as pool:
+    for source in seen:
+      pool.submit(source)
+    outcomes = pool.drain(120)
+  assert len(outcomes) == len(seen)
+  for outcome in outcomes:
+    assert outcome.ok or any(
+      s in outcome.reason for s in ('not an ndarray', 'shape', 'non-finite')
+    ), outcome
+  assert sum(o.ok for o in outcomes) > 0.8 * len(outcomes)
 
 
 def test_crossover_grafts_from_the_other_parent():
@@ -110,8 +163,10 @@ def test_completions_proposer_against_local_server():
   assert len(sources) == 1
   tree = ast.parse(sources[0])
   assert [n.name for n in tree.body] == ['priority']
-  priority = evaluate.compile_priority(sources[0])
-  assert list(priority(5, np.array([10, 7]))) == [-5, -2]
+  # It is Best Fit: on the hand-worked instance (capacity 10, items 5 7 3 5), 2 bins.
+  tiny = data.Dataset('tiny', 10, {'a': np.array([5, 7, 3, 5])})
+  outcome = sandbox.run_candidate(sources[0], tiny)
+  assert outcome.ok and outcome.bins == [2]
 
 
 def test_completions_proposer_survives_a_dead_endpoint():
