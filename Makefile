@@ -27,6 +27,8 @@ data: install
 
 # The tests also compare against the peers (Hugging Face GPT-2 in PyTorch): the bench extra; and
 # compile training steps for TPU slices on this CPU (`jdl compile`): the tpu extra, libtpu.
+# gs:// workdirs run against a local Cloud Storage emulator: the tpu extra's gcsfs and
+# google-cloud-storage, the dev extra's gcp-storage-emulator.
 # The style check runs first (seconds); the slowest tests are listed at the end.
 test: $(BENCH_STAMP) data lint
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=25 tests

@@ -14,6 +14,7 @@ import json
 import pathlib
 
 import ml_collections
+from etils import epath
 
 
 class ConfigError(ValueError):
@@ -191,6 +192,8 @@ def to_json(config: ml_collections.ConfigDict) -> str:
   return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
 
 
-def write(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+def write(config: ml_collections.ConfigDict, workdir: epath.PathLike) -> None:
+  """The run's `config.json`, in a local or remote (gs://) workdir."""
+  workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / 'config.json').write_text(to_json(config) + '\n')

@@ -6,6 +6,7 @@ reads or writes a workdir takes an `etils.epath.Path` from `workdir()`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 
@@ -16,12 +17,38 @@ EXPERIMENTS = ROOT / 'experiments'
 # Derived data (tokenizers, token arrays, splits) written once and reused: $JDL_CACHE.
 CACHE = pathlib.Path(os.environ.get('JDL_CACHE', pathlib.Path.home() / '.cache' / 'jdl'))
 
+# The clients a gs:// workdir needs: epath's backend (gcsfs) for files, google-cloud-storage for
+# TensorBoard's writer and the workdir's lease (orbax's tensorstore speaks gs:// itself).
+GCS_MODULES = {'gcsfs': 'gcsfs', 'google.cloud.storage': 'google-cloud-storage'}
+
 
 def workdir(path: str | os.PathLike) -> epath.Path:
-  """A run folder, local or remote."""
+  """A run folder, local or remote. A gs:// one without its clients installed is a usage error
+  here, before anything is written (etils would otherwise fail deep inside the first write)."""
+  if os.fspath(path).startswith('gs://'):
+    missing = [pip for module, pip in GCS_MODULES.items() if not _installed(module)]
+    if missing:
+      from jdl.config import ConfigError
+
+      raise ConfigError(
+        f'a gs:// workdir needs {" and ".join(missing)}: pip install "jdl[tpu]" '
+        f'(or pip install {" ".join(missing)})'
+      )
+    import fsspec
+
+    # Several clients (tensorstore, TensorBoard's writer, the lease) and processes write a
+    # workdir: gcsfs would answer listings from a cache that only its own writes update.
+    fsspec.config.conf.setdefault('gcs', {}).setdefault('use_listings_cache', False)
   return epath.Path(path)
 
 
 def is_local(path: epath.PathLike) -> bool:
   """Whether a path is on this machine's file system (not gs://, s3://, ...)."""
   return '://' not in os.fspath(path)
+
+
+def _installed(module: str) -> bool:
+  try:
+    return importlib.util.find_spec(module) is not None
+  except ModuleNotFoundError:  # a parent package (google.cloud) is missing
+    return False

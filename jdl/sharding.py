@@ -24,7 +24,8 @@ def initialize_distributed(enabled: bool) -> None:
   """Joins a multi-process run (every worker of a TPU pod slice runs the same command).
 
   On Cloud TPU `jax.distributed.initialize()` finds its peers itself. Elsewhere the coordinator
-  comes from JDL_COORDINATOR (host:port), JDL_NUM_PROCESSES and JDL_PROCESS_ID.
+  comes from JDL_COORDINATOR (host:port), JDL_NUM_PROCESSES and JDL_PROCESS_ID. A process that
+  stops answering is declared dead after JDL_HEARTBEAT_SECONDS (JAX's default, 100 s, if unset).
   """
   if not (enabled or os.environ.get('JDL_DISTRIBUTED') == '1'):
     return
@@ -37,6 +38,8 @@ def initialize_distributed(enabled: bool) -> None:
     )
   # Only the CPU backend reads this; it lets processes on CPUs run collectives over TCP.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  if 'JDL_HEARTBEAT_SECONDS' in os.environ:
+    kwargs['heartbeat_timeout_seconds'] = int(os.environ['JDL_HEARTBEAT_SECONDS'])
   jax.distributed.initialize(**kwargs)
 
 

@@ -21,6 +21,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from jdl import paths
 from jdl.train.errors import WriteFailed
 
 
@@ -67,7 +68,7 @@ class Checkpointer:
     """A local disk without room for the checkpoint stops the run before the write starts, so
     that nothing is left half-written (the writer threads of a write that fails midway are
     tensorstore's, and outlive the failure)."""
-    if '://' in str(self.directory):
+    if not paths.is_local(self.directory):  # a bucket has no free space to ask about
       return
     needed = sum(x.nbytes for x in jax.tree.leaves(state)) // jax.process_count() + (1 << 20)
     free = shutil.disk_usage(self.directory).free

@@ -3,7 +3,8 @@
 Only process 0 writes; the others get a writer that does nothing. A resumed run first drops the
 records written after the checkpoint it resumes from (they are about to be trained again), so
 `metrics.jsonl` never holds a step twice; a store that cannot append (gs://) gets the whole file
-rewritten at each record. A failed write stops the run with `WriteFailed` naming the file.
+rewritten at each record, and so does TensorBoard's event file there (tensorboardX writes gs://
+through google-cloud-storage). A failed write stops the run with `WriteFailed` naming the file.
 """
 
 from __future__ import annotations
