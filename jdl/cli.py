@@ -86,6 +86,7 @@ BENCHMARKS = {
 TOOLS = {
   'binpack': 'jdl.binpack.cli',
   'compute': 'jdl.gpt.compute',
+  'launch': 'jdl.train.launch',
   'sample': 'jdl.gpt.sample',
   'translate': 'jdl.transformer.evaluate',
 }
@@ -179,8 +180,13 @@ def _load_config(args, extra: list[str]):
 
 
 def cmd_train(args, extra) -> int:
+  from jdl.train import supervise
+
+  if supervise.needed(args.multihost):  # a dead peer aborts training in C++: a parent says who
+    return supervise.supervise(sys.argv[1:], args.workdir)
   config = _load_config(args, extra)
   _setup_jax(args)
+  supervise.register(args.workdir)
   from jdl.train import errors, loop
 
   result = loop.Trainer(config).fit(args.workdir, fresh=args.fresh)
@@ -276,9 +282,9 @@ def cmd_figures(args, extra) -> int:
 
 
 def cmd_compile(args, extra) -> int:
-  config = _load_config(args, extra)
   # The compiler runs on this machine's CPU: JAX needs no accelerator, libtpu only compiles.
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+  config = _load_config(args, extra)
   from jdl.train import compile as compile_lib
   from jdl.train import cost
 

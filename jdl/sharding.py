@@ -66,15 +66,18 @@ def mesh_shape(sizes: dict[str, int], num_devices: int) -> tuple[int, ...]:
   return tuple(shape)
 
 
-def make_mesh(sizes: dict[str, int]) -> jax.sharding.Mesh:
-  shape = mesh_shape(sizes, jax.device_count())
+def make_mesh(sizes: dict[str, int], devices: list | None = None) -> jax.sharding.Mesh:
+  """The (data, fsdp, tensor) mesh over `devices` (default: all of this run's devices; `jdl
+  compile` passes a TPU slice's compile-only devices)."""
+  devices = jax.devices() if devices is None else devices
+  shape = mesh_shape(sizes, len(devices))
   # Auto axes: the compiler propagates shardings from the rules; Explicit axes would make every
   # op state its output sharding, which rule-based sharding does not do.
   return jax.make_mesh(
     shape,
     MESH_AXES,
     axis_types=(AxisType.Auto,) * len(MESH_AXES),
-    devices=jax.devices()[: math.prod(shape)],
+    devices=devices[: math.prod(shape)],
   )
 
 

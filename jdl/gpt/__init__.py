@@ -1,2 +1,2 @@
-"""GPT tools: compute estimates, the hardware table, data mixtures, Hugging Face import,
-sampling, figures and the benchmark."""
+"""GPT tools: `jdl compute` (over jdl.train.cost), Hugging Face import, `jdl sample`, figures and
+the benchmark."""

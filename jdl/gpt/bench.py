@@ -49,8 +49,8 @@ def random_tokens(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def main(quick: bool = False) -> int:
-  from jdl.gpt import compute
   from jdl.models.gpt import GPTConfig
+  from jdl.train import cost
 
   # Rounds alternate jdl and PyTorch, so that both see the same load on a shared machine.
   rounds, per_round = (2, 3) if quick else (6, 4)
@@ -63,10 +63,10 @@ def main(quick: bool = False) -> int:
     d_model=s['d_model'],
   )
   tokens = s['batch'] * s['context']
-  flops_per_step = 3 * compute.forward_flops_per_token(cfg) * tokens
+  flops_per_step = 3 * cost.forward_flops_per_token(cfg) * tokens
   print(
     f'GPT {s["n_layer"]}L/{s["n_head"]}H/d{s["d_model"]}, context {s["context"]}, batch '
-    f'{s["batch"]}, vocab {s["vocab"]}, float32, AdamW: {compute.param_count(cfg):,} '
+    f'{s["batch"]}, vocab {s["vocab"]}, float32, AdamW: {cost.param_count(cfg):,} '
     f'parameters, {flops_per_step / 1e9:.1f} GFLOP per step; {common.machine()}; '
     f'{common.today()}',
     flush=True,

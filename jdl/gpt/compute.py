@@ -1,6 +1,7 @@
 """Training compute of a GPT config: `jdl compute --config FILE --tokens N [--mfu --chips]`.
 
-Two counts of the FLOPs to train on D tokens:
+The front end of jdl.train.cost's counts and chip table. Two counts of the FLOPs to train on D
+tokens:
 
   6ND       (Kaplan et al. 2020; the GPT-3 paper's Table D.1): 2N per token forward, 4N backward.
   per layer: every matmul of the model as jdl computes it, forward per token
@@ -17,38 +18,10 @@ from __future__ import annotations
 
 import argparse
 
-from jdl.gpt.hardware import CHIPS
 from jdl.models.gpt import GPTConfig
 
-PF_DAY = 1e15 * 86400
-
-
-def param_count(cfg: GPTConfig) -> int:
-  """The exact number of parameters of jdl's GPT (checked against the model in tests)."""
-  d, f = cfg.d_model, cfg.ff
-  per_layer = (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d) + 2 * 2 * d
-  final_ln = 0 if cfg.post_ln else 2 * d
-  return cfg.vocab_size * d + cfg.context * d + cfg.n_layer * per_layer + final_ln
-
-
-def forward_flops_per_token(cfg: GPTConfig, seq_len: int | None = None) -> int:
-  d, f, t = cfg.d_model, cfg.ff, seq_len or cfg.context
-  per_layer = 2 * d * 3 * d + 2 * t * d + 2 * t * d + 2 * d * d + 2 * 2 * d * f
-  return cfg.n_layer * per_layer + 2 * d * cfg.vocab_size
-
-
-def training_flops(cfg: GPTConfig, tokens: float, seq_len: int | None = None) -> dict:
-  n = param_count(cfg)
-  return {
-    'params': n,
-    'tokens': tokens,
-    'six_nd': 6 * n * tokens,
-    'exact': 3 * forward_flops_per_token(cfg, seq_len) * tokens,
-  }
-
-
-def days_to_train(flops: float, chip: str, chips: int, mfu: float) -> float:
-  return flops / (chips * CHIPS[chip].bf16_flops * mfu) / 86400
+# The counts and the chip table live in jdl.train.cost: `jdl compile` uses them too.
+from jdl.train.cost import CHIPS, PF_DAY, days_to_train, training_flops
 
 
 def _parse_tokens(text: str) -> float:

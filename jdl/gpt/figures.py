@@ -7,8 +7,8 @@ import pathlib
 
 from jdl import plots
 from jdl.data.mixture import Mixture
-from jdl.gpt import compute
 from jdl.models.gpt import GPTConfig
+from jdl.train import cost
 
 # The GPT-3 paper's Table D.1 (Brown et al. 2020), as on the lecture's slide.
 # name -> (parameters, training tokens, published PF-days, published FLOPs)
@@ -51,7 +51,7 @@ def compute_rows() -> list[dict]:
     }
     if name in GPT3_SHAPES:
       cfg = GPT3_SHAPES[name]
-      f = compute.training_flops(cfg, d)
+      f = cost.training_flops(cfg, d)
       row.update(jdl_params=f['params'], jdl_six_nd=f['six_nd'], jdl_exact=f['exact'])
     rows.append(row)
   return rows
@@ -126,7 +126,7 @@ def render_gpt3_compute(outdir) -> list[pathlib.Path]:
         f'{r["published_pf_days"]:.2E}',
         f'{r["published_flops"]:.2E}',
         f'{six:.2E}',
-        f'{six / compute.PF_DAY:.2E}',
+        f'{six / cost.PF_DAY:.2E}',
         f'{r["jdl_exact"]:.2E}' if 'jdl_exact' in r else '-',
       ]
     )

@@ -112,6 +112,19 @@ class Task(base.Task):
     if curves:
       plot_curves(curves, epath.Path(workdir) / 'curves.png')
 
+  def batch_spec(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """tfds images (ImageNet) are remote: the crops jdl.data.tfds_images makes, uint8."""
+    if self.config.data.name != 'tfds_images':
+      return super().batch_spec(batch_size)
+    size, channels = self.config.data.kwargs.image_size, self.config.model.in_channels
+    return {
+      'image': jax.ShapeDtypeStruct((batch_size, size, size, channels), jnp.uint8),
+      'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+    }
+
+  def batch_units(self, batch) -> tuple[str, int]:
+    return 'images', batch['image'].shape[0]
+
 
 def plot_curves(history: list[dict], path: epath.PathLike) -> None:
   epochs = [h['epoch'] for h in history]

@@ -153,6 +153,17 @@ class Task(base.Task):
     )
     print(f'translations: {path}')
 
+  def batch_spec(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """tfds domains (horse2zebra) are remote: the crops jdl.data.unpaired makes, uint8."""
+    kwargs = self.config.data.kwargs
+    if kwargs.get('source') != 'tfds':
+      return super().batch_spec(batch_size)
+    shape = (batch_size, kwargs.image_size, kwargs.image_size, self.config.model.channels)
+    return {k: jax.ShapeDtypeStruct(shape, jnp.uint8) for k in ('image_a', 'image_b')}
+
+  def batch_units(self, batch) -> tuple[str, int]:
+    return 'image pairs', batch['image_a'].shape[0]
+
 
 def save_translation_rows(
   task: Task,

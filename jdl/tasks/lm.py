@@ -101,3 +101,22 @@ class Task(base.Task):
       print(f'\n--- sample {i} (temperature 0.8, top-k 40) ---\n{text}')
     result['samples'] = samples
     (epath.Path(workdir) / 'results.json').write_text(json.dumps(result, indent=2) + '\n')
+
+  def batch_spec(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """A shape-only config (the published GPTs) has no data: rows of `context + 1` tokens."""
+    if self.config.data.name == 'text':
+      return super().batch_spec(batch_size)
+    length = self.config.data.kwargs.context + 1
+    return {'tokens': jax.ShapeDtypeStruct((batch_size, length), jnp.int32)}
+
+  def flops_per_step(self, plan, batch) -> float:
+    """6ND with attention: 3 x the per-layer forward FLOPs of every predicted token."""
+    from jdl.train import cost
+
+    rows, length = batch['tokens'].shape
+    tokens = rows * (length - 1)
+    return 3 * cost.forward_flops_per_token(self.gpt_config, length - 1) * tokens
+
+  def batch_units(self, batch) -> tuple[str, int]:
+    rows, length = batch['tokens'].shape
+    return 'tokens', rows * (length - 1)

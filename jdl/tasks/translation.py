@@ -142,6 +142,27 @@ class Task(base.Task):
     print_scores('test', scores)
     write_results(workdir, result)
 
+  def batch_spec(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """WMT14 is remote: the rows jdl.data.wmt14 makes, `length` int32 tokens per field."""
+    if self.config.data.name != 'wmt14':
+      return super().batch_spec(batch_size)
+    shape = (batch_size, self.config.data.kwargs.length)
+    fields = ('src', 'src_segments', 'src_positions', 'tgt_in', 'tgt_out', 'tgt_segments')
+    return {k: jax.ShapeDtypeStruct(shape, jnp.int32) for k in (*fields, 'tgt_positions')}
+
+  def flops_per_step(self, plan, batch) -> float:
+    """3 x the forward FLOPs of every row (jdl.train.cost.transformer_forward_flops), padded
+    positions included: they are computed."""
+    from jdl.train import cost
+
+    rows, src_len = batch['src'].shape
+    tgt_len = batch['tgt_in'].shape[1]
+    return 3 * rows * cost.transformer_forward_flops(self.model_config, src_len, tgt_len)
+
+  def batch_units(self, batch) -> tuple[str, int]:
+    rows, tgt_len = batch['tgt_in'].shape
+    return 'target tokens', rows * tgt_len
+
 
 RESULTS = 'results.json'
 

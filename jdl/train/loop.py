@@ -82,8 +82,16 @@ class Schedule:
 
 
 def make_mesh(config):
-  """The config's mesh, set as the current one, after checking that batches split over it."""
-  mesh = sharding.make_mesh(config.mesh)
+  """The config's mesh over this run's devices, set as the current one."""
+  mesh = mesh_for(config)
+  jax.set_mesh(mesh)
+  return mesh
+
+
+def mesh_for(config, devices: list | None = None):
+  """The config's mesh over `devices` (default: all of this run's), after checking that batches
+  and microbatches split over it."""
+  mesh = sharding.make_mesh(config.mesh, devices)
   ways = mesh.shape['data'] * mesh.shape['fsdp']
   for field in ('batch_size', 'eval_batch_size'):
     if config[field] % ways:
@@ -91,7 +99,12 @@ def make_mesh(config):
         f'config.{field}={config[field]} must be divisible by the {ways} devices of the batch '
         f'axes (mesh data={mesh.shape["data"]} x fsdp={mesh.shape["fsdp"]})'
       )
-  jax.set_mesh(mesh)
+  micro = config.batch_size // config.grad_accum_steps
+  if micro % ways:
+    raise config_lib.ConfigError(
+      f'config.grad_accum_steps={config.grad_accum_steps}: microbatches of {micro} rows do not '
+      f'split over the {ways} devices of the batch axes'
+    )
   return mesh
 
 

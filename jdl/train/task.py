@@ -385,6 +385,43 @@ class Task:
     count = jnp.asarray(count, jnp.float32)
     return dict({k: v * count for k, v in metrics.items()}, count=count)
 
+  # ---- cost without the data: `jdl compile` (a step compiled ahead of time), MFU ---------------
+
+  def batch_spec(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shape and dtype of every field of a training batch of `batch_size` rows, without the
+    data. Default: one row read from `load_data()` (so the data must be here); a task whose data
+    is remote (ImageNet, WMT14 in a bucket) states the shapes its loader produces."""
+    import numpy as np
+
+    from jdl.data import pipeline
+
+    row = pipeline.as_source(self.load_data().train).batch(np.arange(1), np.random.default_rng(0))
+    return {
+      k: jax.ShapeDtypeStruct((batch_size, *np.shape(v)[1:]), np.asarray(v).dtype)
+      for k, v in row.items()
+    }
+
+  def flops_per_step(self, plan: Plan, batch: dict[str, jax.ShapeDtypeStruct]) -> float:
+    """Model FLOPs of one training step on `batch` (all devices together): what MFU divides
+    by. Default: three times the matmul and convolution FLOPs of the objective's forward pass
+    in training mode, counted from its traced program (`jdl.train.cost.traced_flops`); the
+    backward pass costs two forwards. Transformers state the 6ND-plus-attention count."""
+    from jdl.train import cost
+
+    abstract = jax.eval_shape(lambda key: self.init_state(plan, key), jax.random.key(0))
+    rows = next(iter(batch.values())).shape[0]
+
+    def forward(params, model_state, batch):
+      model = plan.merge(params, model_state)
+      carry = self.initial_carry(rows)
+      return self._objective(model, batch, carry, jax.random.key(0), True)[0]
+
+    return 3 * cost.traced_flops(forward, abstract.params, abstract.model_state, batch)
+
+  def batch_units(self, batch: dict[str, jax.ShapeDtypeStruct]) -> tuple[str, int]:
+    """What a batch holds, for throughput: (unit, count), e.g. ('tokens', rows * length)."""
+    return 'examples', next(iter(batch.values())).shape[0]
+
 
 def _follow_params(opt_state, params, param_axes):
   """The axes of every optimizer-state leaf: a leaf whose key path ends with a parameter's path

@@ -10,6 +10,7 @@ from jdl.data.mixture import Mixture
 from jdl.gpt import compute, figures
 from jdl.models import sampling as sample
 from jdl.models.gpt import GPT, GPTConfig
+from jdl.train import cost
 from tests.conftest import run_jdl
 
 TINY = GPTConfig(vocab_size=50, context=24, n_layer=2, n_head=2, d_model=16)
@@ -77,9 +78,9 @@ def test_top_k_and_top_p_filters():
 
 
 def test_published_parameter_counts():
-  assert compute.param_count(GPTConfig(40478, 512, 12, 12, 768, post_ln=True)) == 116_534_784
-  assert compute.param_count(GPTConfig(50257, 1024, 12, 12, 768)) == 124_439_808
-  assert compute.param_count(GPTConfig(50257, 1024, 48, 25, 1600)) == 1_557_611_200
+  assert cost.param_count(GPTConfig(40478, 512, 12, 12, 768, post_ln=True)) == 116_534_784
+  assert cost.param_count(GPTConfig(50257, 1024, 12, 12, 768)) == 124_439_808
+  assert cost.param_count(GPTConfig(50257, 1024, 48, 25, 1600)) == 1_557_611_200
   # The analytic count is the model's own (built abstractly).
   n = sum(
     x.size
@@ -87,7 +88,7 @@ def test_published_parameter_counts():
       jax.eval_shape(lambda: nnx.state(GPT(TINY, rngs=nnx.Rngs(0)), nnx.Param))
     )
   )
-  assert n == compute.param_count(TINY)
+  assert n == cost.param_count(TINY)
 
 
 def test_params_of_gpt3_175b_in_seconds_without_allocating():
