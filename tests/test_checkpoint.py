@@ -125,6 +125,8 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
     f.write_text('{not json')
   proc = run_jdl('eval', '--config', MLP, '--workdir', tmp_path, check=True)
   assert 'checkpoint at step 80 is unreadable' in proc.stdout
+  # One line for the fallback: neither orbax's logged tracebacks nor ours.
+  assert 'Traceback' not in proc.stderr and 'ERROR:absl' not in proc.stderr
   metrics = json.loads(proc.stdout[proc.stdout.index('{') :])
   assert metrics['step'] == 72
   assert (tmp_path / 'checkpoints.corrupt' / '80').is_dir()  # kept, not deleted

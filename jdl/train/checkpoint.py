@@ -37,13 +37,17 @@ class Checkpointer:
       if workdir.is_absolute()
       else (epath.Path.cwd() / workdir / 'checkpoints')
     )
-    self.manager = ocp.CheckpointManager(
-      self.directory,
-      options=ocp.CheckpointManagerOptions(
-        max_to_keep=keep, enable_async_checkpointing=async_save, create=True
-      ),
-      item_handlers={'state': ocp.StandardCheckpointHandler(), 'data': ocp.JsonCheckpointHandler()},
-    )
+    with _quiet_absl():  # it reads every step's metadata, and logs each unreadable one at length
+      self.manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(
+          max_to_keep=keep, enable_async_checkpointing=async_save, create=True
+        ),
+        item_handlers={
+          'state': ocp.StandardCheckpointHandler(),
+          'data': ocp.JsonCheckpointHandler(),
+        },
+      )
     self._last_started: int | None = None
     _QUIET.install()
 
@@ -108,7 +112,8 @@ class Checkpointer:
     moves). `abstract_state` is a tree of jax.ShapeDtypeStruct with the target shardings, so
     each array is read straight into its shards.
     """
-    steps = sorted(self.manager.all_steps(), reverse=True)
+    with _quiet_absl():
+      steps = sorted(self.manager.all_steps(), reverse=True)
     if step is not None and step not in steps:
       raise FileNotFoundError(
         f'no checkpoint at step {step} in {self.directory} (there are: {sorted(steps)})'
@@ -144,10 +149,7 @@ class Checkpointer:
   def _read(self, step: int, abstract_state):
     """(step, state, data_state), or a one-line reason why the checkpoint cannot be read. A
     readable checkpoint of another config raises CheckpointError: it is not corrupt."""
-    absl = logging.getLogger('absl')
-    level = absl.level
-    absl.setLevel(logging.CRITICAL)  # orbax logs each failed read at length; one line is ours
-    try:
+    with _quiet_absl():
       try:
         stored = self.manager.item_metadata(step).state
       except Exception as e:  # orbax raises many kinds for unreadable files
@@ -170,8 +172,6 @@ class Checkpointer:
       except Exception as e:  # orbax raises many kinds for unreadable files
         return _reason(e)
       return step, restored.state, restored.data
-    finally:
-      absl.setLevel(level)
 
   def _quarantine(self, step: int, log) -> None:
     """Moves an unreadable checkpoint out of the manager's way, keeping its files (a second
@@ -305,3 +305,15 @@ def _aftermath(text: str) -> bool:
 
 
 _QUIET = _DropStorageFailures()
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+  """orbax logs each unreadable checkpoint at length; the run reports it in one line."""
+  absl = logging.getLogger('absl')
+  level = absl.level
+  absl.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    absl.setLevel(level)
