@@ -55,13 +55,8 @@ def main(quick: bool = False) -> int:
   # Rounds alternate jdl and PyTorch, so that both see the same load on a shared machine.
   rounds, per_round = (2, 3) if quick else (6, 4)
   s = SHAPE
-  cfg = GPTConfig(
-    vocab_size=s['vocab'],
-    context=s['context'],
-    n_layer=s['n_layer'],
-    n_head=s['n_head'],
-    d_model=s['d_model'],
-  )
+  config = jdl_config()
+  cfg = GPTConfig.from_config(config.model, config.dtype)
   tokens = s['batch'] * s['context']
   flops_per_step = 3 * cost.forward_flops_per_token(cfg) * tokens
   print(
@@ -74,7 +69,7 @@ def main(quick: bool = False) -> int:
   args = [str(s[k]) for k in ('n_layer', 'n_head', 'd_model', 'context', 'batch', 'vocab')]
   peer = common.Peer('jdl.gpt.peer_torch', args, env=common.TORCH_ENV)
   info = peer.info
-  jdl = common.JdlSteps(jdl_config(), random_tokens)
+  jdl = common.JdlSteps(config, random_tokens)
   jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
   torch_first = peer.steps(2)
   jdl_times, torch_times, peak = common.alternate(
