@@ -23,8 +23,9 @@ GCS_MODULES = {'gcsfs': 'gcsfs', 'google.cloud.storage': 'google-cloud-storage'}
 
 
 def workdir(path: str | os.PathLike) -> epath.Path:
-  """A run folder, local or remote. A gs:// one without its clients installed is a usage error
-  here, before anything is written (etils would otherwise fail deep inside the first write)."""
+  """A run folder, local (made absolute) or remote. A gs:// one without its clients installed is
+  a usage error here, before anything is written (etils would otherwise fail deep inside the
+  first write)."""
   if os.fspath(path).startswith('gs://'):
     missing = [pip for module, pip in GCS_MODULES.items() if not _installed(module)]
     if missing:
@@ -39,7 +40,9 @@ def workdir(path: str | os.PathLike) -> epath.Path:
     # Several clients (tensorstore, TensorBoard's writer, the lease) and processes write a
     # workdir: gcsfs would answer listings from a cache that only its own writes update.
     fsspec.config.conf.setdefault('gcs', {}).setdefault('use_listings_cache', False)
-  return epath.Path(path)
+    return epath.Path(path)
+  # Absolute, so that orbax (which requires it) and a later change of directory see one folder.
+  return epath.Path(os.path.abspath(path))
 
 
 def is_local(path: epath.PathLike) -> bool:

@@ -1,6 +1,9 @@
 """The lecture's Keras MLP through the training loop."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -53,3 +56,15 @@ def test_progress_bar_on_request(tmp_path):
     'train', '--config', MLP, '--workdir', tmp_path, '--config.progress_bar=always', check=True
   )
   assert '80/80' in proc.stderr and 'step/s' in proc.stderr and 'loss=' in proc.stderr
+
+
+def test_a_relative_workdir_trains_and_resumes_where_it_was_given(tmp_path):
+  # `make run` passes a relative workdir (runs/keras_regression/DATE).
+  args = [sys.executable, '-m', 'jdl', 'train', '--config', MLP + ':smoke', '--workdir', 'runs/a']
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  first = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, env=env)
+  assert first.returncode == 0, first.stderr
+  assert (tmp_path / 'runs/a/checkpoints').is_dir() and (tmp_path / 'runs/a/config.json').exists()
+  again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, env=env)
+  assert again.returncode == 0, again.stderr
+  assert 'resumed at step' in again.stdout

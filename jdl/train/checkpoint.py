@@ -31,12 +31,7 @@ class CheckpointError(RuntimeError):
 
 class Checkpointer:
   def __init__(self, workdir: epath.PathLike, keep: int | None, async_save: bool = True):
-    workdir = epath.Path(workdir)
-    self.directory = (
-      workdir / 'checkpoints'
-      if workdir.is_absolute()
-      else (epath.Path.cwd() / workdir / 'checkpoints')
-    )
+    self.directory = paths.workdir(workdir) / 'checkpoints'
     with _quiet_absl():  # it reads every step's metadata, and logs each unreadable one at length
       self.manager = ocp.CheckpointManager(
         self.directory,
