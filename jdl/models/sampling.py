@@ -171,16 +171,23 @@ def sample_text(
   top_k: int = 0,
   top_p: float = 1.0,
   seed: int = 0,
+  prefill=kv_cache_prefill,
+  step=kv_cache_step,
 ) -> str:
+  """The prompt and its continuation as text; a model with a context stops at its end."""
   ids = tokenizer.encode(prompt)
-  max_new_tokens = min(max_new_tokens, model.cfg.context - len(ids))
+  context = getattr(getattr(model, 'cfg', None), 'context', None)
+  if context is not None:
+    max_new_tokens = min(max_new_tokens, context - len(ids))
   out = generate(
     model,
-    np.asarray(ids)[None],
+    np.asarray(ids, np.int32)[None],
     max_new_tokens,
     key=jax.random.key(seed),
     temperature=temperature,
     top_k=top_k,
     top_p=top_p,
+    prefill=prefill,
+    step=step,
   )
   return tokenizer.decode(np.asarray(out[0]))

@@ -123,19 +123,18 @@ class Task(base.Task):
   ) -> str:
     """`jdl sample` for a recurrent model: the prompt is read once, then one character per step
     with the recurrent state carried (a recurrent network's "cache" is its state)."""
-    ids = np.asarray(tokenizer.encode(prompt), np.int32)[None]
-    out = sampling.generate(
+    return sampling.sample_text(
       model,
-      ids,
-      max_new_tokens,
-      key=jax.random.key(seed),
+      tokenizer,
+      prompt,
+      max_new_tokens=max_new_tokens,
       temperature=temperature,
       top_k=top_k,
       top_p=top_p,
+      seed=seed,
       prefill=sampling.recurrent_prefill,
       step=sampling.recurrent_step,
     )
-    return tokenizer.decode(np.asarray(out[0]))
 
   def report(self, plan, state, history, workdir, data):
     """Bits per character on validation and test, and a sample, into results.json."""
