@@ -337,6 +337,10 @@ def test_the_workers_scripts_detach_the_run_record_its_exit_code_and_stop_it(tmp
 
   worker(tmp_path, launch_lib.start_script(train, ['JOB_SECONDS=60', 'JOB_EXIT=0']))
   wait_for_state(tmp_path, 'running')
+  for _ in range(100):  # the stand-in prints once its SIGTERM handler is in place
+    if worker(tmp_path, launch_lib.log_script(0)):
+      break
+    time.sleep(0.1)
   worker(tmp_path, launch_lib.STOP)
   assert wait_for_state(tmp_path, 'exit') == 'jdl-launch: stopped\njdl-launch: exit 75\n'
 
