@@ -12,8 +12,13 @@ import pathlib
 
 from etils import epath
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent  # the repository (an editable install)
-EXPERIMENTS = ROOT / 'experiments'
+PACKAGE = pathlib.Path(__file__).resolve().parent
+ROOT = PACKAGE.parent  # the repository (an editable install); site-packages for an installed wheel
+# The experiment configs: a wheel carries them inside the package (setup.py copies them there), a
+# checkout has them beside it.
+EXPERIMENTS = next(
+  (p for p in (PACKAGE / 'experiments', ROOT / 'experiments') if p.is_dir()), ROOT / 'experiments'
+)
 # Derived data (tokenizers, token arrays, splits) written once and reused: $JDL_CACHE.
 CACHE = pathlib.Path(os.environ.get('JDL_CACHE', pathlib.Path.home() / '.cache' / 'jdl'))
 
@@ -43,6 +48,18 @@ def workdir(path: str | os.PathLike) -> epath.Path:
     return epath.Path(path)
   # Absolute, so that orbax (which requires it) and a later change of directory see one folder.
   return epath.Path(os.path.abspath(path))
+
+
+def config_file(path: str | os.PathLike) -> pathlib.Path:
+  """The file of a `--config` path: as given (relative to the current directory), else, for a
+  path `experiments/...`, the same file among the experiments installed with jdl, so that
+  `experiments/mlp/keras_regression.py` names it from any directory and from an installed wheel.
+  The path as given when neither exists."""
+  given = pathlib.Path(path)
+  if given.is_file() or given.is_absolute() or given.parts[:1] != ('experiments',):
+    return given
+  installed = EXPERIMENTS.joinpath(*given.parts[1:])
+  return installed if installed.is_file() else given
 
 
 def is_local(path: epath.PathLike) -> bool:

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
@@ -91,10 +91,8 @@ def test_sigkill_then_resume_is_bitwise_equal(tmp_path):
   step_a, params_a = final_params(tmp_path / 'straight')
   step_b, params_b = final_params(tmp_path / 'killed')
   assert step_a == step_b == 1200
-  leaves_a, leaves_b = jax.tree.leaves(params_a), jax.tree.leaves(params_b)
-  assert len(leaves_a) == 6
-  for a, b in zip(leaves_a, leaves_b):
-    assert np.array_equal(np.asarray(a), np.asarray(b))  # bitwise, not approximately
+  assert len(jax.tree.leaves(params_a)) == 6
+  chex.assert_trees_all_equal(params_a, params_b)  # the same tree, bitwise (not approximately)
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])

@@ -111,6 +111,7 @@ def test_smoke_training_on_fashion_mnist(name, tmp_path):
     assert 'test_aux_4a_loss' not in final
 
 
+@pytest.mark.integration
 def test_imagenet_smoke_on_mock_data_under_8_devices(tmp_path):
   import tensorflow_datasets as tfds
 

@@ -3,10 +3,14 @@
 Each entry says how to check that the data is present and which command installs it. The
 command runs only where it can (apt-get needs root); otherwise it is printed. Running this
 again changes nothing that is already there.
+
+`--need WHAT` (`make run`: `--need experiments/mlp`) installs only the data sets used by WHAT
+and fails only when one of those is missing; the others, missing, are warnings.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib
 import os
@@ -124,11 +128,25 @@ def _can_run(command: list[str]) -> bool:
   return True
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m jdl.data.install', description=__doc__)
+  parser.add_argument(
+    '--need',
+    action='append',
+    default=[],
+    metavar='WHAT',
+    help="the data of WHAT only (matched in 'used by': experiments/mlp, gpt, jdl binpack): "
+    'installs and requires those; other missing data sets are warnings. Default: every one',
+  )
+  needs = parser.parse_args(argv).need
   missing, updated = [], False
   for ds in DATASETS:
     if ds.present():
       print(f'ok       {ds.name}')
+      continue
+    needed = not needs or any(what in ds.used_by for what in needs)
+    if not needed:
+      print(f'WARNING  {ds.name} is not installed (used by {ds.used_by}; `make data` installs it)')
       continue
     if _can_run(ds.install):
       print(f'install  {ds.name}: {" ".join(ds.install)}', flush=True)

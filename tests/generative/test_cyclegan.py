@@ -121,6 +121,7 @@ def test_smoke_run_on_fashion_mnist(tmp_path):
   assert (tmp_path / 'translations.png').is_file()
 
 
+@pytest.mark.integration
 def test_horse2zebra_smoke_on_mock_data_under_8_devices(tmp_path):
   import tensorflow_datasets as tfds
 

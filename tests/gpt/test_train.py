@@ -6,6 +6,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from jdl import config as config_lib
 from jdl.data import text, tokenizers
@@ -104,8 +105,9 @@ def test_sharded_training_matches_one_device(tmp_path):
   assert specs['fsdp + tensor'] == jax.P('fsdp', 'tensor')
 
 
+@pytest.mark.integration
 def test_hugging_face_gpt2_import_matches_transformers(tmp_path):
-  import torch  # the bench extra, which `make test` installs
+  import torch  # the bench extra, which `make test-integration` installs
   import transformers
 
   from jdl.gpt import hf_import

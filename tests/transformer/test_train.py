@@ -128,6 +128,7 @@ def test_loss_on_8_devices_with_tensor_parallel_equals_1_device(tmp_path):
   )
 
 
+@pytest.mark.integration
 @needs_ding
 def test_race_budget_ends_both_frameworks_with_bleu_records_and_a_figure(tmp_path, monkeypatch):
   for key, value in TORCH_ENV.items():  # the peer's malloc settings: no re-exec of pytest
@@ -164,6 +165,7 @@ def test_race_refuses_unknown_flags_and_config_keys(tmp_path, capsys, mistyped, 
   assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_wmt14_smoke_on_mock_data_under_8_devices(tmp_path):
   import tensorflow_datasets as tfds
 
