@@ -38,6 +38,8 @@ test: $(TPU_STAMP) data lint
 # The second tier: parity with the peers (PyTorch, Keras, gensim: the bench extra), the browser
 # check of the figure gallery, storage-emulator soaks, the TPU recipes on mock data.
 test-integration: $(BENCH_STAMP) data
+	@# The gallery's browser check drives Debian's Chromium (no downloaded browser).
+	command -v chromium > /dev/null || (apt-get update && apt-get install -y chromium)
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --durations=15 -m integration tests
 
 # The lecture's Keras MLP (and sklearn's MLPRegressor beside it), on CPU, in seconds.

@@ -9,57 +9,202 @@ a process, an unexpected error), 2 usage/config/data/checkpoint error (nothing c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
 import pathlib
 import sys
+import textwrap
 
 from jdl.paths import EXPERIMENTS, ROOT
 
-# name -> (module, function, what it shows). Each function takes the output folder and returns
-# the files it wrote.
-FIGURES = {
-  'mlp': ('jdl.mlp.figures', 'render', "the Keras MLP's training history beside sklearn's"),
-  'cnn': (
-    'jdl.cnn.figures',
-    'render_cnn',
-    'simple convnet on Fashion-MNIST: curves, test predictions, confusion matrix',
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+  """A run that figures read: its conventional workdir and the command that makes it."""
+
+  workdir: str  # relative to the repository
+  command: str
+  time: str  # how long the command takes (the docs' measurement)
+
+
+RUNS = {
+  'mlp': Training(
+    'runs/mlp',
+    'jdl train --config experiments/mlp/keras_regression.py --workdir runs/mlp',
+    '5 s on 2 CPU cores',
   ),
-  'tensors': (
+  'simple_fmnist': Training(
+    'runs/simple_fmnist',
+    'jdl train --config experiments/cnn/simple_fmnist.py --workdir runs/simple_fmnist',
+    '27 min on 2 CPU cores',
+  ),
+  'googlenet_fmnist': Training(
+    'runs/googlenet_fmnist',
+    'jdl train --config experiments/cnn/googlenet_fmnist.py --workdir runs/googlenet_fmnist',
+    '3 h 25 min on 2 CPU cores; 90 s on one H100 (--config.steps_per_call=39)',
+  ),
+  'de_en': Training(
+    'runs/transformer/de_en',
+    'python -m jdl.transformer.race --framework jdl --config '
+    'experiments/transformer/ding_de_en.py:race --threads 1 --workdir runs/transformer/de_en',
+    '30 min (the budget of the equal-time race)',
+  ),
+  'torch_de_en': Training(
+    'runs/transformer/torch_de_en',
+    'python -m jdl.transformer.race --framework torch --config '
+    'experiments/transformer/ding_de_en.py:race --threads 1 --workdir runs/transformer/torch_de_en',
+    '30 min, beside the jdl run',
+  ),
+  'vae': Training(
+    'runs/generative/vae_fmnist',
+    'jdl train --config experiments/generative/vae_fmnist.py --workdir runs/generative/vae_fmnist',
+    '5-12 min on 2 CPU cores',
+  ),
+  'vae2d': Training(
+    'runs/generative/vae2d_fmnist',
+    'jdl train --config experiments/generative/vae_fmnist.py:2d '
+    '--workdir runs/generative/vae2d_fmnist',
+    '4-10 min on 2 CPU cores',
+  ),
+  'gan': Training(
+    'runs/generative/gan_fmnist',
+    'jdl train --config experiments/generative/gan_fmnist.py --workdir runs/generative/gan_fmnist',
+    '35 min on 2 shared CPU cores',
+  ),
+  'cyclegan_sneaker_boot': Training(
+    'runs/generative/cyclegan_sneaker_boot',
+    'jdl train --config experiments/generative/cyclegan_fmnist.py:sneaker_boot '
+    '--workdir runs/generative/cyclegan_sneaker_boot',
+    '30 min on 2 shared CPU cores',
+  ),
+  'cyclegan_tshirt_shirt': Training(
+    'runs/generative/cyclegan_tshirt_shirt',
+    'jdl train --config experiments/generative/cyclegan_fmnist.py:tshirt_shirt '
+    '--workdir runs/generative/cyclegan_tshirt_shirt',
+    '19 min on 2 idle CPU cores',
+  ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+  """`module.function(outdir, **workdirs)` draws it and returns the files it wrote; `runs` maps
+  the function's keyword arguments to the RUNS it reads (a keyword in `optional` gets None when
+  its run is missing, and the figure is drawn without it)."""
+
+  module: str
+  function: str
+  caption: str
+  section: str  # the lecture's section it reproduces (lecture.txt has headings, no slide numbers)
+  runs: dict = dataclasses.field(default_factory=dict)
+  optional: tuple = ()
+
+
+GENERATIVE_RUNS = ('vae', 'vae2d', 'gan', 'cyclegan_sneaker_boot', 'cyclegan_tshirt_shirt')
+FIGURES = {
+  'mlp': Figure(
+    'jdl.mlp.figures',
+    'render',
+    'The Keras MLP (Dense 10-2-1, SGD) on the diabetes data: its whole training history from '
+    "metrics.jsonl, and its test MSE beside sklearn's MLPRegressor and the mean predictor",
+    '«Код MLP в Keras» (the MLP in Keras and scikit-learn)',
+    {'workdir': 'mlp'},
+  ),
+  'tensors': Figure(
     'jdl.cnn.figures',
     'render_tensors',
-    "the lecture's tensors of rank 2-5, as real batches from jdl's loaders",
+    "Tensors of rank 2 to 5 (tabular, sequence, image, video), as real batches from jdl's "
+    'loaders with their shapes and dtypes',
+    '«Представление данных для нейронных сетей: тензоры, примеры тензоров» '
+    '(data representation: tensors)',
   ),
-  'funsearch': (
-    'jdl.binpack.figures',
-    'funsearch',
-    "FunSearch's bin-packing table recomputed, and jdl's search curve",
+  'cnn': Figure(
+    'jdl.cnn.figures',
+    'render_cnn',
+    'The simple convnet on Fashion-MNIST: training curves, 32 test images with predicted and '
+    'true labels, and the confusion matrix of the 10,000 test images',
+    '«Компьютерное зрение. Сверточные нейронные сети» (computer vision: convolutional networks)',
+    {'workdir': 'simple_fmnist'},
   ),
-  'rnn_memory': (
+  'googlenet': Figure(
+    'jdl.cnn.figures',
+    'render_googlenet',
+    'GoogLeNet (batch-norm variant, small stem) on Fashion-MNIST: training curves, test '
+    'predictions and the confusion matrix',
+    '«Реальная нейросеть: GoogLeNet (2014)» (a real network: GoogLeNet)',
+    {'workdir': 'googlenet_fmnist'},
+  ),
+  'rnn_memory': Figure(
     'jdl.rnn.figures',
     'render',
-    'adding problem: test MSE against T for LSTM, Elman and Jordan (measured)',
+    "The adding problem's test MSE against the sequence length T for LSTM, Elman and Jordan "
+    "cells at an equal parameter budget, beside the trivial predictor's 1/6 (measured runs in "
+    'docs/rnn_adding.json)',
+    '«Elman network, Jordan network, Long Short-Term Memory (LSTM)» (recurrent networks)',
   ),
-  'gpt_family': (
+  'attention': Figure(
+    'jdl.transformer.figures',
+    'render_attention',
+    'Encoder self-attention and decoder cross-attention of the trained de->en Transformer, '
+    'one heatmap per head and layer, for a held-out sentence',
+    '«Transformer: Attention Is All You Need; механизм внимания» (the attention mechanism)',
+    {'workdir': 'de_en'},
+  ),
+  'next_token': Figure(
+    'jdl.transformer.figures',
+    'render_next_token',
+    "The trained Transformer's top next-token probabilities at each output position of a short "
+    'sentence, as in the lecture\'s "je suis étudiant" table',
+    '«Как работает трансформер: Trained Model Outputs» (how a transformer works)',
+    {'workdir': 'de_en'},
+  ),
+  'bleu_time': Figure(
+    'jdl.transformer.figures',
+    'render_bleu_time',
+    'Validation BLEU against wall time: jdl and a PyTorch nn.Transformer of the same size',
+    '«Задача машинного перевода» (the machine translation task)',
+    {'jdl_run': 'de_en', 'torch_run': 'torch_de_en'},
+    optional=('torch_run',),
+  ),
+  'gpt_family': Figure(
     'jdl.gpt.figures',
     'render_gpt_family',
-    "the lecture's GPT-1/2/3 table with jdl's exact parameter counts",
+    "The GPT-1/2/3 table with jdl's exact parameter counts of the same shapes, and a line on "
+    'each gap',
+    '«Семейство GPT» (the GPT family)',
   ),
-  'gpt3_compute': (
+  'gpt3_compute': Figure(
     'jdl.gpt.figures',
     'render_gpt3_compute',
-    "GPT-3's training-compute table (Table D.1) beside jdl's 6ND and exact FLOPs",
+    "GPT-3's training-compute table (paper Table D.1: T5-3B, T5-11B, GPT-3 13B and 175B) beside "
+    "jdl's 6ND and per-layer FLOP counts",
+    '«Чему и как учили GPT-3: вычислительные ресурсы» (how GPT-3 was trained: compute)',
   ),
-  'gpt3_data_mix': (
+  'gpt3_data_mix': Figure(
     'jdl.gpt.figures',
     'render_gpt3_data_mix',
-    "GPT-3's data mix: epochs at 300B tokens recomputed from weights and sizes",
+    "GPT-3's training mix: the published epochs at 300B tokens beside the epochs jdl "
+    'recomputes from the weights and sizes',
+    '«Чему и как учили GPT-3: данные» (how GPT-3 was trained: data)',
   ),
-  'generative': ('jdl.generative.figures', 'render', 'VAE, GAN, CycleGAN: images and scores'),
-  'attention': ('jdl.transformer.figures', 'render_attention', 'Transformer attention per head'),
-  'next_token': ('jdl.transformer.figures', 'render_next_token', 'next-token probabilities'),
-  'bleu_time': ('jdl.transformer.figures', 'render_bleu_time', 'BLEU vs time, jdl and torch'),
+  'generative': Figure(
+    'jdl.generative.figures',
+    'render',
+    'VAE 2-D latent manifold and scatter, VAE and GAN samples, CycleGAN rows in both '
+    'directions, loss curves, and classifier-based scores (each panel whose run exists)',
+    '«Генеративные модели: Variational Autoencoder; Horse → Zebra» (generative models)',
+    {**{name: name for name in GENERATIVE_RUNS}, 'classifier': 'simple_fmnist'},
+    optional=(*GENERATIVE_RUNS, 'classifier'),
+  ),
+  'funsearch': Figure(
+    'jdl.binpack.figures',
+    'funsearch',
+    "FunSearch's Table 1 (excess bins, lower is better) recomputed, with jdl's search row, "
+    "and the search's best program over time, one panel per training set",
+    '«Кейс в науке: задача об упаковке рюкзака» (a case in science: packing, FunSearch)',
+  ),
 }
 # name -> (module, function, what it measures)
 BENCHMARKS = {
@@ -76,6 +221,11 @@ BENCHMARKS = {
     'GPT 6L/d384 tokens/s and MFU against HF transformers GPT-2 (PyTorch, CPU)',
   ),
   'transformer': ('jdl.transformer.bench', 'main', 'tokens/s vs PyTorch nn.Transformer'),
+  'word2vec': (
+    'jdl.embeddings.bench',
+    'main',
+    'skip-gram words/s against gensim Word2Vec (2 workers, its C Hogwild loop)',
+  ),
   'lstm': (
     'jdl.rnn.bench',
     'main',
@@ -86,10 +236,27 @@ BENCHMARKS = {
 TOOLS = {
   'binpack': 'jdl.binpack.cli',
   'compute': 'jdl.gpt.compute',
+  'embed': 'jdl.embeddings.cli',
   'launch': 'jdl.train.launch',
   'sample': 'jdl.gpt.sample',
   'translate': 'jdl.transformer.evaluate',
 }
+TOOL_HELP = {
+  'binpack': "FunSearch's bin-packing table, search, benchmark and figures",
+  'compute': 'training FLOPs and days of a GPT config for N tokens on a number of chips',
+  'launch': 'a `jdl train` run on a Cloud TPU slice, through the gcloud CLI',
+  'sample': 'text from a trained language model run (GPT or RNN)',
+  'translate': 'translate sentences (or score the test set) with a trained Transformer run',
+}
+# The commands that take a config, and --config.FIELD=VALUE overrides after their flags.
+CONFIG_COMMANDS = ('train', 'eval', 'params', 'compile')
+CONFIG_HELP = """\
+Config overrides: any field of the config is set by --config.FIELD=VALUE (or --config.FIELD
+VALUE) after the other flags, e.g. --config.optimizer.learning_rate=0.1 or
+--config.model.features='(20, 2, 1)'. A value is a Python literal, or a bare word for a string
+field; a field the config does not have is an error that names the closest one. A variant of the
+file is chosen by FILE:VARIANT (experiments/gpt/char_bible.py:smoke). With --config FILE, --help
+lists that config's fields and variants."""
 
 
 def _add_config_args(p: argparse.ArgumentParser, workdir: bool = True) -> None:
@@ -110,13 +277,19 @@ def _add_config_args(p: argparse.ArgumentParser, workdir: bool = True) -> None:
   )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(config_help: str = '') -> argparse.ArgumentParser:
+  """The command line; `config_help` (the fields and variants of a --config given with --help)
+  ends the help of the commands that take a config."""
+  from jdl import __version__
+
   p = argparse.ArgumentParser(
     prog='jdl',
     description=__doc__.splitlines()[0],
-    epilog='Config overrides: --config.key=value (e.g. --config.optimizer.learning_rate=0.1).',
+    epilog='Config overrides: --config.key=value (e.g. --config.optimizer.learning_rate=0.1); '
+    '`jdl train --help` says more. `jdl COMMAND --help` for the flags of each command.',
   )
-  sub = p.add_subparsers(dest='command', required=True)
+  p.add_argument('--version', action='version', version=f'jdl {__version__}')
+  sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
   t = sub.add_parser('train', help='train (or resume) an experiment in a workdir')
   _add_config_args(t)
   t.add_argument(
@@ -133,9 +306,23 @@ def _parser() -> argparse.ArgumentParser:
   pr.add_argument('--depth', type=int, default=1, help='module path depth of the table')
   pr.add_argument('--mesh', default='', help='data=D,fsdp=F,tensor=T: bytes per device')
   sub.add_parser('list', help='experiments, figures and benchmarks')
-  f = sub.add_parser('figures', help='render figures into figures/')
-  f.add_argument('names', nargs='*', help='default: all')
+  f = sub.add_parser(
+    'figures',
+    help='render figures (and index.html, a gallery of them) into figures/',
+    description='Renders each figure whose runs exist, skips the others naming the command that '
+    'trains them, prints a summary; exits 1 only when a figure fails. Runs are read from '
+    'runs/ by default: --run NAME=DIR (a local folder or gs://...) reads another.',
+  )
+  f.add_argument('names', nargs='*', help=f'default: all ({", ".join(FIGURES)})')
   f.add_argument('--outdir', default='figures')
+  f.add_argument('--workdir', default='', help='the run of the one figure named, if it reads one')
+  f.add_argument(
+    '--run',
+    action='append',
+    default=[],
+    metavar='NAME=DIR',
+    help=f'the workdir of run NAME ({", ".join(RUNS)})',
+  )
   b = sub.add_parser('bench', help='run a benchmark')
   b.add_argument('name', choices=sorted(BENCHMARKS))
   b.add_argument('--quick', action='store_true', help='a short run, to check that it works')
@@ -154,7 +341,29 @@ def _parser() -> argparse.ArgumentParser:
   c.add_argument('--reserve', type=float, default=0.05, help='fraction of HBM kept free')
   c.add_argument('--sweep', action='store_true', help='several meshes and remat choices')
   c.add_argument('--json', action='store_true')
+  for name in CONFIG_COMMANDS:
+    sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
+    sub.choices[name].epilog = CONFIG_HELP + (f'\n\n{config_help}' if config_help else '')
+  for name in TOOLS:  # listed here, run by their own parsers (main passes them the arguments)
+    sub.add_parser(name, help=TOOL_HELP.get(name, f'see jdl {name} --help'), add_help=False)
   return p
+
+
+def _config_help(argv: list[str]) -> str:
+  """For `jdl train --config FILE --help`: the fields and variants of FILE's config."""
+  if not {'-h', '--help'} & set(argv):
+    return ''
+  spec = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), '')
+  if '--config' in argv and argv.index('--config') + 1 < len(argv):
+    spec = argv[argv.index('--config') + 1]
+  if not spec or spec.startswith('-'):
+    return ''
+  from jdl import config as config_lib
+
+  try:
+    return config_lib.describe(spec)
+  except config_lib.ConfigError as e:
+    return f'(--config {spec}: {e})'
 
 
 def _setup_jax(args) -> None:
@@ -197,7 +406,11 @@ def cmd_train(args, extra) -> int:
 
   if jax.process_index() == 0:
     print(
-      f'done: step {result["step"]} in {result["seconds"]:.1f}s; '
+      (
+        f'complete at step {result["step"]}; its final metrics: '
+        if result['stopped'] == 'complete'
+        else f'done: step {result["step"]} in {result["seconds"]:.1f}s; '
+      )
       + ', '.join(f'{k} {v:.4g}' for k, v in final.items() if k != 'epoch')
     )
   return errors.RESUMABLE if result['stopped'] == 'max_seconds' else errors.FINISHED
@@ -219,18 +432,13 @@ def cmd_params(args, extra) -> int:
   from jdl.train import params
   from jdl.train.task import get_task
 
+  sizes = params.parse_mesh(args.mesh) if args.mesh else None
   task = get_task(config)
   abstract = params.abstract_params(task)
   counts = params.module_counts(abstract, args.depth)
   total = sum(counts.values())
   out = {'total': total, 'modules': dict(counts)}
   if args.mesh:
-    sizes = {'data': 1, 'fsdp': 1, 'tensor': 1}
-    for item in args.mesh.split(','):
-      key, _, value = item.partition('=')
-      if key not in sizes:
-        raise SystemExit(f"jdl params: --mesh axis '{key}' is not one of data, fsdp, tensor")
-      sizes[key] = int(value)
     out['mesh'] = sizes
     out['bytes_per_device'] = params.per_device_bytes(task, sizes)
   extra = task.params_report(abstract)
@@ -254,31 +462,170 @@ def experiment_files() -> list[pathlib.Path]:
 
 
 def cmd_list(args, extra) -> int:
-  print('Experiments (jdl train --config FILE --workdir DIR):')
+  # experiments/NAME works from any directory: it names the installed copy where no such file is
+  # here (jdl.paths.config_file).
+  print(f'Experiments in {EXPERIMENTS} (jdl train --config FILE --workdir DIR):')
   for path in experiment_files():
     doc = (path.read_text().split('"""')[1].strip().splitlines() or [''])[0]
-    print(f'  {path.relative_to(ROOT)}\n      {doc}')
+    print(f'  experiments/{path.relative_to(EXPERIMENTS).as_posix()}\n      {doc}')
   print('\nFigures (jdl figures NAME):')
-  for name, (_, _, what) in FIGURES.items():
-    print(f'  {name:16s} {what}')
+  for name in FIGURES:
+    print(
+      textwrap.fill(
+        _figure(name).caption, 100, initial_indent=f'  {name:16s} ', subsequent_indent=' ' * 19
+      )
+    )
   print('\nBenchmarks (jdl bench NAME):')
   for name, (_, _, what) in BENCHMARKS.items():
     print(f'  {name:16s} {what}')
   return 0
 
 
+def _figure(name: str) -> Figure:
+  entry = FIGURES[name]
+  # An entry written as (module, function, caption) still works, without a lecture section.
+  return entry if isinstance(entry, Figure) else Figure(*entry, section='(not named)')
+
+
+def _figure_commands(name: str, figure: Figure) -> list[str]:
+  """The lines behind a figure: the runs it reads (with their time), then `jdl figures NAME`."""
+  lines = []
+  for run in dict.fromkeys(figure.runs.values()):
+    lines.append(f'{RUNS[run].command}   # {RUNS[run].time}')
+  return lines + [f'jdl figures {name}']
+
+
+def _shown(workdir: str) -> str:
+  """A workdir as messages and the gallery name it: relative to the repository when inside."""
+  path = pathlib.Path(workdir)
+  return (
+    str(path.relative_to(ROOT)) if path.is_absolute() and path.is_relative_to(ROOT) else workdir
+  )
+
+
+def _has_run(workdir: str) -> bool:
+  from jdl import paths
+
+  path = paths.workdir(workdir)
+  return (path / 'config.json').exists() or (path / 'metrics.jsonl').exists()
+
+
+class UsageError(Exception):
+  """A wrong name or flag of `jdl figures`: exit 2, nothing drawn."""
+
+
+def _run_dirs(args, names: list[str]) -> dict[str, str]:
+  """Run name -> workdir: the conventional runs/ folders, then --run NAME=DIR, then --workdir
+  (a figure that reads exactly one run)."""
+  dirs = {name: str(ROOT / run.workdir) for name, run in RUNS.items()}
+  for item in args.run:
+    name, _, workdir = item.partition('=')
+    if name not in RUNS or not workdir:
+      raise UsageError(f'--run {item}: expected NAME=DIR with NAME one of {", ".join(RUNS)}')
+    dirs[name] = workdir
+  if args.workdir:
+    runs = {run for name in names for run in _figure(name).runs.values()}
+    if len(names) != 1 or len(_figure(names[0]).runs) != 1:
+      raise UsageError(
+        f'--workdir needs one figure that reads one run ({", ".join(names)} read '
+        f'{", ".join(sorted(runs)) or "none"}): use --run NAME=DIR'
+      )
+    dirs[runs.pop()] = args.workdir
+  return dirs
+
+
+def _render(name: str, figure: Figure, outdir: pathlib.Path, dirs: dict) -> dict:
+  """Draws one figure: {'status': rendered|skipped|error, 'files': [...], 'note': ...}."""
+  import traceback
+
+  kwargs, missing = {}, []
+  for keyword, run in figure.runs.items():
+    if _has_run(dirs[run]):
+      kwargs[keyword] = dirs[run]
+    else:
+      missing.append(run)
+      if keyword in figure.optional:
+        kwargs[keyword] = None
+  needed = [r for k, r in figure.runs.items() if k not in figure.optional and r in missing]
+  if needed or (figure.runs and all(v is None for v in kwargs.values())):
+    note = '; '.join(
+      f'no run in {_shown(dirs[r])}: {RUNS[r].command} ({RUNS[r].time})'
+      for r in (needed or missing)
+    )
+    return {'status': 'skipped', 'files': [], 'note': note}
+  try:
+    files = getattr(importlib.import_module(figure.module), figure.function)(outdir, **kwargs)
+  except FileNotFoundError as e:  # data or a checkpoint missing: the message names the command
+    return {'status': 'skipped', 'files': [], 'note': str(e)}
+  except Exception as e:
+    traceback.print_exc()
+    return {'status': 'error', 'files': [], 'note': f'{type(e).__name__}: {e}'}
+  files = [str(pathlib.Path(f)) for f in files]
+  for path in files:
+    print(f'{name}: wrote {path}')
+  note = ', '.join(f'without {r} (no run in {_shown(dirs[r])})' for r in missing)
+  return {'status': 'rendered', 'files': files, 'note': note}
+
+
+def write_gallery(outdir: pathlib.Path, results: dict[str, dict]) -> pathlib.Path:
+  """figures/index.html from the registry and gallery.json, the record of what each `jdl
+  figures` run drew into this folder (a later run of one figure keeps the others)."""
+  from jdl import plots
+
+  record_path = outdir / 'gallery.json'
+  record = json.loads(record_path.read_text()) if record_path.exists() else {}
+  for name, result in results.items():
+    if result['status'] == 'rendered' or name not in record or not record[name]['files']:
+      record[name] = result
+  record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + '\n')
+  entries = []
+  for name in FIGURES:
+    figure, result = _figure(name), record.get(name, {'files': [], 'note': 'not drawn yet'})
+    images = [
+      pathlib.Path(f).name
+      for f in result['files']
+      if f.endswith('.png') and (outdir / pathlib.Path(f).name).exists()
+    ]
+    entries.append(
+      {
+        'name': name,
+        'caption': figure.caption,
+        'section': figure.section,
+        'commands': _figure_commands(name, figure),
+        'images': images,
+        'note': result.get('note') or result.get('status', ''),
+      }
+    )
+  path = outdir / 'index.html'
+  path.write_text(plots.gallery_html(entries, "jdl: the lecture's figures"))
+  return path
+
+
 def cmd_figures(args, extra) -> int:
   names = args.names or list(FIGURES)
   unknown = [n for n in names if n not in FIGURES]
-  if unknown:
-    raise SystemExit(f'jdl figures: unknown figure(s) {unknown}; known: {sorted(FIGURES)}')
+  try:
+    if unknown:
+      raise UsageError(f'unknown figure(s) {", ".join(unknown)}; known: {", ".join(FIGURES)}')
+    dirs = _run_dirs(args, names)
+  except UsageError as e:
+    print(f'jdl figures: {e}', file=sys.stderr)
+    return 2
   outdir = pathlib.Path(args.outdir)
   outdir.mkdir(parents=True, exist_ok=True)
-  for name in names:
-    module, function, _ = FIGURES[name]
-    for path in getattr(importlib.import_module(module), function)(outdir):
-      print(f'{name}: wrote {path}')
-  return 0
+  results = {name: _render(name, _figure(name), outdir, dirs) for name in names}
+  gallery = write_gallery(outdir, results)
+  print(f'\n{"figure":14s} {"status":9s} {"files":>5s}  notes')
+  for name, r in results.items():
+    print(f'{name:14s} {r["status"]:9s} {len(r["files"]):5d}  {r["note"]}')
+  counts = {s: sum(r['status'] == s for r in results.values()) for s in ('rendered', 'skipped')}
+  errors = [name for name, r in results.items() if r['status'] == 'error']
+  why = ' (a run or data is missing: the notes name the command)' if counts['skipped'] else ''
+  print(
+    f'\n{counts["rendered"]} rendered, {counts["skipped"]} skipped{why}, {len(errors)} failed; '
+    f'gallery: {gallery}'
+  )
+  return 1 if errors else 0
 
 
 def cmd_compile(args, extra) -> int:
@@ -317,14 +664,28 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    try:
+      return _main(argv)
+    finally:
+      sys.stdout.flush()  # a closed pipe shows here (also after --help), not at exit
+  except BrokenPipeError:  # `jdl list | head`: the reader stopped reading; end quietly
+    try:  # what is still buffered goes nowhere, rather than into a second error at exit
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+      pass
+    return 1
+
+
+def _main(argv: list[str]) -> int:
   if argv and argv[0] in TOOLS:
     name = argv[0]
     run = lambda: importlib.import_module(TOOLS[name]).main(argv[1:]) or 0
   else:
-    parser = _parser()
+    parser = _parser(_config_help(argv))
     args, extra = parser.parse_known_args(argv)
     # only these take --config.*
-    if extra and args.command not in ('train', 'eval', 'params', 'compile'):
+    if extra and args.command not in CONFIG_COMMANDS:
       parser.error(f'unrecognized arguments: {" ".join(extra)}')
     name = args.command
     run = lambda: COMMANDS[name](args, extra)
@@ -338,6 +699,8 @@ def main(argv: list[str] | None = None) -> int:
   except FileNotFoundError as e:  # missing data or checkpoints: the message says what to run
     print(f'jdl {name}: {e}', file=sys.stderr)
     return 2
+  except BrokenPipeError:  # to main, without importing JAX for the kinds below
+    raise
   except Exception as e:
     from jdl.train import errors
     from jdl.train.checkpoint import CheckpointError
@@ -345,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     from jdl.train.loop import TrainingDiverged
 
     codes = {
+      errors.UsageError: errors.USAGE,  # a flag, file or run the command cannot use
       TrainingDiverged: errors.DIVERGED,
       CheckpointError: errors.USAGE,  # another config's run, or none restorable: nothing moved
       WorkdirLocked: errors.USAGE,

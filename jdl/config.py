@@ -11,10 +11,14 @@ import ast
 import difflib
 import importlib.util
 import json
-import pathlib
+import os
+import re
+import traceback
 
 import ml_collections
 from etils import epath
+
+from jdl import paths
 
 
 class ConfigError(ValueError):
@@ -53,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
       'decay_every_steps': 0,  # staircase: multiply by decay_factor every this many steps
       'decay_factor': 1.0,
       'decay_fraction': 1.0,  # cosine/linear: hold the rate, then decay over this last fraction
+      'final_fraction': 0.0,  # cosine/linear: decay to this fraction of the rate (GPT-3: 0.1)
       'weight_decay': 0.0,  # L2 decay added to the gradients (SGD-style, before momentum)
       'kwargs': ml_collections.ConfigDict(),  # extra keyword arguments of the optax optimizer
       'grad_clip_norm': 0.0,  # 0: no clipping
@@ -79,20 +84,81 @@ def base_config() -> ml_collections.ConfigDict:
 def load(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/file.py[:arg]` and calls its `get_config(arg)`."""
   path, _, arg = spec.partition(':')
-  file = pathlib.Path(path)
-  if not file.is_file():
-    raise ConfigError(f'config file not found: {path} (see `jdl list` for the experiments)')
-  module_spec = importlib.util.spec_from_file_location(f'jdl_config_{file.stem}', file)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  if not hasattr(module, 'get_config'):
-    raise ConfigError(f'{path} defines no get_config(arg)')
+  module = _module(path)
   try:
     config = module.get_config(arg or None)
   except ValueError as e:  # an unknown variant, a value the file rejects
     raise ConfigError(f'{spec}: {e}') from None
+  except Exception as e:  # a mistake in the file's own code: where, in one line
+    raise ConfigError(f'{spec}: get_config failed{_where(e, module)}: {_reason(e)}') from None
   config.lock()  # from here on, a misspelled key is an error rather than a new field
   return config
+
+
+def _module(path: str):
+  """The config file as a module; a file that is missing, does not parse or fails to run is a
+  ConfigError naming the file (and the line)."""
+  file = paths.config_file(path)  # experiments/... also names the copy installed with jdl
+  if not file.is_file():
+    raise ConfigError(f'config file not found: {path} (see `jdl list` for the experiments)')
+  module_spec = importlib.util.spec_from_file_location(f'jdl_config_{file.stem}', file)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise ConfigError(f'{path}, line {e.lineno}: syntax error: {e.msg}') from None
+  except Exception as e:  # an import that fails, a name that is not defined
+    raise ConfigError(f'{path} cannot be loaded{_where(e, module)}: {_reason(e)}') from None
+  if not hasattr(module, 'get_config'):
+    raise ConfigError(f'{path} defines no get_config(arg)')
+  return module
+
+
+def _where(error: BaseException, module) -> str:
+  """' (line N)': the innermost line of the config file in the error's traceback."""
+  lines = [
+    frame.lineno
+    for frame in traceback.extract_tb(error.__traceback__)
+    if os.path.abspath(frame.filename) == os.path.abspath(module.__file__)
+  ]
+  return f' (line {lines[-1]})' if lines else ''
+
+
+def _reason(error: BaseException) -> str:
+  return f'{type(error).__name__}: {error}'
+
+
+def variants(path: str) -> str:
+  """The variants a config file accepts after `:`, as the file itself lists them in the error of
+  an unknown one (every experiment's `get_config` ends with such a check)."""
+  try:
+    _module(path).get_config('?')
+  except ValueError as e:
+    found = re.search(r'unknown variant(?:\(s\))? \S+ \((.*)\)$', str(e), re.S)
+    return found.group(1) if found else 'none but the default'
+  except Exception:
+    return 'unknown (get_config fails on an unknown variant)'
+  return 'any (the file does not check)'
+
+
+def describe(spec: str) -> str:
+  """What `jdl train --config SPEC --help` adds: every field of the config with its value (each
+  one can be overridden), and the file's variants."""
+  config = load(spec)
+  path = spec.partition(':')[0]
+
+  def fields(node, prefix=''):
+    for key, value in node.items():
+      if isinstance(value, ml_collections.ConfigDict) and len(value):
+        yield from fields(value, f'{prefix}{key}.')
+      else:
+        text = repr(value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value)
+        yield f'  {prefix}{key} = {text if len(text) <= 90 else text[:87] + "..."}'
+
+  return '\n'.join(
+    [f'Fields of {spec} (set any with --config.FIELD=VALUE):', *fields(config), '']
+    + [f'Variants ({path}:VARIANT): {variants(path)}']
+  )
 
 
 def _parse_value(text: str):
@@ -192,8 +258,39 @@ def to_json(config: ml_collections.ConfigDict) -> str:
   return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
 
 
-def write(config: ml_collections.ConfigDict, workdir: epath.PathLike) -> None:
-  """The run's `config.json`, in a local or remote (gs://) workdir."""
+def write(config: ml_collections.ConfigDict, workdir: epath.PathLike, resumed_at: int = 0) -> str:
+  """The run's `config.json`, in a local or remote (gs://) workdir. A run resumed at step
+  `resumed_at` with another config than it trained with so far (more epochs, another rate) keeps
+  that one as `config.until_step_<step>.json`: the returned line says what changed ('' if
+  nothing did)."""
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / 'config.json').write_text(to_json(config) + '\n')
+  path, text, note = workdir / 'config.json', to_json(config) + '\n', ''
+  if resumed_at and path.exists():
+    before, now = _flat(json.loads(path.read_text())), _flat(json.loads(text))
+    changed = [
+      f'{k} {before.get(k, "(absent)")} -> {now.get(k, "(absent)")}'
+      for k in sorted(set(before) | set(now))
+      if before.get(k) != now.get(k)
+    ]
+    if changed:
+      kept = workdir / f'config.until_step_{resumed_at}.json'
+      kept.write_text(path.read_text())
+      more = f'; and {len(changed) - 5} more' if len(changed) > 5 else ''
+      note = (
+        f'the config changed at step {resumed_at} ({"; ".join(changed[:5])}{more}); the one '
+        f'before is kept in {kept.name}'
+      )
+  path.write_text(text)
+  return note
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+  """{'optimizer.learning_rate': 0.01, ...} of a nested dict."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      out.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      out[f'{prefix}{key}'] = value
+  return out

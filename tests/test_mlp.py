@@ -67,4 +67,5 @@ def test_a_relative_workdir_trains_and_resumes_where_it_was_given(tmp_path):
   assert (tmp_path / 'runs/a/checkpoints').is_dir() and (tmp_path / 'runs/a/config.json').exists()
   again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, env=env)
   assert again.returncode == 0, again.stderr
-  assert 'resumed at step' in again.stdout
+  # the finished run is found where it was given: complete, nothing trained again
+  assert f'{tmp_path}/runs/a is complete: its checkpoint is at step 80' in again.stdout

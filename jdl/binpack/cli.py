@@ -3,7 +3,7 @@
     binpack table [--json]          the lecture's Table 1, computed here
     binpack search [options]        run the FunSearch loop, store the best program
     binpack bench                   evaluator timings and search throughput
-    binpack figures [--out DIR]     PNGs of the table and the search curve
+    binpack figures [--outdir DIR]  PNGs of the table and the search curve
 
 The core CLI routes `jdl binpack ARGS` to `main(ARGS)`; `python -m jdl.binpack.cli`
 works too.
@@ -30,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
   table.add_argument(
     '--program',
     type=pathlib.Path,
-    default=data.FOUND_PROGRAM,
-    help="the 'jdl search' program, run in the sandbox (default: the stored one)",
+    default=None,
+    help="the 'jdl search' program, run in the sandbox (default: the stored one, if any)",
   )
 
   search = sub.add_parser('search', help='run the FunSearch loop')
@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
   )
   search.add_argument('--seed', type=int, default=0)
   search.add_argument('--timeout', type=float, default=20.0, help='per candidate, s')
-  search.add_argument('--out-dir', type=pathlib.Path, default=data.FOUND_DIR)
+  search.add_argument(
+    '--outdir', type=pathlib.Path, default=data.FOUND_DIR, help='where the found program goes'
+  )
   search.add_argument('--url', help='completions endpoint base URL (or JDL_BINPACK_URL)')
   search.add_argument('--model', help='model name (or JDL_BINPACK_MODEL)')
   search.add_argument('--api-key', help='API key (or JDL_BINPACK_API_KEY)')
@@ -61,12 +63,19 @@ def _parser() -> argparse.ArgumentParser:
   sub.add_parser('bench', help='time the evaluators and the search')
 
   figures = sub.add_parser('figures', help='render the table and search curve as PNG')
-  figures.add_argument('--out', type=pathlib.Path, default=pathlib.Path('figures'))
+  figures.add_argument('--outdir', type=pathlib.Path, default=pathlib.Path('figures'))
+  # The spelling of before (docs/binpack.md); every jdl command now says --outdir.
+  figures.add_argument(
+    '--out', dest='outdir', type=pathlib.Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+  )
   return parser
 
 
 def main(argv=None) -> int:
-  args = _parser().parse_args(argv)
+  parser = _parser()
+  args = parser.parse_args(argv)
+  if args.command == 'table' and args.program is not None and not args.program.is_file():
+    parser.error(f'--program {args.program}: no such file (a program written by binpack search)')
   if args.command == 'table':
     return _table(args)
   if args.command == 'search':
@@ -79,7 +88,7 @@ def main(argv=None) -> int:
   if args.command == 'figures':
     from jdl.binpack import figures
 
-    for path in figures.funsearch(args.out):
+    for path in figures.funsearch(args.outdir):
       print(path)
     return 0
   return 2
@@ -88,7 +97,7 @@ def main(argv=None) -> int:
 def _table(args) -> int:
   from jdl.binpack import table
 
-  rows = table.compute(program=args.program)
+  rows = table.compute(program=args.program or data.FOUND_PROGRAM)
   if args.json:
     print(json.dumps(rows, indent=2))
   else:
@@ -103,8 +112,8 @@ def _search(args) -> int:
     proposer = proposers.MutationProposer(seed=args.seed)
   else:
     proposer = proposers.CompletionsProposer(args.url, args.model, args.api_key)
-  args.out_dir.mkdir(parents=True, exist_ok=True)
-  log_path = args.out_dir / 'search_log.jsonl'
+  args.outdir.mkdir(parents=True, exist_ok=True)
+  log_path = args.outdir / 'search_log.jsonl'
   started = datetime.datetime.now(datetime.UTC)
   result = search.run_search(
     proposer,
@@ -139,7 +148,7 @@ def _search(args) -> int:
     + '\n'.join(f'  {line}' for line in lines)
     + '\n"""\nimport numpy as np\n\n\n'
   )
-  program_path = args.out_dir / 'best_priority.py'
+  program_path = args.outdir / 'best_priority.py'
   program_path.write_text(header + best.source)
   print(
     f'\nsearch finished: {result.evaluated} candidates in {result.seconds:.0f} s; '

@@ -2,9 +2,11 @@
 
 A source is either a dict of equally long numpy arrays (in-memory data) or an object with
 `__len__` and `batch(indices, rng) -> dict of arrays` (records read and preprocessed on demand,
-such as a tfds array_record data source with ImageNet's augmentation). Rows are gathered a whole
-batch at a time, and random preprocessing draws from a generator seeded by (seed, step,
-process), so every run, resumed or not, sees the same batches.
+such as a tfds array_record data source with ImageNet's augmentation), or, for training, a
+stream that makes its own batches: `batches(local_batch, seed, process_index, process_count)` ->
+a grain IterDataset (documents tokenized and packed as they are read, jdl.data.webtext). Rows
+are gathered a whole batch at a time, and random preprocessing draws from a generator seeded by
+(seed, step, process), so every run, resumed or not, sees the same batches.
 
 Both are split by process: with P processes and a global batch of B rows, process p holds rows
 [p*B/P, (p+1)*B/P) of every global batch, so the global batch (and therefore the loss) is the
@@ -106,6 +108,10 @@ def train_dataset(
   leading axis when k > 1, ready for a compiled call that runs k steps. grain iterates it in a
   background thread and records its position for checkpoints.
   """
+  if hasattr(data, 'batches'):  # a stream: it shuffles, shards and batches its own rows
+    local = local_batch_size(global_batch, process_count)
+    ds = data.batches(local, seed, process_index, process_count)
+    return ds.batch(steps_per_call) if steps_per_call > 1 else ds
   source = as_source(data)
   n = len(source)
   if n < global_batch:

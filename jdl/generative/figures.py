@@ -4,7 +4,10 @@ both directions, the loss curves of all runs, and the classifier-based scores
 (`generative_scores.json` and `.md`; see jdl.generative.scoring).
 
 It reads the trained runs in runs/generative/ (the commands are in docs/generative.md) and the
-Fashion-MNIST classifier in runs/simple_fmnist, or the workdir named by $JDL_SCORING_CLASSIFIER.
+Fashion-MNIST classifier in runs/simple_fmnist, or the workdir named by $JDL_SCORING_CLASSIFIER;
+`jdl figures generative --run NAME=DIR` reads a run from elsewhere (gs:// too). A run that is
+missing leaves its panels out (`jdl figures` names the command that trains it), and without the
+classifier the scores are left out.
 """
 
 from __future__ import annotations
@@ -39,14 +42,15 @@ RUN_SPECS = {
 SAMPLES = 10_000
 
 
-def load(name: str) -> Run:
-  """A trained run of RUN_SPECS, newest checkpoint; the message names the command if missing."""
-  spec, workdir = RUN_SPECS[name]
-  if not (workdir / 'checkpoints').is_dir():
+def load(name: str, workdir=None) -> Run:
+  """A trained run of RUN_SPECS (in its conventional workdir, or `workdir`), newest checkpoint;
+  the message names the command if missing."""
+  spec, default = RUN_SPECS[name]
+  workdir = default if workdir is None else workdir
+  if not checkpoint_steps(workdir):
     raise FileNotFoundError(
-      f'jdl figures generative: no trained run in {workdir}; train '
-      f'it with `jdl train --config {pathlib.Path(spec).relative_to(ROOT)}'
-      f' --workdir {workdir.relative_to(ROOT)}`'
+      f'jdl figures generative: no trained run in {workdir}; train it with `jdl train --config '
+      f'{pathlib.Path(spec).relative_to(ROOT)} --workdir {workdir}`'
     )
   return load_run(workdir)
 
@@ -55,35 +59,57 @@ def last(history: list[dict], key: str) -> float:
   return next(h[key] for h in reversed(history) if key in h)
 
 
-def render(outdir: pathlib.Path) -> list[pathlib.Path]:
+DEFAULT = object()  # a keyword not given: the run's conventional workdir
+
+
+def render(
+  outdir,
+  vae=DEFAULT,
+  vae2d=DEFAULT,
+  gan=DEFAULT,
+  cyclegan_sneaker_boot=DEFAULT,
+  cyclegan_tshirt_shirt=DEFAULT,
+  classifier=DEFAULT,
+) -> list[pathlib.Path]:
+  """The panels of every run given (a workdir, local or gs://; None leaves that run out), and
+  the scores when the classifier is given too."""
   from jdl.data import fashion_mnist
 
   outdir = pathlib.Path(outdir)
-  classifier_dir = pathlib.Path(
-    os.environ.get('JDL_SCORING_CLASSIFIER', scoring.CLASSIFIER_WORKDIR)
+  given = dict(
+    vae=vae,
+    vae2d=vae2d,
+    gan=gan,
+    cyclegan_sneaker_boot=cyclegan_sneaker_boot,
+    cyclegan_tshirt_shirt=cyclegan_tshirt_shirt,
   )
-  classifier = scoring.Classifier(classifier_dir)
-  data = fashion_mnist.load()
-  test = data.evals['test']
-  test_predictions, real_features = classifier(test['image'] / 255.0)
-  _, train_features = classifier(data.train['image'][:SAMPLES] / 255.0)
-  scores = {
-    'classifier': {
-      'workdir': str(
-        classifier_dir.relative_to(ROOT) if classifier_dir.is_relative_to(ROOT) else classifier_dir
-      ),
-      'step': classifier.step,
+  workdirs = {n: RUN_SPECS[n][1] if w is DEFAULT else w for n, w in given.items()}
+  runs = {name: load(name, w) for name, w in workdirs.items() if w is not None}
+  if not runs:
+    raise FileNotFoundError('jdl figures generative: no run given')
+  histories = {name: run.history() for name, run in runs.items()}
+  if classifier is DEFAULT:
+    classifier = os.environ.get('JDL_SCORING_CLASSIFIER', scoring.CLASSIFIER_WORKDIR)
+  scores, score = {}, None
+  if classifier is not None:
+    score = scoring.Classifier(classifier)
+    data = fashion_mnist.load()
+    test = data.evals['test']
+    test_predictions, real_features = score(test['image'] / 255.0)
+    _, train_features = score(data.train['image'][:SAMPLES] / 255.0)
+    scores['classifier'] = {
+      'workdir': _shown(classifier),
+      'step': score.step,
       'test_accuracy': float((test_predictions == test['label']).mean()),
       'test_class_distribution': scoring.class_distribution(test_predictions).round(4).tolist(),
       'frechet_train_vs_test': scoring.frechet_distance(real_features, train_features),
     }
-  }
   paths = []
-  runs = {name: load(name) for name in RUN_SPECS}
-  histories = {name: run.history() for name, run in runs.items()}
 
   # ---- VAE
   for name in ('vae', 'vae2d'):
+    if name not in runs:
+      continue
     run, history = runs[name], histories[name]
     samples = run.task.sample(run.model, SAMPLES)
     scores[name] = {
@@ -93,8 +119,9 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
       'test_reconstruction': last(history, 'test_reconstruction'),
       'test_kl': last(history, 'test_kl'),
       'train_seconds': _train_seconds(history),
-      **scoring.score_samples(classifier, samples, real_features),
     }
+    if score:
+      scores[name].update(scoring.score_samples(score, samples, real_features))
     path = outdir / f'generative_{name}_samples.png'
     save_grid(
       samples[:64],
@@ -103,20 +130,22 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
       f'decoder means; test -ELBO {scores[name]["test_negative_elbo"]:.1f} nats/image',
     )
     paths.append(path)
-  paths += _vae_latent_figures(runs['vae2d'], test, outdir)
+  if 'vae2d' in runs:
+    paths += _vae_latent_figures(runs['vae2d'], fashion_mnist.load().evals['test'], outdir)
 
   # ---- GAN
-  run = runs['gan']
-  samples = run.task.sample(run.model, SAMPLES)
-  scores['gan'] = {
-    'step': run.step,
-    'train_seconds': _train_seconds(histories['gan']),
-    **scoring.score_samples(classifier, samples, real_features),
-  }
-  paths.append(_gan_progress(run, outdir))
+  if 'gan' in runs:
+    run = runs['gan']
+    scores['gan'] = {'step': run.step, 'train_seconds': _train_seconds(histories['gan'])}
+    if score:
+      samples = run.task.sample(run.model, SAMPLES)
+      scores['gan'].update(scoring.score_samples(score, samples, real_features))
+    paths.append(_gan_progress(run, outdir))
 
   # ---- CycleGAN
   for name in ('cyclegan_sneaker_boot', 'cyclegan_tshirt_shirt'):
+    if name not in runs:
+      continue
     run = runs[name]
     a, b = run.config.data.kwargs.classes
     source = run.trainer.data.evals['test']
@@ -125,10 +154,12 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
       ('a_to_b', source.images_a, b),
       ('b_to_a', source.images_b, a),
     ):
+      if not score:
+        continue
       fake, rec = run.task.translate(run.model, images, direction)
       src = a if direction == 'a_to_b' else b
       key = f'{fashion_mnist.CLASSES[src]} -> {fashion_mnist.CLASSES[target]}'
-      scores[name][key] = scoring.score_translations(classifier, fake, rec, images, target)
+      scores[name][key] = scoring.score_translations(score, fake, rec, images, target)
     from jdl.tasks.cyclegan import save_translation_rows
 
     path = outdir / f'generative_{name}.png'
@@ -153,6 +184,12 @@ def render(outdir: pathlib.Path) -> list[pathlib.Path]:
   paths.append(path)
   print(scores_markdown(scores))
   return paths
+
+
+def _shown(workdir) -> str:
+  """A workdir as the scores name it: relative to the repository when inside it."""
+  path = pathlib.Path(os.fspath(workdir))
+  return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else workdir)
 
 
 def _train_seconds(history: list[dict]) -> float:
@@ -184,8 +221,8 @@ def _vae_latent_figures(run: Run, test: dict, outdir: pathlib.Path) -> list[path
   model = run.model
   images = np.asarray(jax.jit(lambda z: jax.nn.sigmoid(model.decode(z)))(jnp.asarray(z)))
   canvas = images[..., 0].reshape(n, n, 28, 28).transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
-  fig, ax = p.subplots(figsize=(8, 8))
-  ax.imshow(canvas, cmap='gray_r', extent=(0, n, 0, n))
+  fig, ax = p.subplots(figsize=(6.6, 6.6))
+  ax.imshow(canvas, cmap='gray_r', extent=(0, n, 0, n), interpolation='nearest')
   ax.set_xticks(np.arange(n) + 0.5, [f'{q:.1f}' for q in quantiles], fontsize=6)
   ax.set_yticks(np.arange(n) + 0.5, [f'{q:.1f}' for q in quantiles], fontsize=6)
   ax.set(
@@ -193,7 +230,7 @@ def _vae_latent_figures(run: Run, test: dict, outdir: pathlib.Path) -> list[path
   )
   fig.tight_layout()
   manifold = outdir / 'generative_vae2d_manifold.png'
-  save(fig, manifold, dpi=110)
+  save(fig, manifold, dpi=100, colors=64)  # 400 images of grey: 64 levels keep it small
 
   mu = run.task.encode(run.model, test['image'])
   fig, ax = p.subplots(figsize=(8.5, 7))
@@ -209,7 +246,7 @@ def _vae_latent_figures(run: Run, test: dict, outdir: pathlib.Path) -> list[path
   )
   fig.tight_layout()
   scatter = outdir / 'generative_vae2d_scatter.png'
-  save(fig, scatter, dpi=110)
+  save(fig, scatter, dpi=100)
   return [manifold, scatter]
 
 
@@ -218,14 +255,14 @@ def _gan_progress(run: Run, outdir: pathlib.Path) -> pathlib.Path:
   steps = checkpoint_steps(run.workdir)
   chosen = sorted({steps[round(i * (len(steps) - 1) / 4)] for i in range(5)})
   p = pyplot()
-  fig, axes = p.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.6), squeeze=False)
+  fig, axes = p.subplots(1, len(chosen), figsize=(2.6 * len(chosen), 3.0), squeeze=False)
   for ax, step in zip(axes[0], chosen):
     samples = run.task.sample(load_run(run.workdir, step=step).model, 64, seed=7)
     grid = samples[..., 0].reshape(8, 8, 28, 28).transpose(0, 2, 1, 3).reshape(8 * 28, 8 * 28)
-    ax.imshow(grid, cmap='gray_r', vmin=0, vmax=1)
+    ax.imshow(grid, cmap='gray_r', vmin=0, vmax=1, interpolation='nearest')
     ax.set_title(f'step {step}')
     ax.axis('off')
-  fig.suptitle('DCGAN on Fashion-MNIST: the same 64 noise vectors along training')
+  fig.suptitle('DCGAN on Fashion-MNIST: the same 64 noise vectors along training', fontsize=10)
   fig.tight_layout()
   path = outdir / 'generative_gan_progress.png'
   save(fig, path)
@@ -248,9 +285,10 @@ def _loss_curves(histories: dict[str, list[dict]], outdir: pathlib.Path) -> path
       ['g_adversarial', 'cycle', 'identity', 'd_loss'],
     ),
   ]
+  panels = [panel for panel in panels if panel[0] in histories]
   p = pyplot()
-  fig, axes = p.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
-  for ax, (name, title, keys) in zip(axes, panels):
+  fig, axes = p.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+  for ax, (name, title, keys) in zip(axes[0], panels):
     history = histories[name]
     for key in keys:
       points = sorted({h['step']: h[key] for h in history if key in h}.items())
@@ -269,21 +307,29 @@ def _loss_curves(histories: dict[str, list[dict]], outdir: pathlib.Path) -> path
 
 
 def scores_markdown(scores: dict) -> str:
-  c = scores['classifier']
-  lines = [
-    f'Classifier: {c["workdir"]} at step {c["step"]}, test accuracy '
-    f'{100 * c["test_accuracy"]:.2f}%; Frechet distance of 10,000 real training images to '
-    f'the test set (the floor): {c["frechet_train_vs_test"]:.2f}',
-    '',
+  c = scores.get('classifier')
+  if c is None:
+    lines = ['No classifier run (runs/simple_fmnist): the sample scores are left out.', '']
+  else:
+    lines = [
+      f'Classifier: {c["workdir"]} at step {c["step"]}, test accuracy '
+      f'{100 * c["test_accuracy"]:.2f}%; Frechet distance of 10,000 real training images to '
+      f'the test set (the floor): {c["frechet_train_vs_test"]:.2f}',
+      '',
+    ]
+  lines += [
     '| model | step | test -ELBO (nats/image) | Frechet distance | class distribution of '
     '10,000 samples (%) |',
     '|---|---|---|---|---|',
   ]
   for name in ('vae', 'vae2d', 'gan'):
+    if name not in scores:
+      continue
     s = scores[name]
     elbo = f'{s["test_negative_elbo"]:.2f}' if 'test_negative_elbo' in s else '-'
-    dist = ' '.join(f'{100 * f:.1f}' for f in s['class_distribution'])
-    lines.append(f'| {name} | {s["step"]} | {elbo} | {s["frechet_distance"]:.2f} | {dist} |')
+    dist = ' '.join(f'{100 * f:.1f}' for f in s.get('class_distribution', [])) or '-'
+    frechet = f'{s["frechet_distance"]:.2f}' if 'frechet_distance' in s else '-'
+    lines.append(f'| {name} | {s["step"]} | {elbo} | {frechet} | {dist} |')
   lines += [
     '',
     '| CycleGAN | direction | translated into target class | inputs already in '
@@ -291,7 +337,7 @@ def scores_markdown(scores: dict) -> str:
     '|---|---|---|---|---|',
   ]
   for name in ('cyclegan_sneaker_boot', 'cyclegan_tshirt_shirt'):
-    for key, s in scores[name].items():
+    for key, s in scores.get(name, {}).items():
       if isinstance(s, dict):
         lines.append(
           f'| {name} (step {scores[name]["step"]}) | {key} | '

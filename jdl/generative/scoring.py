@@ -35,9 +35,9 @@ class Classifier:
   """The trained simple convnet: logits and penultimate features of images in [0, 1]."""
 
   def __init__(self, workdir: pathlib.Path = CLASSIFIER_WORKDIR):
-    from jdl.train.run import load_run
+    from jdl.train.run import checkpoint_steps, load_run
 
-    if not (pathlib.Path(workdir) / 'checkpoints').is_dir():
+    if not checkpoint_steps(workdir):  # a local or a gs:// workdir
       raise FileNotFoundError(
         f'the scores need the trained Fashion-MNIST classifier in {workdir}: train it with '
         f'`jdl train --config {CLASSIFIER_CONFIG} --workdir {workdir}`'

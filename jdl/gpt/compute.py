@@ -22,27 +22,61 @@ from jdl.models.gpt import GPTConfig
 
 # The counts and the chip table live in jdl.train.cost: `jdl compile` uses them too.
 from jdl.train.cost import CHIPS, PF_DAY, days_to_train, training_flops
+from jdl.train.errors import UsageError
 
 
 def _parse_tokens(text: str) -> float:
   suffix = {'K': 1e3, 'M': 1e6, 'B': 1e9, 'T': 1e12}
   text = text.strip().upper()
-  return float(text[:-1]) * suffix[text[-1]] if text[-1] in suffix else float(text)
+  return float(text[:-1]) * suffix[text[-1]] if text[-1:] in suffix else float(text)
+
+
+def _tokens(text: str) -> float:
+  try:
+    tokens = _parse_tokens(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'not a number of tokens: {text!r} (300e9 or 300B)') from None
+  if not tokens > 0:  # also NaN
+    raise argparse.ArgumentTypeError(f'must be positive, got {text}')
+  return tokens
+
+
+def _chips(text: str) -> int:
+  if not (text.strip().isdigit() and int(text) > 0):
+    raise argparse.ArgumentTypeError(f'must be a positive whole number, got {text}')
+  return int(text)
+
+
+def _mfu(text: str) -> float:
+  try:
+    mfu = float(text)
+  except ValueError:
+    mfu = float('nan')
+  if not 0 < mfu <= 1:
+    raise argparse.ArgumentTypeError(f'must be a fraction in (0, 1], got {text}')
+  return mfu
 
 
 def main(argv: list[str]) -> int:
   p = argparse.ArgumentParser(prog='jdl compute', description=__doc__.splitlines()[0])
   p.add_argument('--config', required=True, help='experiments/gpt/<name>.py')
-  p.add_argument('--tokens', required=True, help='training tokens, e.g. 300e9 or 300B')
-  p.add_argument('--mfu', type=float, default=0.4, help='model FLOPs utilization')
-  p.add_argument('--chips', type=int, default=1024)
-  p.add_argument('--hardware', default='all', help=f'one of {sorted(CHIPS)} or all')
+  p.add_argument(
+    '--tokens', type=_tokens, required=True, help='training tokens, e.g. 300e9 or 300B'
+  )
+  p.add_argument('--mfu', type=_mfu, default=0.4, help='model FLOPs utilization, in (0, 1]')
+  p.add_argument('--chips', type=_chips, default=1024)
+  p.add_argument('--hardware', default='all', choices=[*sorted(CHIPS), 'all'])
   args = p.parse_args(argv)
   from jdl import config as config_lib
 
   config = config_lib.load(args.config)
+  if config.model.get('name') != 'gpt':
+    raise UsageError(
+      f'{args.config} is a {config.task or "?"} config of model '
+      f'{config.model.get("name") or "?"}; jdl compute counts GPT models (experiments/gpt/)'
+    )
   cfg = GPTConfig.from_config(config.model, config.dtype)
-  tokens = _parse_tokens(args.tokens)
+  tokens = args.tokens
   f = training_flops(cfg, tokens)
   print(f'{args.config}: {f["params"]:,} parameters, {tokens:.4g} tokens, context {cfg.context}')
   print(f'  6ND                  {f["six_nd"]:.3e} FLOPs = {f["six_nd"] / PF_DAY:10.4g} PF-days')
@@ -52,9 +86,6 @@ def main(argv: list[str]) -> int:
     f'make the difference)'
   )
   chips = sorted(CHIPS) if args.hardware == 'all' else [args.hardware]
-  for name in chips:
-    if name not in CHIPS:
-      raise SystemExit(f'jdl compute: unknown hardware {name!r}; known: {sorted(CHIPS)}')
   print(f'\ntime to train (exact FLOPs) on {args.chips} chips at MFU {args.mfu:.0%}:')
   for name in chips:
     chip = CHIPS[name]

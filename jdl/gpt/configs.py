@@ -63,6 +63,53 @@ def large(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+# GPT-3's optimisation (Brown et al. 2020, Appendix B), which the public GPT-2 reproductions
+# (nanoGPT, llm.c) also follow: a linear warm-up over the first 375M tokens, then cosine decay
+# to 10% of the rate.
+WARMUP_TOKENS = 375e6
+FINAL_FRACTION = 0.1
+
+
+def gpt3_schedule(
+  c: ml_collections.ConfigDict, *, learning_rate: float, batch_size: int, tokens: float
+) -> ml_collections.ConfigDict:
+  """`tokens` in steps of `batch_size` rows of the model's context, at GPT-3's schedule (AdamW
+  b1 0.9, b2 0.95, weight decay 0.1 and clipping 1.0 are `gpt_config`'s already)."""
+  per_step = batch_size * c.model.context
+  c.batch_size = batch_size
+  c.num_train_steps = round(tokens / per_step)
+  c.optimizer.learning_rate = learning_rate
+  c.optimizer.warmup_steps = round(WARMUP_TOKENS / per_step)
+  c.optimizer.final_fraction = FINAL_FRACTION
+  return c
+
+
+def web_text(
+  c: ml_collections.ConfigDict,
+  *,
+  corpus: str,
+  eval_rows: int,
+  read_threads: int = 4,
+  length_sample: int = 256,
+  data_dir: str = '',
+) -> ml_collections.ConfigDict:
+  """Documents of `corpus` (a tfds name read as array_record, or a local corpus), tokenized with
+  GPT-2's BPE and packed into rows of the model's context + 1 tokens (jdl.data.webtext)."""
+  c.data.name = 'webtext'
+  c.data.kwargs = ml_collections.ConfigDict(
+    dict(
+      corpus=corpus,
+      tokenizer='gpt2',
+      context=c.model.context,
+      eval_rows=eval_rows,
+      read_threads=read_threads,
+      length_sample=length_sample,
+      data_dir=data_dir,
+    )
+  )
+  return c
+
+
 def small_text(
   c: ml_collections.ConfigDict,
   *,

@@ -75,16 +75,50 @@ def mix_rows(tokens_trained: float = 300e9) -> list[dict]:
   ]
 
 
-def _table_png(path: pathlib.Path, header: list[str], cells: list[list[str]], title: str):
-  fig, ax = plots.pyplot().subplots(figsize=(1.6 * len(header), 0.45 * (len(cells) + 2)))
+# Cell colours of the tables: what the paper published, and what jdl recomputed.
+PUBLISHED_COLOUR, RECOMPUTED_COLOUR = '#e4e4e4', '#d6e6f5'
+SOURCES = {'published': PUBLISHED_COLOUR, 'jdl': RECOMPUTED_COLOUR}
+
+
+def _table_png(
+  path: pathlib.Path,
+  header: list[str],
+  cells: list[list[str]],
+  title: str,
+  sources: list[str | None],
+):
+  """A table as a picture; each column's `source` ('published', 'jdl' or None for a label)
+  colours it, and a key under the table says which colour is which."""
+  fig, ax = plots.pyplot().subplots(figsize=(1.7 * len(header), 0.3 * (len(cells) + 2) + 0.8))
   ax.axis('off')
-  table = ax.table(cellText=cells, colLabels=header, loc='center', cellLoc='right')
+  colours = [SOURCES.get(s, 'white') for s in sources]
+  table = ax.table(
+    cellText=cells,
+    colLabels=header,
+    loc='center',
+    cellLoc='right',
+    cellColours=[colours] * len(cells),
+    colColours=colours,
+  )
   table.auto_set_font_size(False)
   table.set_fontsize(8)
   table.scale(1, 1.3)
+  for (row, col), cell in table.get_celld().items():
+    if row == 0:
+      cell.set_text_props(weight='bold')
+      cell.set_height(cell.get_height() * 1.6)
+    elif col == 0:
+      cell.set_text_props(ha='left')
   ax.set_title(title, fontsize=9)
-  fig.tight_layout()
-  plots.save(fig, path, dpi=130)
+  fig.text(
+    0.5,
+    0.02,
+    "grey: published (the paper, as on the lecture's slide)    blue: recomputed by jdl",
+    ha='center',
+    fontsize=8,
+  )
+  fig.tight_layout(rect=(0, 0.06, 1, 1))
+  plots.save(fig, path, dpi=100, bbox_inches='tight')
 
 
 def _write_tables(
@@ -93,6 +127,7 @@ def _write_tables(
   header: list[str],
   cells: list[list[str]],
   title: str,
+  sources: list[str | None],
   note: str = '',
 ) -> list[pathlib.Path]:
   """The same table twice: NAME.png to look at, NAME.md (with `note` below it) to paste."""
@@ -101,7 +136,7 @@ def _write_tables(
   md_path = outdir / f'{name}.md'
   md_path.write_text('\n'.join(md) + (f'\n\n{note}' if note else '') + '\n')
   png = outdir / f'{name}.png'
-  _table_png(png, header, cells, title)
+  _table_png(png, header, cells, title, sources)
   return [png, md_path]
 
 
@@ -115,8 +150,9 @@ def render_gpt3_compute(outdir) -> list[pathlib.Path]:
     'published FLOPs',
     'jdl 6ND FLOPs',
     'jdl 6ND PF-days',
-    'jdl exact FLOPs (GPT shapes)',
+    'jdl exact FLOPs\n(GPT shapes)',
   ]
+  sources = [None, 'published', 'published', 'jdl', 'jdl', 'jdl']
   cells = []
   for r in rows:
     six = r.get('jdl_six_nd', r['six_nd'])
@@ -143,6 +179,7 @@ def render_gpt3_compute(outdir) -> list[pathlib.Path]:
     header,
     cells,
     'GPT-3 paper Table D.1 beside jdl (6ND and per-layer counts)',
+    sources,
     note,
   )
 
@@ -155,10 +192,11 @@ def render_gpt3_data_mix(outdir) -> list[pathlib.Path]:
     'dataset',
     'tokens',
     'weight',
-    'published epochs',
-    'jdl epochs (w as given)',
-    'jdl epochs (w normalized)',
+    'published epochs\n(paper)',
+    'recomputed epochs\n(jdl, w as given)',
+    'recomputed epochs\n(jdl, w normalized)',
   ]
+  sources = [None, 'published', 'published', 'published', 'jdl', 'jdl']
   cells = [
     [
       r['dataset'],
@@ -182,7 +220,9 @@ def render_gpt3_data_mix(outdir) -> list[pathlib.Path]:
     'gpt3_data_mix',
     header,
     cells,
-    'GPT-3 training mix: epochs elapsed when training for 300B tokens',
+    'GPT-3 training mix: epochs elapsed when training for 300B tokens\n'
+    '(recomputed: epochs = 300B x weight / tokens)',
+    sources,
     note,
   )
 
@@ -261,6 +301,7 @@ def render_gpt_family(outdir) -> list[pathlib.Path]:
     'd_model',
     'heads (d_head)',
   ]
+  sources = [None, 'published', 'jdl', 'published', 'published', 'published', 'published']
   cells = [
     [
       r['model'],
@@ -280,6 +321,7 @@ def render_gpt_family(outdir) -> list[pathlib.Path]:
     header,
     cells,
     "The GPT family (lecture's table) with jdl's computed counts",
+    sources,
     note,
   )
   for r in rows:

@@ -2,6 +2,8 @@
 
 The run comes from `jdl.train.run.load_run`; the generation is the task's `sample_text`
 (`jdl.models.sampling` by default; a recurrent model carries its state instead of a KV cache).
+Past a GPT's context the window slides: the last half of the context is read again and the
+sampling goes on (`jdl.models.sampling.sample_text`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,30 @@ def main(argv: list[str]) -> int:
   p.add_argument('--num-samples', type=int, default=1)
   p.add_argument('--seed', type=int, default=0)
   args = p.parse_args(argv)
+  from jdl.models import sampling
+
+  try:
+    sampling.check_options(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+  except ValueError as e:
+    p.error(str(e).replace('_', '-'))  # as the flags are spelled: --max-new-tokens, --top-k
+  if args.num_samples < 1:
+    p.error(f'num-samples must be at least 1, got {args.num_samples}')
+  from jdl.train.errors import UsageError
   from jdl.train.run import load_run
 
   run = load_run(args.workdir)
   tokenizer = run.task.tokenizer()
   if tokenizer is None:
-    raise SystemExit(f'jdl sample: {args.workdir} is a {run.config.task} run, not a text model')
+    raise UsageError(
+      f'{args.workdir} is a {run.config.task} run, not a language model: jdl sample reads runs '
+      'of experiments/gpt/ and experiments/rnn/char_bible.py'
+    )
+  context = run.config.model.get('context')
+  slides = context and len(tokenizer.encode(args.prompt)) + args.max_new_tokens > context
   print(
     f'# {args.workdir}, step {run.step}; temperature {args.temperature}, top-k {args.top_k}, '
-    f'top-p {args.top_p}',
+    f'top-p {args.top_p}'
+    + (f'; past the context of {context} tokens the window slides' if slides else ''),
     file=sys.stderr,
   )
   for i in range(args.num_samples):

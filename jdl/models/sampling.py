@@ -107,6 +107,7 @@ def generate(
   """Prompt followed by `max_new_tokens` sampled tokens ([B, P + N]); temperature 0 is greedy.
   A decoder with a KV cache by default; `prefill=recurrent_prefill, step=recurrent_step` for a
   recurrent network, which has no context limit."""
+  check_options(max_new_tokens, temperature, top_k, top_p)
   prompt_BxP = jnp.asarray(prompt_BxP, jnp.int32)
   context = getattr(getattr(model, 'cfg', None), 'context', None)
   if context is not None and prompt_BxP.shape[1] + max_new_tokens > context:
@@ -128,6 +129,19 @@ def generate(
     int(top_k),
     float(top_p),
   )
+
+
+def check_options(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> None:
+  """Refuses what would sample something else than asked (a negative temperature would be read as
+  greedy, a top-p of 0 would keep one token): ValueError naming the option."""
+  for ok, what in (
+    (max_new_tokens >= 1, f'max_new_tokens must be at least 1, got {max_new_tokens}'),
+    (temperature >= 0, f'temperature must be >= 0 (0: greedy), got {temperature}'),
+    (top_k >= 0, f'top_k must be >= 0 (0: no top-k filter), got {top_k}'),
+    (0 < top_p <= 1, f'top_p must be in (0, 1] (1: no nucleus filter), got {top_p}'),
+  ):
+    if not ok:
+      raise ValueError(what)
 
 
 @nnx.jit
@@ -174,20 +188,31 @@ def sample_text(
   prefill=kv_cache_prefill,
   step=kv_cache_step,
 ) -> str:
-  """The prompt and its continuation as text; a model with a context stops at its end."""
-  ids = tokenizer.encode(prompt)
+  """The prompt and its continuation of `max_new_tokens` tokens, as text.
+
+  A model with a context of C positions continues past it with a sliding window: when the
+  window is full, the last C/2 tokens are read again from position 0 (a fresh KV cache) and the
+  next C/2 are sampled after them, so every token sees at least C/2 tokens before it. A prompt
+  longer than the context is read from its last C - 1 tokens (the whole prompt is still shown).
+  """
+  check_options(max_new_tokens, temperature, top_k, top_p)
+  ids = list(tokenizer.encode(prompt))
   context = getattr(getattr(model, 'cfg', None), 'context', None)
-  if context is not None:
-    max_new_tokens = min(max_new_tokens, context - len(ids))
-  out = generate(
-    model,
-    np.asarray(ids, np.int32)[None],
-    max_new_tokens,
-    key=jax.random.key(seed),
-    temperature=temperature,
-    top_k=top_k,
-    top_p=top_p,
-    prefill=prefill,
-    step=step,
-  )
-  return tokenizer.decode(np.asarray(out[0]))
+  options = dict(temperature=temperature, top_k=top_k, top_p=top_p, prefill=prefill, step=step)
+  key = jax.random.key(seed)
+  if context is None:  # a recurrent network: its state carries everything, one call
+    out = generate(model, np.asarray(ids, np.int32)[None], max_new_tokens, key=key, **options)
+    return tokenizer.decode(np.asarray(out[0]))
+  part, remaining, window = 0, max_new_tokens, min(len(ids), context - 1)
+  while remaining > 0:
+    new = min(remaining, context - window)
+    out = generate(
+      model,
+      np.asarray(ids[len(ids) - window :], np.int32)[None],
+      new,
+      key=key if part == 0 else jax.random.fold_in(key, part),
+      **options,
+    )
+    ids += np.asarray(out[0, window:]).tolist()
+    part, remaining, window = part + 1, remaining - new, context // 2
+  return tokenizer.decode(np.asarray(ids))

@@ -72,7 +72,7 @@ def render(outdir: pathlib.Path, results: pathlib.Path = RESULTS) -> list[pathli
   ax.legend(fontsize=8, loc='center right')
   fig.tight_layout()
   path = outdir / 'rnn_memory.png'
-  plots.save(fig, path, dpi=120)
+  plots.save(fig, path, dpi=100)
   return [path]
 
 

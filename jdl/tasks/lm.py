@@ -3,7 +3,9 @@ rows; the loss is the mean cross-entropy in nats per token, perplexity = exp(los
 
 Config fields (experiments/gpt/*.py): model.{vocab_size, context, n_layer, n_head, d_model,
 d_ff, dropout, post_ln, scan_layers, remat}; data.name = 'text' with data.kwargs for
-jdl.data.text.load (corpora with mixture weights, tokenizer, context, train_rows, eval_rows).
+jdl.data.text.load (corpora with mixture weights, tokenizer, context, train_rows, eval_rows), or
+'webtext' for jdl.data.webtext.load (documents of a tfds corpus such as C4, packed to the
+context as they are read).
 A config without data (the published GPT shapes) can still be counted (`jdl params`) and
 estimated (`jdl compute`).
 """
@@ -43,16 +45,20 @@ class Task(base.Task):
     return text.make_tokenizer(self.config.data.kwargs.tokenizer)
 
   def load_data(self) -> base.Splits:
-    if self.config.data.name != 'text':
+    name = self.config.data.name
+    if name not in ('text', 'webtext'):
       raise ConfigError(
-        f"config.data.name: the lm task reads 'text', not "
-        f'{self.config.data.name!r} (this config only describes a shape)'
+        f"config.data.name: the lm task reads 'text' or 'webtext', not "
+        f'{name!r} (this config only describes a shape)'
       )
-    from jdl.data import text
+    from jdl.data import text, webtext
 
     kwargs = self.config.data.kwargs.to_dict()
-    kwargs.setdefault('seed', self.config.seed)
-    splits = text.load(**kwargs)
+    if name == 'text':
+      kwargs.setdefault('seed', self.config.seed)
+      splits = text.load(**kwargs)
+    else:  # the training documents are shuffled by the pipeline, from config.seed
+      splits = webtext.load(**kwargs)
     n_vocab = self.tokenizer().n_vocab
     if n_vocab > self.gpt_config.vocab_size:
       raise ConfigError(

@@ -34,13 +34,15 @@ class Task(base.Task):
 
   def report(self, plan, state, history, workdir, data):
     """Keras-style epoch lines, the test MSE beside the mean predictor's, and history.png."""
-    epochs = [h for h in history if 'validation_loss' in h and 'loss' in h]
+    epochs = epoch_records(history)
     if not epochs:
       return
     print('\nHistory (as Keras fit reports it; loss = mean training MSE over the epoch):')
-    for i, h in enumerate(epochs, 1):
+    total = self.config.num_epochs or epochs[-1]['epoch']
+    for h in epochs:
       print(
-        f'Epoch {i}/{len(epochs)} - loss: {h["loss"]:.4f} - val_loss: {h["validation_loss"]:.4f}'
+        f'Epoch {h["epoch"]:g}/{total:g} - loss: {h["loss"]:.4f} - '
+        f'val_loss: {h["validation_loss"]:.4f}'
       )
     mean_pred = float(data.train['y'].mean())
     baseline = {
@@ -66,8 +68,18 @@ class Task(base.Task):
       )
 
 
+def epoch_records(history: list[dict]) -> list[dict]:
+  """The evaluated records of a run's whole history (metrics.jsonl, resumes included), each with
+  its real epoch number (`epoch` is logged as step / steps per epoch)."""
+  return [
+    {**h, 'epoch': round(h['epoch'], 3)}
+    for h in history
+    if 'validation_loss' in h and 'loss' in h and 'epoch' in h
+  ]
+
+
 def plot_history(epochs: list[dict], path: epath.PathLike) -> None:
-  x = np.arange(1, len(epochs) + 1)
+  x = [h['epoch'] for h in epochs]
   fig, ax = plots.pyplot().subplots(figsize=(6, 4))
   ax.plot(x, [h['loss'] for h in epochs], 'o-', label='training MSE (loss)')
   ax.plot(x, [h['validation_loss'] for h in epochs], 's-', label='validation MSE (val_loss)')
@@ -77,7 +89,7 @@ def plot_history(epochs: list[dict], path: epath.PathLike) -> None:
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  plots.save(fig, path, dpi=120)
+  plots.save(fig, path, dpi=100)
 
 
 def compare_sklearn(

@@ -202,6 +202,11 @@ class _Lease:
       self.blob.delete(if_generation_match=self.generation)
     except (exceptions.NotFound, exceptions.PreconditionFailed):
       pass  # taken over meanwhile: the lease is the other run's now
+    except exceptions.GoogleAPIError as e:  # the store refuses: the run's own error comes first
+      self.log(
+        f'could not release the lock of {self.workdir} ({type(e).__name__}: {e}); the next run '
+        'takes it over once its lease has run out'
+      )
 
 
 def _this_process() -> dict:

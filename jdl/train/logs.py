@@ -18,7 +18,7 @@ import tqdm
 from etils import epath
 
 from jdl import paths
-from jdl.train.errors import WriteFailed
+from jdl.train.errors import WriteFailed, store_errors
 
 
 class MetricWriter:
@@ -77,8 +77,15 @@ class MetricWriter:
       for key, value in metrics.items():
         self.tb.add_scalar(key, float(value), step)
       self.tb.flush()
-    except OSError as e:
-      raise WriteFailed(f'writing the metrics of step {step} to {self.path} failed: {e}') from e
+    except WriteFailed:
+      self._abandon_tensorboard()
+      raise
+    except store_errors() as e:
+      self._abandon_tensorboard()
+      raise WriteFailed(
+        f'writing the metrics of step {step} to {self.path} or {self.path.parent}/tensorboard '
+        f'failed: {type(e).__name__}: {e}'
+      ) from e
     shown = {k: v for k, v in record.items() if k != 'step' and 'grad_norm' not in k}
     if self.bar is not None:
       self.bar.set_postfix({k: _fmt(v) for k, v in shown.items()}, refresh=False)
@@ -102,8 +109,27 @@ class MetricWriter:
         partial.replace(self.path)
       else:
         self.path.write_text(text)
-    except OSError as e:
-      raise WriteFailed(f'writing {self.path} failed: {e}') from e
+    except store_errors() as e:
+      raise WriteFailed(f'writing {self.path} failed: {type(e).__name__}: {e}') from e
+
+  def _abandon_tensorboard(self) -> None:
+    """After a failed write, TensorBoard's writer is given up: closed if the store lets it, else
+    marked closed (tensorboardX keeps no other switch), so that neither `close()` nor its exit
+    hook retries the upload of a gs:// event file for minutes while the run ends."""
+    self.failed = True
+    try:
+      self.tb.close()
+    except Exception:
+      for writer in (self.tb.all_writers or {}).values():
+        events = writer.event_writer
+        if events._worker is not None:
+          events._worker.stop()  # its thread, which would read a closed queue at exit
+        events._closed = True
+        # tensorboardX's gs:// file uploads its whole buffer again when garbage-collected, with
+        # two minutes of retries: the events that failed are given up instead.
+        store = events._ev_writer._py_recordio_writer._writer
+        if hasattr(store, 'blob'):
+          store.flush = lambda: None
 
   def message(self, text: str) -> None:
     if not self.enabled:

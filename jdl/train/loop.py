@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -33,7 +34,7 @@ from jdl.data.splits import Splits
 from jdl.train.checkpoint import Checkpointer
 from jdl.train.errors import WriteFailed
 from jdl.train.lock import WorkdirLock, WorkdirLocked
-from jdl.train.logs import MetricWriter
+from jdl.train.logs import MetricWriter, read_metrics
 from jdl.train.task import Task, TrainState, get_task
 
 # An evaluation hook: (trainer, step, state) -> extra metrics for the evaluation record (a
@@ -91,7 +92,15 @@ def make_mesh(config):
 def mesh_for(config, devices: list | None = None):
   """The config's mesh over `devices` (default: all of this run's), after checking that batches
   and microbatches split over it."""
-  mesh = sharding.make_mesh(config.mesh, devices)
+  try:
+    mesh = sharding.make_mesh(config.mesh, devices)
+  except ValueError as e:  # more devices than there are, or sizes that do not divide them
+    count = len(jax.devices() if devices is None else devices)
+    fields = [f'mesh.{a}={config.mesh[a]}' for a in sharding.MESH_AXES if config.mesh[a] != 1]
+    raise config_lib.ConfigError(
+      f'config.{", config.".join(fields or ["mesh"])} does not fit the {count} device(s) of this '
+      f'run ({e}); -1 on one axis takes the devices the others leave'
+    ) from None
   ways = mesh.shape['data'] * mesh.shape['fsdp']
   for field in ('batch_size', 'eval_batch_size'):
     if config[field] % ways:
@@ -199,7 +208,12 @@ class Trainer:
 
   def restore(self, workdir, step: int | None = None, log=print):
     """(step, state, data iterator state) of the newest readable checkpoint (or of `step`),
-    read straight into this trainer's shardings; None if the workdir has none."""
+    read straight into this trainer's shardings; None if the workdir has none (and then nothing
+    is created: a missing workdir stays missing)."""
+    if not (paths.workdir(workdir) / 'checkpoints').exists():
+      if step is not None:
+        raise FileNotFoundError(f'no checkpoint at step {step} in {workdir}: it has none')
+      return None
     checkpointer = self.checkpointer(workdir, async_save=False)
     try:
       return checkpointer.restore(self.abstract_state, step=step, log=log)
@@ -284,14 +298,18 @@ class Trainer:
     except BaseException:
       checkpointer.close()
       raise
-    if is_main:
-      config_lib.write(config, workdir)
+    if restored is not None and restored[0] >= schedule.total:
+      checkpointer.close()
+      return self._complete(workdir, restored, say, t_start)
     train_iter = self.train_batches()
     if restored is None:
       state, start = self.init_state(), 0
     else:
       start, state, data_state = restored
       train_iter.set_state(data_state)
+    if is_main:  # only now: a config that does not fit the checkpoint has changed nothing
+      if note := config_lib.write(config, workdir, resumed_at=start):
+        say(note)
     say(
       f'{config.task}: {self.num_params:,} parameters; mesh {dict(self.mesh.shape)} on '
       f'{jax.device_count()} {jax.default_backend()} device(s), {jax.process_count()} '
@@ -326,9 +344,14 @@ class Trainer:
       checkpointer.save(step, state, train_iter.get_state())
 
     step, stop, write_failed = start, None, False
+    rows = (
+      (config.batch_size,) if schedule.per_call == 1 else (schedule.per_call, config.batch_size)
+    )
+    spec = None  # the shapes and dtypes of the first call's batches
     try:
       while step < schedule.total:
         batches = self.global_batch(next(train_iter))
+        spec = _check_batches(batches, spec, rows, step)
         state, device_metrics = self.run_steps(state, batches)
         drain()  # the previous call's metrics, fetched while this call runs
         checkpointer.check()  # a background write that failed stops the run here
@@ -402,6 +425,27 @@ class Trainer:
       'stopped': stop or 'done',
     }
 
+  def _complete(self, workdir, restored, say, t_start: float) -> dict:
+    """A run whose last checkpoint is at or past the last step: nothing is trained or written;
+    the result holds its final metrics (the last record of `metrics.jsonl`)."""
+    step, state, _ = restored
+    metrics = workdir / 'metrics.jsonl'
+    records = [r for r in read_metrics(workdir) if r['step'] <= step] if metrics.exists() else []
+    say(
+      f'{workdir} is complete: its checkpoint is at step {step} of {self.schedule.total} '
+      f'(epoch {step / self.schedule.per_epoch:g}); nothing to train. A larger num_epochs or '
+      'num_train_steps (--config.num_epochs=N) continues it.'
+    )
+    return {
+      'step': step,
+      'history': [],
+      'final': records[-1] if records else {},
+      'state': state,
+      'seconds': time.perf_counter() - t_start,
+      'preempted': False,
+      'stopped': 'complete',
+    }
+
 
 def _any_process(flag: bool) -> bool:
   """Whether `flag` holds on any process (the same answer everywhere)."""
@@ -463,6 +507,24 @@ class _Preemption:
       signal.signal(signum, handler)
 
 
+def _check_batches(batches, spec, rows: tuple[int, ...], step: int):
+  """The shapes and dtypes of a call's batches (`spec`, those of the first call, once known),
+  after checking that they lead with `rows` (the steps of a call, then config.batch_size rows)
+  and match `spec`: other shapes would compile the steps again, silently, and other rows would
+  train on other batches than the config says."""
+  try:
+    chex.assert_tree_shape_prefix(batches, rows)
+    if spec is not None:
+      chex.assert_trees_all_equal_shapes_and_dtypes(batches, spec)
+  except AssertionError as e:
+    raise RuntimeError(
+      f'the training batches of step {step + 1} are not those the compiled steps take: {e}'
+    ) from None
+  if spec is None:
+    spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), batches)
+  return spec
+
+
 def _all_finite(state: TrainState) -> jax.Array:
   """Whether every floating-point array of the parameters, optimizer and model state is finite."""
   leaves = jax.tree.leaves((state.params, state.opt_state, state.model_state))
@@ -489,10 +551,19 @@ def train_and_evaluate(
   return Trainer(config).fit(workdir, eval_hooks)
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir) -> dict:
-  """Restores the newest readable checkpoint of `workdir` and evaluates it on every eval split."""
+def evaluate_checkpoint(
+  config: ml_collections.ConfigDict, workdir, step: int | None = None
+) -> dict:
+  """Restores the newest readable checkpoint of `workdir` (or that of `step`) and evaluates it on
+  every eval split."""
+  folder = paths.workdir(workdir)
+  if not (folder / 'checkpoints').exists():  # before loading data or compiling; nothing is made
+    what = 'holds no checkpoints' if folder.exists() else 'does not exist'
+    raise FileNotFoundError(
+      f'{workdir} {what}: train first with `jdl train --config ... --workdir {workdir}`'
+    )
   trainer = Trainer(config)
-  restored = trainer.restore(workdir)
+  restored = trainer.restore(workdir, step=step)
   if restored is None:
     raise FileNotFoundError(
       f'no checkpoint in {paths.workdir(workdir) / "checkpoints"}: train first with '

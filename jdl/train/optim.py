@@ -11,20 +11,24 @@ from jdl.config import ConfigError
 def schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
   """Warm-up, then the named schedule. For the decaying schedules (cosine, linear),
   `decay_fraction` < 1 holds the rate constant until the last fraction of the steps (CycleGAN:
-  constant for the first half, then linear to zero)."""
+  constant for the first half, then linear to zero); they end at `final_fraction` of the rate
+  (GPT-3: cosine to 10%)."""
   lr, warmup = opt.learning_rate, opt.warmup_steps
   fraction = opt.get('decay_fraction', 1.0)
   if not 0 < fraction <= 1:
     raise ConfigError(f'config.optimizer.decay_fraction: must be in (0, 1], got {fraction}')
+  final = opt.get('final_fraction', 0.0)
+  if not 0 <= final <= 1:
+    raise ConfigError(f'config.optimizer.final_fraction: must be in [0, 1], got {final}')
   decay_steps = max(round((total_steps - warmup) * fraction), 1)
   hold = max(total_steps - warmup - decay_steps, 0) if opt.schedule in ('cosine', 'linear') else 0
   match opt.schedule:
     case 'constant':
       main = optax.constant_schedule(lr)
     case 'cosine':
-      main = optax.cosine_decay_schedule(lr, decay_steps)
+      main = optax.cosine_decay_schedule(lr, decay_steps, alpha=final)
     case 'linear':
-      main = optax.linear_schedule(lr, 0.0, decay_steps)
+      main = optax.linear_schedule(lr, lr * final, decay_steps)
     case 'rsqrt':  # the Transformer's inverse square root, continuing from the warm-up's peak
       main = lambda step: lr * (max(warmup, 1) / (step + max(warmup, 1))) ** 0.5
     case 'staircase':  # GoogLeNet's "decrease by 4% every 8 epochs"

@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from jdl import sharding
+from jdl.train.errors import UsageError
 
 
 def _path_name(path) -> list[str]:
@@ -29,6 +30,24 @@ def abstract_params(task):
   return nnx.to_pure_dict(
     jax.eval_shape(lambda: nnx.state(task.build_model(nnx.Rngs(0)), nnx.Param))
   )
+
+
+def parse_mesh(text: str) -> dict[str, int]:
+  """'data=2,tensor=4' -> {'data': 2, 'fsdp': 1, 'tensor': 4}: a positive size per named axis of
+  the mesh (an abstract mesh has no devices for -1 to fill)."""
+  sizes = dict.fromkeys(sharding.MESH_AXES, 1)
+  seen = set()
+  for item in text.split(','):
+    axis, equals, value = (part.strip() for part in item.partition('='))
+    if axis not in sizes:
+      raise UsageError(f"--mesh {text}: '{axis}' is not an axis (data, fsdp, tensor)")
+    if axis in seen:
+      raise UsageError(f'--mesh {text}: {axis} is given twice')
+    if not (equals and value.isdigit() and int(value) > 0):
+      raise UsageError(f"--mesh {text}: {axis} must be a positive whole number, got '{value}'")
+    sizes[axis] = int(value)
+    seen.add(axis)
+  return sizes
 
 
 def per_device_bytes(task, mesh_sizes: dict[str, int]) -> dict[str, int]:

@@ -59,9 +59,16 @@ def main(argv: list[str]) -> int:
   args = p.parse_args(argv)
   if not (args.test or args.sentences):
     p.error('give sentences to translate, or --test')
-  from jdl.train.run import load_run
+  from jdl.train.errors import UsageError
+  from jdl.train.run import load_config, load_run
 
-  run = load_run(args.workdir)
+  config = load_config(args.workdir)  # before the checkpoint is read: a run of another task stops
+  if 'decode' not in config:
+    raise UsageError(
+      f'{args.workdir} is a {config.task} run, not a translation model: jdl translate reads runs '
+      'of experiments/transformer/'
+    )
+  run = load_run(args.workdir, config=config)
   decode = run.config.decode
   options = dict(
     beam_size=decode.beam_size if args.beam_size is None else args.beam_size,

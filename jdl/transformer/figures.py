@@ -29,7 +29,7 @@ RACE_DIRS = {
 SENTENCE = 'Ich bin Student.'
 
 
-def _load(workdir: pathlib.Path):
+def _load(workdir):
   from jdl.train.run import load_run
 
   try:
@@ -70,8 +70,9 @@ def attention_maps(model, tok, sentence: str):
   )
 
 
-def render_attention(outdir: pathlib.Path, workdir: pathlib.Path = WORKDIR) -> list[pathlib.Path]:
+def render_attention(outdir, workdir=WORKDIR) -> list[pathlib.Path]:
   plt = plots.pyplot()
+  outdir = pathlib.Path(outdir)
   run = _load(workdir)
   tok = run.task.tokenizer()
   sentence = run.task.data_module().test_set(run.config.data.kwargs)[0][3]  # short, held out
@@ -92,12 +93,12 @@ def render_attention(outdir: pathlib.Path, workdir: pathlib.Path = WORKDIR) -> l
         ax.set_title(f'layer {layer + 1}, head {head + 1}', fontsize=8)
     fig.suptitle(
       f'{title}, per head (rows attend to columns): "{sentence}" -> '
-      f'"{translation}"\n{workdir.name}, step {run.step}',
+      f'"{translation}"\n{run.workdir.name}, step {run.step}',
       fontsize=9,
     )
     fig.tight_layout()
     path = outdir / f'{name}.png'
-    plots.save(fig, path, dpi=110)
+    plots.save(fig, path, dpi=100)
     paths.append(path)
   return paths
 
@@ -129,9 +130,8 @@ def next_token_table(model, tok, sentence: str, top: int = 5):
   return rows
 
 
-def render_next_token(
-  outdir: pathlib.Path, workdir: pathlib.Path = WORKDIR, sentence: str = SENTENCE
-) -> list[pathlib.Path]:
+def render_next_token(outdir, workdir=WORKDIR, sentence: str = SENTENCE) -> list[pathlib.Path]:
+  outdir = pathlib.Path(outdir)
   run = _load(workdir)
   rows = next_token_table(run.model, run.task.tokenizer(), sentence)
   header = ['position', 'output'] + [f'candidate {i + 1}' for i in range(len(rows[0][1]))]
@@ -139,7 +139,7 @@ def render_next_token(
     [str(t + 1), chosen] + [f'{w} ({p:.2f})' for w, p in cands]
     for t, (chosen, cands) in enumerate(rows)
   ]
-  title = f'"{sentence}" -> next-token probabilities ({workdir.name}, step {run.step})'
+  title = f'"{sentence}" -> next-token probabilities ({run.workdir.name}, step {run.step})'
   md = [f'{title}\n', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   md += ['| ' + ' | '.join(c) + ' |' for c in cells]
   md_path = outdir / 'next_token.md'
@@ -153,15 +153,21 @@ def render_next_token(
   ax.set_title(title, fontsize=10)
   fig.tight_layout()
   png = outdir / 'next_token.png'
-  plots.save(fig, png, dpi=130)
+  plots.save(fig, png, dpi=100)
   return [png, md_path]
 
 
-def render_bleu_time(outdir: pathlib.Path, race_dirs: dict | None = None) -> list[pathlib.Path]:
+def render_bleu_time(
+  outdir, race_dirs: dict | None = None, *, jdl_run=RACE_DIRS['jdl (JAX)'], torch_run=None
+) -> list[pathlib.Path]:
+  """The curves of `race_dirs` (label -> workdir), or of the jdl run and, when given, the
+  PyTorch run beside it."""
   from jdl.tasks import translation
   from jdl.train.run import load_config, read_metrics
 
-  race_dirs = race_dirs or RACE_DIRS
+  if race_dirs is None:
+    race_dirs = {'jdl (JAX)': jdl_run, 'PyTorch nn.Transformer': torch_run}
+    race_dirs = {label: d for label, d in race_dirs.items() if d is not None}
   curves = {}
   for name, workdir in race_dirs.items():
     try:
@@ -194,6 +200,6 @@ def render_bleu_time(outdir: pathlib.Path, race_dirs: dict | None = None) -> lis
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  path = outdir / 'bleu_time.png'
-  plots.save(fig, path, dpi=130)
+  path = pathlib.Path(outdir) / 'bleu_time.png'
+  plots.save(fig, path, dpi=100)
   return [path]

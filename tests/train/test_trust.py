@@ -2,6 +2,7 @@
 afresh) and are never deleted; a non-finite state is never saved; one run per workdir; a full
 disk stops the run naming the file and keeps the last checkpoint; exit codes say how it ended."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -9,7 +10,9 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
+import numpy as np
 import pytest
 
 from jdl.tasks import regression
@@ -75,6 +78,45 @@ def test_a_non_finite_state_is_never_checkpointed(mlp_config, tmp_path, monkeypa
   with pytest.raises(loop.TrainingDiverged, match='NaN or infinite values at step 8'):
     loop.train_and_evaluate(mlp_config, tmp_path)
   assert steps_in(tmp_path / 'checkpoints') == ['4']
+  # What was saved is whole and finite: every array of the state, in its own shape and dtype.
+  trainer = loop.Trainer(mlp_config)
+  step, saved, _ = trainer.restore(tmp_path)
+  assert step == 4
+  chex.assert_tree_all_finite((saved.params, saved.opt_state))
+  chex.assert_trees_all_equal_shapes_and_dtypes(saved, trainer.abstract_state)
+
+
+class ChangesShapeAtStep3(regression.Task):
+  """A loader whose third batch has an extra feature column: the loop stops there, naming the
+  step and the field, before the steps compile again for it."""
+
+  def load_data(self):
+    data = super().load_data()
+    rows = data.train
+
+    class Source:
+      calls = 0
+
+      def __len__(self):
+        return len(rows['x'])
+
+      def batch(self, indices, rng):
+        Source.calls += 1
+        x = rows['x'][indices]
+        return {
+          'x': np.pad(x, ((0, 0), (0, 1))) if Source.calls >= 3 else x,
+          'y': rows['y'][indices],
+        }
+
+    return dataclasses.replace(data, train=Source())
+
+
+def test_a_batch_of_other_shapes_stops_the_run_naming_the_step(mlp_config, tmp_path, monkeypatch):
+  monkeypatch.setattr(regression, 'Task', ChangesShapeAtStep3)
+  with pytest.raises(
+    RuntimeError, match=r"batches of step 3 are not .*'x'.*\(32, 11\) != \(32, 10\)"
+  ):
+    loop.train_and_evaluate(mlp_config, tmp_path)
 
 
 def test_one_run_per_workdir(tmp_path):
