@@ -237,6 +237,7 @@ TOOLS = {
   'binpack': 'jdl.binpack.cli',
   'compute': 'jdl.gpt.compute',
   'embed': 'jdl.embeddings.cli',
+  'hf': 'jdl.gpt.hf',
   'launch': 'jdl.train.launch',
   'sample': 'jdl.gpt.sample',
   'translate': 'jdl.transformer.evaluate',
@@ -244,6 +245,7 @@ TOOLS = {
 TOOL_HELP = {
   'binpack': "FunSearch's bin-packing table, search, benchmark and figures",
   'compute': 'training FLOPs and days of a GPT config for N tokens on a number of chips',
+  'hf': 'a GPT run as a Hugging Face GPT-2 folder (`jdl hf export --workdir RUN --out DIR`)',
   'launch': 'a `jdl train` run on a Cloud TPU slice, through the gcloud CLI',
   'sample': 'text from a trained language model run (GPT or RNN)',
   'translate': 'translate sentences (or score the test set) with a trained Transformer run',

@@ -14,7 +14,7 @@ Shape suffixes: B batch, T query positions, S key positions, H heads, K per-head
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,11 @@ from jdl import sharding
 
 # Shardings come from the config's rules when the loop places the state, not at construction.
 nnx.use_eager_sharding(False)
+
+# A hook sees an activation by name and returns it (or a replacement): how jdl.models.hooks
+# caches and patches a model's insides. Modules take `hooks=None`, which leaves the computation
+# as it is; with hooks, each call site is one Python call while tracing and nothing else.
+Hooks = Callable[[str, jax.Array], jax.Array]
 
 # ---- activation sharding -----------------------------------------------------------------------
 
@@ -85,11 +90,18 @@ def attention_weights(
 
 
 def dot_product_attention(
-  q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array, v_BxSxHxK: jax.Array, mask: jax.Array | None = None
+  q_BxTxHxK: jax.Array,
+  k_BxSxHxK: jax.Array,
+  v_BxSxHxK: jax.Array,
+  mask: jax.Array | None = None,
+  hooks: Hooks | None = None,
 ) -> jax.Array:
-  """softmax(Q K^T / sqrt(d_k)) V per head: [B, T, H, K]."""
-  weights_BxHxTxS = attention_weights(q_BxTxHxK, k_BxSxHxK, mask).astype(v_BxSxHxK.dtype)
-  return jnp.einsum('bhts,bshk->bthk', weights_BxHxTxS, v_BxSxHxK)
+  """softmax(Q K^T / sqrt(d_k)) V per head: [B, T, H, K]. `hooks` sees (and may replace) the
+  weights as 'pattern' [B, H, T, S], float32."""
+  weights_BxHxTxS = attention_weights(q_BxTxHxK, k_BxSxHxK, mask)
+  if hooks is not None:
+    weights_BxHxTxS = hooks('pattern', weights_BxHxTxS)
+  return jnp.einsum('bhts,bshk->bthk', weights_BxHxTxS.astype(v_BxSxHxK.dtype), v_BxSxHxK)
 
 
 # ---- the KV cache ------------------------------------------------------------------------------
@@ -206,6 +218,7 @@ class MultiHeadAttention(nnx.Module):
     causal: bool = False,
     cache: dict | None = None,
     cache_index: jax.Array | int = 0,
+    hooks: Hooks | None = None,
   ) -> tuple[jax.Array, dict | None]:
     """Returns (output [B, T, D], updated cache or None).
 
@@ -213,11 +226,19 @@ class MultiHeadAttention(nnx.Module):
     their keys and values are written into the cache and the queries attend over the cache.
     With a cache and cross-attention, the cache holds the context's keys and values
     (`project_context`) and `context_BxSxD` is not needed.
+
+    `hooks` sees 'q', 'k', 'v' [B, T or S, H, K], 'pattern' [B, H, T, S] and 'z' [B, T, H, K],
+    each head's output before the output projection.
     """
     q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, new_cache = self._queries_keys_values(
       x_BxTxD, context_BxSxD, mask, causal, cache, cache_index
     )
-    out_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask)
+    if hooks is not None:
+      q_BxTxHxK, k_BxSxHxK = hooks('q', q_BxTxHxK), hooks('k', k_BxSxHxK)
+      v_BxSxHxK = hooks('v', v_BxSxHxK)
+    out_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, hooks)
+    if hooks is not None:
+      out_BxTxHxK = hooks('z', out_BxTxHxK)
     y_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.out_kernel[...].astype(self.dtype))
     if self.out_bias is not None:
       y_BxTxD = y_BxTxD + self.out_bias[...].astype(self.dtype)

@@ -9,6 +9,10 @@ MLP(x) = GELU(x W_1 + b_1) W_2 + b_2 with width 4d. Every weight names its logic
 Large configs turn on `scan_layers` (one compiled block, stacked weights [L, ...]) and `remat`
 (recompute activations in the backward pass instead of storing them).
 
+`hooks` (jdl.models.hooks: run_with_cache, run_with_patches) sees every block's activations by
+name; without it the computation is the same program as before hooks existed. Hooks need the
+Python loop over layers (scan_layers=False; `hooks.unscanned` converts a scanned model).
+
 Shape suffixes: B batch, T positions, D d_model, F MLP width, V vocabulary, L layers.
 """
 
@@ -22,7 +26,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jdl.models import attention, layers
-from jdl.models.attention import constrain
+from jdl.models.attention import Hooks, constrain
+
+
+def _no_hook(name: str, x: jax.Array) -> jax.Array:
+  return x
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,25 +99,42 @@ class Block(nnx.Module):
     dropout_key: jax.Array | None = None,
     cache: dict | None = None,
     cache_index: jax.Array | int = 0,
+    hooks: Hooks | None = None,
   ):
+    """`hooks` sees 'resid_pre', the attention's 'attn.q', 'attn.k', 'attn.v', 'attn.pattern'
+    and 'attn.z', 'attn_out', 'resid_mid' (between the two sublayers), 'mlp_out', 'resid_post'."""
+    hook = hooks or _no_hook
+    attn_hooks = None if hooks is None else (lambda name, x: hooks(f'attn.{name}', x))
     rate = self.cfg.dropout
     k1, k2 = (None, None) if dropout_key is None else tuple(jax.random.split(dropout_key))
+    x_BxTxD = hook('resid_pre', x_BxTxD)
     if self.cfg.post_ln:
-      a_BxTxD, cache = self.attn(x_BxTxD, causal=True, cache=cache, cache_index=cache_index)
+      a_BxTxD, cache = self.attn(
+        x_BxTxD, causal=True, cache=cache, cache_index=cache_index, hooks=attn_hooks
+      )
+      a_BxTxD = hook('attn_out', a_BxTxD)
       x_BxTxD = self.ln_1(x_BxTxD + layers.dropout(a_BxTxD, rate, k1)).astype(self.dtype)
-      x_BxTxD = self.ln_2(x_BxTxD + layers.dropout(self.mlp(x_BxTxD), rate, k2)).astype(self.dtype)
+      x_BxTxD = hook('resid_mid', x_BxTxD)
+      m_BxTxD = hook('mlp_out', self.mlp(x_BxTxD))
+      x_BxTxD = self.ln_2(x_BxTxD + layers.dropout(m_BxTxD, rate, k2)).astype(self.dtype)
     else:
       a_BxTxD, cache = self.attn(
-        self.ln_1(x_BxTxD).astype(self.dtype), causal=True, cache=cache, cache_index=cache_index
+        self.ln_1(x_BxTxD).astype(self.dtype),
+        causal=True,
+        cache=cache,
+        cache_index=cache_index,
+        hooks=attn_hooks,
       )
-      x_BxTxD = x_BxTxD + layers.dropout(a_BxTxD, rate, k1)
-      m_BxTxD = self.mlp(self.ln_2(x_BxTxD).astype(self.dtype))
+      a_BxTxD = hook('attn_out', a_BxTxD)
+      x_BxTxD = hook('resid_mid', x_BxTxD + layers.dropout(a_BxTxD, rate, k1))
+      m_BxTxD = hook('mlp_out', self.mlp(self.ln_2(x_BxTxD).astype(self.dtype)))
       x_BxTxD = x_BxTxD + layers.dropout(m_BxTxD, rate, k2)
-    return constrain(x_BxTxD, ('batch', None, 'embed'), self.rules), cache
+    x_BxTxD = constrain(x_BxTxD, ('batch', None, 'embed'), self.rules)
+    return hook('resid_post', x_BxTxD), cache
 
 
-def _run_block(block: Block, x, key, cache, index):
-  return block(x, key, cache, index)
+def _run_block(block: Block, x, key, cache, index, hooks=None):
+  return block(x, key, cache, index, hooks)
 
 
 class GPT(nnx.Module):
@@ -153,11 +178,20 @@ class GPT(nnx.Module):
     dropout_key: jax.Array | None = None,
     cache: dict | None = None,
     cache_index: jax.Array | int = 0,
+    hooks: Hooks | None = None,
   ):
     """Logits [B, T, V] (compute dtype); with a cache, (logits, updated cache).
 
-    With a cache the T tokens are positions cache_index .. cache_index + T - 1."""
+    With a cache the T tokens are positions cache_index .. cache_index + T - 1. `hooks` sees
+    block i's activations as 'blocks.{i}.NAME' (Block.__call__) and the final LayerNorm's output
+    as 'ln_final'; it needs scan_layers=False, and it turns remat off (a forward pass to
+    inspect, not to train)."""
     cfg = self.cfg
+    if hooks is not None and cfg.scan_layers:
+      raise ValueError(
+        'hooks need the Python loop over layers (scan_layers=False): '
+        'jdl.models.hooks.unscanned(model) is the same model unscanned'
+      )
     T = tokens_BxT.shape[1]
     positions_T = jnp.asarray(cache_index, jnp.int32) + jnp.arange(T, dtype=jnp.int32)
     x_BxTxD = (
@@ -171,7 +205,7 @@ class GPT(nnx.Module):
       x_BxTxD = layers.dropout(x_BxTxD, cfg.dropout, emb_key)
       keys = jax.random.split(dropout_key, cfg.n_layer)
 
-    run = nnx.remat(_run_block) if cfg.remat else _run_block
+    run = nnx.remat(_run_block) if cfg.remat and hooks is None else _run_block
     if cfg.scan_layers:
 
       @nnx.scan(in_axes=(nnx.Carry, 0, 0, 0, None), out_axes=(nnx.Carry, 0))
@@ -184,12 +218,15 @@ class GPT(nnx.Module):
       for i, block in enumerate(self.blocks):
         layer_cache = None if cache is None else jax.tree.map(lambda c: c[i], cache)
         key = None if keys is None else keys[i]
-        x_BxTxD, layer_cache = run(block, x_BxTxD, key, layer_cache, cache_index)
+        block_hooks = None if hooks is None else (lambda n, x, i=i: hooks(f'blocks.{i}.{n}', x))
+        x_BxTxD, layer_cache = run(block, x_BxTxD, key, layer_cache, cache_index, block_hooks)
         new_layers.append(layer_cache)
       new_cache = None if cache is None else jax.tree.map(lambda *c: jnp.stack(c), *new_layers)
 
     if self.ln_f is not None:
       x_BxTxD = self.ln_f(x_BxTxD).astype(self.dtype)
+      if hooks is not None:
+        x_BxTxD = hooks('ln_final', x_BxTxD)
     # Tied embeddings: the output layer is the input embedding, transposed.
     logits_BxTxV = jnp.einsum('btd,vd->btv', x_BxTxD, self.wte[...].astype(self.dtype))
     logits_BxTxV = constrain(logits_BxTxV, ('batch', None, 'vocab'), self.rules)

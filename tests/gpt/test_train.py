@@ -110,7 +110,7 @@ def test_hugging_face_gpt2_import_matches_transformers(tmp_path):
   import torch  # the bench extra, which `make test-integration` installs
   import transformers
 
-  from jdl.gpt import hf_import
+  from jdl.models import hf_gpt2
 
   torch.manual_seed(0)
   hf_config = transformers.GPT2Config(
@@ -131,5 +131,5 @@ def test_hugging_face_gpt2_import_matches_transformers(tmp_path):
   ids = np.random.default_rng(0).integers(0, 97, size=(2, 24))
   with torch.no_grad():
     expected = hf_model(torch.tensor(ids)).logits.numpy()
-  model = hf_import.load_gpt2(tmp_path)
+  model = hf_gpt2.load(tmp_path)
   np.testing.assert_allclose(np.asarray(model(ids)), expected, atol=1e-4, rtol=1e-4)
