@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	@# The FunSearch sandbox's seccomp filter needs the libseccomp library (Debian: libseccomp2).
 	ldconfig -p | grep -q libseccomp.so.2 || (apt-get update && apt-get install -y libseccomp2)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# setuptools >= 77 reads pyproject's SPDX licence (the wheel test builds without isolation).
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=77'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

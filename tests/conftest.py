@@ -59,3 +59,12 @@ def mlp_config():
   from jdl import config as config_lib
 
   return config_lib.load(MLP + ':smoke')
+
+
+@pytest.fixture
+def no_mesh():
+  """A plain model test runs without the mesh an earlier run left set for its process
+  (loop.make_mesh sets it with jax.set_mesh): nnx would otherwise resolve the model's logical
+  axis names against that mesh."""
+  with jax.set_mesh(None):
+    yield

@@ -13,6 +13,8 @@ from jdl.models.gpt import GPT, GPTConfig
 from jdl.train import cost
 from tests.conftest import run_jdl
 
+pytestmark = pytest.mark.usefixtures('no_mesh')  # see conftest
+
 TINY = GPTConfig(vocab_size=50, context=24, n_layer=2, n_head=2, d_model=16)
 
 

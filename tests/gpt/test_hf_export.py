@@ -20,6 +20,8 @@ from jdl.models.gpt import GPT, GPTConfig
 from jdl.train import loop
 from jdl.train import run as run_lib
 
+pytestmark = pytest.mark.usefixtures('no_mesh')  # see conftest
+
 # d_ff and dropout away from their defaults, so that config.json's n_inner and p_drop are checked
 CFG = GPTConfig(vocab_size=61, context=12, n_layer=2, n_head=4, d_model=32, d_ff=48, dropout=0.1)
 TOKENS = np.random.default_rng(0).integers(0, 61, size=(2, 12))

@@ -9,6 +9,8 @@ from jdl.data import tokenizers
 from jdl.interp import ioi
 from jdl.models.gpt import GPT, GPTConfig
 
+pytestmark = pytest.mark.usefixtures('no_mesh')  # see conftest
+
 
 @pytest.fixture(scope='module')
 def tok():

@@ -15,6 +15,8 @@ from jdl.models import hooks
 from jdl.models.gpt import GPT, GPTConfig
 from jdl.models.hooks import Patch
 
+pytestmark = pytest.mark.usefixtures('no_mesh')  # see conftest
+
 L, H = 2, 4
 
 

@@ -14,6 +14,8 @@ from jdl.models import hooks
 from jdl.models.gpt import GPT, GPTConfig
 from jdl.models.hooks import Patch
 
+pytestmark = pytest.mark.usefixtures('no_mesh')  # see conftest
+
 CFG = GPTConfig(vocab_size=50, context=12, n_layer=3, n_head=4, d_model=32)
 rng = np.random.default_rng(0)
 CLEAN = rng.integers(0, 50, size=(2, 12))
