@@ -22,6 +22,10 @@ NAME = 'wmt14_translate/de-en'
 
 
 def _records(split: str, data_dir: str | None = None):
+  # tfds imports its dataset collections lazily and swallows their import errors ("Dataset
+  # wmt14_translate not found"); importing the builder's module registers it, or says why not.
+  import tensorflow_datasets.translate.wmt14  # noqa: F401
+
   return data_source(NAME, split, data_dir)
 
 
