@@ -85,6 +85,11 @@ RUNS = {
     '--workdir runs/generative/cyclegan_tshirt_shirt',
     '19 min on 2 idle CPU cores',
   ),
+  'word2vec': Training(
+    'runs/embeddings/word2vec',
+    'jdl train --config experiments/embeddings/word2vec.py --workdir runs/embeddings/word2vec',
+    '4-5 min on 2 shared CPU cores',
+  ),
 }
 
 
@@ -204,6 +209,15 @@ FIGURES = {
     "FunSearch's Table 1 (excess bins, lower is better) recomputed, with jdl's search row, "
     "and the search's best program over time, one panel per training set",
     '«Кейс в науке: задача об упаковке рюкзака» (a case in science: packing, FunSearch)',
+  ),
+  'embeddings': Figure(
+    'jdl.embeddings.figures',
+    'render',
+    "PCA of jdl's skip-gram vectors (king/queen/man/woman, country-capital pairs) and the "
+    'analogy accuracy per section of word2vec, GloVe and fastText beside gensim '
+    '(docs/embeddings.json)',
+    '«Векторное представление слов. Embedding; Word2Vec» (word embeddings)',
+    {'workdir': 'word2vec'},
   ),
 }
 # name -> (module, function, what it measures)

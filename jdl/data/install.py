@@ -72,6 +72,12 @@ def _ding_de_en() -> bool:
   return data.present()
 
 
+def _gcide_wordnet() -> bool:
+  from jdl.data import words
+
+  return words.present()
+
+
 def _gpt2_bpe_install() -> list[str]:
   from jdl.data import tokenizers
 
@@ -108,6 +114,12 @@ DATASETS = [
     'experiments/transformer',
     _ding_de_en,
     ['apt-get', 'install', '-y', '-qq', 'trans-de-en'],
+  ),
+  Dataset(
+    'GCIDE dictionary and WordNet glosses (Debian dict-gcide, wordnet-base; ~5.7M words)',
+    'experiments/embeddings',
+    _gcide_wordnet,
+    ['apt-get', 'install', '-y', '-qq', 'dict-gcide', 'wordnet-base'],
   ),
   Dataset(
     'OR1-OR4 and Weibull 5k bin packing (vendored in jdl/binpack/data)',
