@@ -129,14 +129,17 @@ class Task(base.Task):
 def plot_curves(history: list[dict], path: epath.PathLike) -> None:
   epochs = [h['epoch'] for h in history]
   fig, (left, right) = plots.pyplot().subplots(1, 2, figsize=(10, 4))
-  left.plot(epochs, [h['loss'] for h in history], label='training')
+  # One colour per split in both panels.
+  train, valid = (
+    {'label': 'training', 'color': 'tab:blue'},
+    {'label': 'validation', 'color': 'tab:orange'},
+  )
+  left.plot(epochs, [h['loss'] for h in history], **train)
+  right.plot(epochs, [100 * h['accuracy'] for h in history], **train)
   if 'validation_loss' in history[-1]:
     val = [h for h in history if 'validation_loss' in h]
-    left.plot([h['epoch'] for h in val], [h['validation_loss'] for h in val], label='validation')
-    right.plot(
-      [h['epoch'] for h in val], [100 * h['validation_accuracy'] for h in val], label='validation'
-    )
-  right.plot(epochs, [100 * h['accuracy'] for h in history], label='training')
+    left.plot([h['epoch'] for h in val], [h['validation_loss'] for h in val], **valid)
+    right.plot([h['epoch'] for h in val], [100 * h['validation_accuracy'] for h in val], **valid)
   left.set(xlabel='epoch', ylabel='cross-entropy', title='loss')
   right.set(xlabel='epoch', ylabel='accuracy (%)', title='accuracy')
   for ax in (left, right):
