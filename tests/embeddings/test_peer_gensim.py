@@ -41,8 +41,9 @@ def word_pair_scores(vectors) -> tuple[float, float]:
 
 
 def test_skipgram_matches_gensim_on_the_same_corpus(tmp_path):
-  """WordNet's glosses (1.4M words), dimension 50, 2 epochs: jdl's WordSim-353 and SimLex-999
-  correlations against gensim's over 3 seeds each (gensim with 2 workers)."""
+  """WordNet's glosses (1.4M words), dimension 50, 3 epochs, one device: jdl's mean WordSim-353
+  and SimLex-999 correlations over 3 seeds at least gensim's mean over 3 seeds minus two
+  standard deviations (of either framework's seeds, at least 0.01). About 2.5 min."""
   from jdl import config as config_lib
   from jdl.embeddings import peer_gensim
   from jdl.embeddings.evaluate import WordVectors
@@ -53,7 +54,8 @@ def test_skipgram_matches_gensim_on_the_same_corpus(tmp_path):
   with config.unlocked():
     config.data.kwargs.sources = ('wordnet',)
     config.model.dim = 50
-    config.num_epochs = 2
+    config.num_epochs = 3
+    config.mesh.update(data=1, fsdp=1, tensor=1)
     config.progress_bar = 'never'
     config.checkpoint_every_steps = -1
     config.eval_every_steps = -1
@@ -65,8 +67,9 @@ def test_skipgram_matches_gensim_on_the_same_corpus(tmp_path):
     scores['jdl'].append(word_pair_scores(WordVectors.from_workdir(tmp_path / f'jdl{seed}')))
     scores['gensim'].append(word_pair_scores(peer_gensim.train(config, seed)[0]))
   for i, name in enumerate(('WordSim-353', 'SimLex-999')):
-    jdl = statistics.mean(s[i] for s in scores['jdl'])
-    peer = [s[i] for s in scores['gensim']]
-    floor = statistics.mean(peer) - 2 * max(statistics.stdev(peer), 0.005)
-    assert jdl >= floor, f'{name}: jdl {jdl:.3f} < gensim {statistics.mean(peer):.3f} - 2 sd'
+    ours, peer = [s[i] for s in scores['jdl']], [s[i] for s in scores['gensim']]
+    spread = max(statistics.stdev(ours), statistics.stdev(peer), 0.01)
+    floor = statistics.mean(peer) - 2 * spread
+    jdl, gensim_mean = statistics.mean(ours), statistics.mean(peer)
+    assert jdl >= floor, f'{name}: jdl {jdl:.3f} < gensim {gensim_mean:.3f} - 2 x {spread:.3f}'
   assert np.isfinite(np.array(scores['jdl'])).all()

@@ -14,8 +14,10 @@ from tests.embeddings import FASTTEXT, GLOVE, W2V
 
 
 def smoke(spec, **updates):
+  """A smoke config on one device (the 1-vs-8 test sets its own meshes)."""
   config = config_lib.load(spec)
   with config.unlocked():
+    config.mesh.update(data=1, fsdp=1, tensor=1)
     for k, v in updates.items():
       config[k] = v
   return config
