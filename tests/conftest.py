@@ -6,13 +6,6 @@ import subprocess
 import sys
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-# The tests run a few steps of many programs: compiling dominates, and LLVM's optimisation passes
-# dominate compiling (GoogLeNet's training step: 2x faster to compile, same losses). Processes
-# the tests start inherit it through the environment.
-if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
-  os.environ['XLA_FLAGS'] = (
-    os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0'
-  ).strip()
 import jax  # noqa: E402
 
 jax.config.update('jax_num_cpu_devices', 8)

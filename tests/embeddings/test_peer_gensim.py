@@ -6,8 +6,6 @@ import statistics
 import numpy as np
 import pytest
 
-gensim = pytest.importorskip('gensim')
-
 pytestmark = pytest.mark.integration
 
 
