@@ -14,7 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SKIP = 'jdl/binpack/found/'
 
 BASE = {'config', 'paths', 'sharding', 'plots'}
-CLI = {'cli', '__main__'}
+CLI = {'cli', '__main__', 'registry'}
 # Rank of each layer: a module may import a module of its own rank or below.
 RANK = {
   'base': 0,

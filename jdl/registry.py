@@ -1,0 +1,256 @@
+"""What the `jdl` command knows by name: the runs figures read, the figures, the benchmarks and the
+tools with their own sub-commands.
+
+Modules are named by string and imported only when a command uses them, so reading this file
+imports nothing of jdl. A new system adds its entries here (and nothing in jdl/cli.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+  """A run that figures read: its conventional workdir and the command that makes it."""
+
+  workdir: str  # relative to the repository
+  command: str
+  time: str  # how long the command takes (the docs' measurement)
+
+
+RUNS = {
+  'mlp': Training(
+    'runs/mlp',
+    'jdl train --config experiments/mlp/keras_regression.py --workdir runs/mlp',
+    '5 s on 2 CPU cores',
+  ),
+  'simple_fmnist': Training(
+    'runs/simple_fmnist',
+    'jdl train --config experiments/cnn/simple_fmnist.py --workdir runs/simple_fmnist',
+    '27 min on 2 CPU cores',
+  ),
+  'googlenet_fmnist': Training(
+    'runs/googlenet_fmnist',
+    'jdl train --config experiments/cnn/googlenet_fmnist.py --workdir runs/googlenet_fmnist',
+    '3 h 25 min on 2 CPU cores; 90 s on one H100 (--config.steps_per_call=39)',
+  ),
+  'de_en': Training(
+    'runs/transformer/de_en',
+    'python -m jdl.transformer.race --framework jdl --config '
+    'experiments/transformer/ding_de_en.py:race --threads 1 --workdir runs/transformer/de_en',
+    '30 min (the budget of the equal-time race)',
+  ),
+  'torch_de_en': Training(
+    'runs/transformer/torch_de_en',
+    'python -m jdl.transformer.race --framework torch --config '
+    'experiments/transformer/ding_de_en.py:race --threads 1 --workdir runs/transformer/torch_de_en',
+    '30 min, beside the jdl run',
+  ),
+  'vae': Training(
+    'runs/generative/vae_fmnist',
+    'jdl train --config experiments/generative/vae_fmnist.py --workdir runs/generative/vae_fmnist',
+    '5-12 min on 2 CPU cores',
+  ),
+  'vae2d': Training(
+    'runs/generative/vae2d_fmnist',
+    'jdl train --config experiments/generative/vae_fmnist.py:2d '
+    '--workdir runs/generative/vae2d_fmnist',
+    '4-10 min on 2 CPU cores',
+  ),
+  'gan': Training(
+    'runs/generative/gan_fmnist',
+    'jdl train --config experiments/generative/gan_fmnist.py --workdir runs/generative/gan_fmnist',
+    '35 min on 2 shared CPU cores',
+  ),
+  'cyclegan_sneaker_boot': Training(
+    'runs/generative/cyclegan_sneaker_boot',
+    'jdl train --config experiments/generative/cyclegan_fmnist.py:sneaker_boot '
+    '--workdir runs/generative/cyclegan_sneaker_boot',
+    '30 min on 2 shared CPU cores',
+  ),
+  'cyclegan_tshirt_shirt': Training(
+    'runs/generative/cyclegan_tshirt_shirt',
+    'jdl train --config experiments/generative/cyclegan_fmnist.py:tshirt_shirt '
+    '--workdir runs/generative/cyclegan_tshirt_shirt',
+    '19 min on 2 idle CPU cores',
+  ),
+  'word2vec': Training(
+    'runs/embeddings/word2vec',
+    'jdl train --config experiments/embeddings/word2vec.py --workdir runs/embeddings/word2vec',
+    '4-5 min on 2 shared CPU cores',
+  ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+  """`module.function(outdir, **workdirs)` draws it and returns the files it wrote; `runs` maps
+  the function's keyword arguments to the RUNS it reads (a keyword in `optional` gets None when
+  its run is missing, and the figure is drawn without it)."""
+
+  module: str
+  function: str
+  caption: str
+  section: str  # the lecture's section it reproduces (lecture.txt has headings, no slide numbers)
+  runs: dict = dataclasses.field(default_factory=dict)
+  optional: tuple = ()
+
+
+GENERATIVE_RUNS = ('vae', 'vae2d', 'gan', 'cyclegan_sneaker_boot', 'cyclegan_tshirt_shirt')
+FIGURES = {
+  'mlp': Figure(
+    'jdl.mlp.figures',
+    'render',
+    'The Keras MLP (Dense 10-2-1, SGD) on the diabetes data: its whole training history from '
+    "metrics.jsonl, and its test MSE beside sklearn's MLPRegressor and the mean predictor",
+    '«Код MLP в Keras» (the MLP in Keras and scikit-learn)',
+    {'workdir': 'mlp'},
+  ),
+  'tensors': Figure(
+    'jdl.cnn.figures',
+    'render_tensors',
+    "Tensors of rank 2 to 5 (tabular, sequence, image, video), as real batches from jdl's "
+    'loaders with their shapes and dtypes',
+    '«Представление данных для нейронных сетей: тензоры, примеры тензоров» '
+    '(data representation: tensors)',
+  ),
+  'cnn': Figure(
+    'jdl.cnn.figures',
+    'render_cnn',
+    'The simple convnet on Fashion-MNIST: training curves, 32 test images with predicted and '
+    'true labels, and the confusion matrix of the 10,000 test images',
+    '«Компьютерное зрение. Сверточные нейронные сети» (computer vision: convolutional networks)',
+    {'workdir': 'simple_fmnist'},
+  ),
+  'googlenet': Figure(
+    'jdl.cnn.figures',
+    'render_googlenet',
+    'GoogLeNet (batch-norm variant, small stem) on Fashion-MNIST: training curves, test '
+    'predictions and the confusion matrix',
+    '«Реальная нейросеть: GoogLeNet (2014)» (a real network: GoogLeNet)',
+    {'workdir': 'googlenet_fmnist'},
+  ),
+  'rnn_memory': Figure(
+    'jdl.rnn.figures',
+    'render',
+    "The adding problem's test MSE against the sequence length T for LSTM, Elman and Jordan "
+    "cells at an equal parameter budget, beside the trivial predictor's 1/6 (measured runs in "
+    'docs/rnn_adding.json)',
+    '«Elman network, Jordan network, Long Short-Term Memory (LSTM)» (recurrent networks)',
+  ),
+  'attention': Figure(
+    'jdl.transformer.figures',
+    'render_attention',
+    'Encoder self-attention and decoder cross-attention of the trained de->en Transformer, '
+    'one heatmap per head and layer, for a held-out sentence',
+    '«Transformer: Attention Is All You Need; механизм внимания» (the attention mechanism)',
+    {'workdir': 'de_en'},
+  ),
+  'next_token': Figure(
+    'jdl.transformer.figures',
+    'render_next_token',
+    "The trained Transformer's top next-token probabilities at each output position of a short "
+    'sentence, as in the lecture\'s "je suis étudiant" table',
+    '«Как работает трансформер: Trained Model Outputs» (how a transformer works)',
+    {'workdir': 'de_en'},
+  ),
+  'bleu_time': Figure(
+    'jdl.transformer.figures',
+    'render_bleu_time',
+    'Validation BLEU against wall time: jdl and a PyTorch nn.Transformer of the same size',
+    '«Задача машинного перевода» (the machine translation task)',
+    {'jdl_run': 'de_en', 'torch_run': 'torch_de_en'},
+    optional=('torch_run',),
+  ),
+  'gpt_family': Figure(
+    'jdl.gpt.figures',
+    'render_gpt_family',
+    "The GPT-1/2/3 table with jdl's exact parameter counts of the same shapes, and a line on "
+    'each gap',
+    '«Семейство GPT» (the GPT family)',
+  ),
+  'gpt3_compute': Figure(
+    'jdl.gpt.figures',
+    'render_gpt3_compute',
+    "GPT-3's training-compute table (paper Table D.1: T5-3B, T5-11B, GPT-3 13B and 175B) beside "
+    "jdl's 6ND and per-layer FLOP counts",
+    '«Чему и как учили GPT-3: вычислительные ресурсы» (how GPT-3 was trained: compute)',
+  ),
+  'gpt3_data_mix': Figure(
+    'jdl.gpt.figures',
+    'render_gpt3_data_mix',
+    "GPT-3's training mix: the published epochs at 300B tokens beside the epochs jdl "
+    'recomputes from the weights and sizes',
+    '«Чему и как учили GPT-3: данные» (how GPT-3 was trained: data)',
+  ),
+  'generative': Figure(
+    'jdl.generative.figures',
+    'render',
+    'VAE 2-D latent manifold and scatter, VAE and GAN samples, CycleGAN rows in both '
+    'directions, loss curves, and classifier-based scores (each panel whose run exists)',
+    '«Генеративные модели: Variational Autoencoder; Horse → Zebra» (generative models)',
+    {**{name: name for name in GENERATIVE_RUNS}, 'classifier': 'simple_fmnist'},
+    optional=(*GENERATIVE_RUNS, 'classifier'),
+  ),
+  'funsearch': Figure(
+    'jdl.binpack.figures',
+    'funsearch',
+    "FunSearch's Table 1 (excess bins, lower is better) recomputed, with jdl's search row, "
+    "and the search's best program over time, one panel per training set",
+    '«Кейс в науке: задача об упаковке рюкзака» (a case in science: packing, FunSearch)',
+  ),
+  'embeddings': Figure(
+    'jdl.embeddings.figures',
+    'render',
+    "PCA of jdl's skip-gram vectors (king/queen/man/woman, country-capital pairs) and the "
+    'analogy accuracy per section of word2vec, GloVe and fastText beside gensim '
+    '(docs/embeddings.json)',
+    '«Векторное представление слов. Embedding; Word2Vec» (word embeddings)',
+    {'workdir': 'word2vec'},
+  ),
+}
+# name -> (module, function, what it measures)
+BENCHMARKS = {
+  'mlp': ('jdl.mlp.bench', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
+  'cnn': ('jdl.cnn.bench', 'main', 'simple convnet images/s against Keras 3 (JAX backend)'),
+  'binpack': (
+    'jdl.binpack.bench',
+    'main',
+    'scoring a heuristic on Weibull 100k (JAX vs NumPy); candidates per minute',
+  ),
+  'gpt': (
+    'jdl.gpt.bench',
+    'main',
+    'GPT 6L/d384 tokens/s and MFU against HF transformers GPT-2 (PyTorch, CPU)',
+  ),
+  'transformer': ('jdl.transformer.bench', 'main', 'tokens/s vs PyTorch nn.Transformer'),
+  'word2vec': (
+    'jdl.embeddings.bench',
+    'main',
+    'skip-gram words/s against gensim Word2Vec (2 workers, its C Hogwild loop)',
+  ),
+  'lstm': (
+    'jdl.rnn.bench',
+    'main',
+    'char LSTM (512 units, batch 64, seq 128) characters/s against PyTorch nn.LSTM',
+  ),
+}
+# Tools that bring their own sub-commands: `jdl NAME ...` -> module.main(argv)
+TOOLS = {
+  'binpack': 'jdl.binpack.cli',
+  'compute': 'jdl.gpt.compute',
+  'embed': 'jdl.embeddings.cli',
+  'hf': 'jdl.gpt.hf',
+  'launch': 'jdl.train.launch',
+  'sample': 'jdl.gpt.sample',
+  'translate': 'jdl.transformer.evaluate',
+}
+TOOL_HELP = {
+  'binpack': "FunSearch's bin-packing table, search, benchmark and figures",
+  'compute': 'training FLOPs and days of a GPT config for N tokens on a number of chips',
+  'hf': 'a GPT run as a Hugging Face GPT-2 folder (`jdl hf export --workdir RUN --out DIR`)',
+  'launch': 'a `jdl train` run on a Cloud TPU slice, through the gcloud CLI',
+  'sample': 'text from a trained language model run (GPT or RNN)',
+  'translate': 'translate sentences (or score the test set) with a trained Transformer run',
+}
