@@ -10,6 +10,11 @@ Split (fixed, whatever the tokenizer): verses are grouped in runs of 100 consecu
 every 20 runs the 19th goes to validation and the 20th to test, the rest to training. Held-out
 text is thus spread over every book, and a training window never straddles held-out text it
 could memorize (each split's text is tokenized on its own).
+
+The `ioi` corpus is generated, not read: whole sentences of the indirect-object task
+(jdl.data.ioi), training text from the names and templates that evaluation does not use,
+validation and test text from the held-out ones. Mixed with the Bible it teaches a small GPT the
+task on sentences among prose (experiments/interp/ioi_gpt.py).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import subprocess
 
 import numpy as np
 
-from jdl.data import streams, tokenizers
+from jdl.data import ioi, streams, tokenizers
 from jdl.data.errors import DataError
 from jdl.data.mixture import Mixture
 from jdl.data.splits import Splits
@@ -124,8 +129,25 @@ def _split_verses(name: str) -> dict[str, list[tuple[str, str]]]:
   return out
 
 
+IOI_SENTENCES = {'train': 200_000, 'validation': 2_000, 'test': 2_000}
+
+
+def ioi_texts() -> dict[str, str]:
+  """The generated IOI corpus: {'train', 'validation', 'test'} -> text, one sentence per line.
+  Names, places and objects are those GPT-2's BPE writes as one token; the split of names and
+  templates is `ioi.held_out`'s default (a quarter of the names, 3 of the 15 templates)."""
+  train, held = ioi.held_out(ioi.Vocabulary.single(tokenizers.gpt2()))
+  vocab = {'train': train, 'validation': held, 'test': held}
+  return {
+    split: '\n'.join(ioi.sentences(vocab[split], n, seed=i)) + '\n'
+    for i, (split, n) in enumerate(IOI_SENTENCES.items())
+  }
+
+
 def corpus_texts(name: str) -> dict[str, str]:
-  """{'train', 'validation', 'test'} -> text, one verse per line."""
+  """{'train', 'validation', 'test'} -> text, one verse (or sentence) per line."""
+  if name == 'ioi':
+    return ioi_texts()
   return {
     split: '\n'.join(text for _, text in verses) + '\n'
     for split, verses in _split_verses(name).items()
@@ -147,12 +169,22 @@ def char_alphabet() -> str:
   return ''.join(sorted(set('\n'.join(t for _, t in kjv_verses()) + '\n')))
 
 
+@functools.cache
 def make_tokenizer(name: str) -> tokenizers.Tokenizer:
+  """'gpt2', 'char', or 'gpt2:A+B': GPT-2's BPE over the ids that corpora A and B use (every
+  split), with the end-of-text id and every IOI word (tokenizers.SubsetBPE)."""
   if name == 'gpt2':
     return tokenizers.gpt2()
   if name == 'char':
     return tokenizers.CharTokenizer(char_alphabet())
-  raise ValueError(f"unknown tokenizer {name!r} ('gpt2' or 'char')")
+  if name.startswith('gpt2:'):
+    base = tokenizers.gpt2()
+    corpora = name.removeprefix('gpt2:').split('+')
+    used = [encoded(c, split, 'gpt2') for c in corpora for split in ('train', 'validation', 'test')]
+    words = [w for w in (*ioi.NAMES, *ioi.PLACES, *ioi.OBJECTS) if ioi.is_single_token(base, w)]
+    extra = [base.eot, *(int(base.encode(' ' + w)[0]) for w in words)]
+    return tokenizers.SubsetBPE(base, np.concatenate([*used, extra]), name)
+  raise ValueError(f"unknown tokenizer {name!r} ('gpt2', 'char' or 'gpt2:CORPUS+CORPUS')")
 
 
 def _read_tokens(path: pathlib.Path, n_vocab: int) -> np.ndarray:
@@ -178,12 +210,17 @@ def _read_tokens(path: pathlib.Path, n_vocab: int) -> np.ndarray:
 def encoded(name: str, split: str, tokenizer: str) -> np.ndarray:
   """Token ids of one corpus split, cached in ~/.cache/jdl/tokens (BPE of the Bible takes
   seconds; the cache makes every later run and test start at once)."""
-  path = CACHE / 'tokens' / f'{name}.{split}.{tokenizer}.v{RUN}x{EVERY}.npy'
+  version = f'v{RUN}x{EVERY}' if name != 'ioi' else f'n{IOI_SENTENCES[split]}'
+  path = CACHE / 'tokens' / f'{name}.{split}.{tokenizer}.{version}.npy'
   if path.is_file():
     # GPT-2's vocabulary size is known without reading its BPE files.
     n_vocab = tokenizers.GPT2_VOCAB if tokenizer == 'gpt2' else make_tokenizer(tokenizer).n_vocab
     return _read_tokens(path, n_vocab)
-  ids = make_tokenizer(tokenizer).encode(corpus_texts(name)[split]).astype(np.int32)
+  tok = make_tokenizer(tokenizer)
+  if isinstance(tok, tokenizers.SubsetBPE):  # the GPT-2 ids renumbered: no second tokenization
+    ids = tok.from_base(encoded(name, split, 'gpt2'))
+  else:
+    ids = tok.encode(corpus_texts(name)[split]).astype(np.int32)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_suffix(f'.{os.getpid()}.tmp.npy')
   np.save(tmp, ids)

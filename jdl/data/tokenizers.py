@@ -151,6 +151,35 @@ class CharTokenizer(Tokenizer):
     return ''.join(self.chars[int(i)] for i in ids)
 
 
+class SubsetBPE(Tokenizer):
+  """GPT-2's segmentation over the ids that given corpora use, renumbered 0..n-1 in GPT-2's
+  order: the same tokens, a smaller embedding and softmax. A model of the Bible and the IOI
+  sentences needs about 13k of GPT-2's 50,257 ids, and the unembedding is most of a small
+  model's compute. Text with a token outside the subset is refused, naming the pieces."""
+
+  def __init__(self, base: Tokenizer, ids, name: str):
+    self.base, self.name = base, name
+    self.ids = np.unique(np.asarray(ids, np.int64)).astype(np.int32)
+    self._index = np.full(base.n_vocab, -1, np.int32)
+    self._index[self.ids] = np.arange(len(self.ids), dtype=np.int32)
+    self.n_vocab = len(self.ids)
+    self.eot = None if base.eot is None or self._index[base.eot] < 0 else int(self._index[base.eot])
+
+  def from_base(self, base_ids: np.ndarray) -> np.ndarray:
+    ids = self._index[np.asarray(base_ids)]
+    if (ids < 0).any():
+      missing = np.unique(np.asarray(base_ids)[ids < 0])[:10]
+      pieces = [self.base.decode([i]) for i in missing]
+      raise ValueError(f'tokens outside the vocabulary of {self.name}: {pieces}')
+    return ids
+
+  def encode(self, text: str) -> np.ndarray:
+    return self.from_base(self.base.encode(text))
+
+  def decode(self, ids) -> str:
+    return self.base.decode(self.ids[np.asarray(ids, np.int64)])
+
+
 @functools.cache
 def gpt2() -> GPT2BPE:
   return GPT2BPE()

@@ -205,3 +205,11 @@ def patch_heads(model: GPT, clean_BxT, corrupted_BxT, end_B, io_B, s_B, pos=None
     H,
     lambda v, h: Patch(v, head=h, pos=pos),
   )
+
+
+@jax.jit
+def logit_diff(logits_BxTxV: jax.Array, end_B, io_B, s_B) -> jax.Array:
+  """logit(IO) - logit(S) at each prompt's last position, [B] float32."""
+  b = jnp.arange(logits_BxTxV.shape[0])
+  final_BxV = logits_BxTxV[b, end_B].astype(jnp.float32)
+  return final_BxV[b, io_B] - final_BxV[b, s_B]

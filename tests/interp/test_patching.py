@@ -4,55 +4,25 @@ difference, patches that change nothing have no effect, the last residual of the
 gives the corrupted logit difference (effect -1), and the vmapped head sweep is the one-by-one
 patching."""
 
-import jax
 import numpy as np
 import pytest
 from flax import nnx
 
-from jdl.data import tokenizers
-from jdl.interp import ioi, patching
+from jdl.data import ioi, tokenizers
+from jdl.interp import patching
 from jdl.models import hooks
 from jdl.models.gpt import GPT, GPTConfig
 from jdl.models.hooks import Patch
+from tests.interp import tiny
 
 pytestmark = pytest.mark.usefixtures('no_mesh')  # see conftest
 
-L, H = 2, 4
-
-
-def compact(*arrays):
-  """The token ids used, renumbered 0..V-1 (the model's small vocabulary), and V."""
-  ids = np.unique(np.concatenate([np.ravel(a) for a in arrays]))
-  return [np.searchsorted(ids, a).astype(np.int32) for a in arrays], len(ids)
-
-
-def random_gpt(vocab: int) -> GPT:
-  """Random weights with biases and LayerNorms away from 0/1, so the attribution sees them."""
-  model = GPT(GPTConfig(vocab, context=24, n_layer=L, n_head=H, d_model=32), rngs=nnx.Rngs(0))
-  state = nnx.state(model, nnx.Param)
-  noise = np.random.default_rng(1)
-  pure = jax.tree.map(
-    lambda x: x + 0.2 * noise.standard_normal(x.shape, np.float32), nnx.to_pure_dict(state)
-  )
-  nnx.replace_by_pure_dict(state, pure)
-  nnx.update(model, state)
-  return model
+L, H = tiny.L, tiny.H
 
 
 @pytest.fixture(scope='module')
 def setup():
-  assert tokenizers.gpt2_files_present(), f'data missing; install with: {tokenizers.INSTALL_GPT2}'
-  tok = tokenizers.gpt2()
-  vocab = ioi.Vocabulary.single(tok)
-  mixed = ioi.prompts(tok, 8, seed=0, vocab=vocab)  # four templates, different lengths
-  one = ioi.Vocabulary.single(tok, templates=ioi.TEMPLATES[:1])  # aligned positions
-  clean = ioi.prompts(tok, 8, seed=1, vocab=one)
-  bad = ioi.corrupted(tok, clean, seed=2)
-  arrays, V = compact(mixed.tokens, mixed.io, mixed.s, clean.tokens, bad.tokens, clean.io, clean.s)
-  names = ('mixed', 'mixed_io', 'mixed_s', 'clean', 'bad', 'io', 's')
-  data = dict(zip(names, arrays, strict=True))
-  data.update(mixed_end=mixed.end, end=clean.end, slots=clean.slots)
-  return random_gpt(V), data
+  return tiny.setup()
 
 
 def test_direct_logit_attribution_adds_up_to_the_logit_difference(setup):
@@ -62,7 +32,7 @@ def test_direct_logit_attribution_adds_up_to_the_logit_difference(setup):
   attr = patching.direct_logit_attribution(model, *args)
   assert attr.heads.shape == (8, L, H) and attr.mlps.shape == (8, L) and attr.embed.shape == (8,)
   logits = model(d['mixed'])
-  direct = ioi.logit_diff(logits, *args[1:])
+  direct = patching.logit_diff(logits, *args[1:])
   assert np.abs(direct).max() > 0.1  # not a trivial 0 = 0
   np.testing.assert_allclose(attr.total(), direct, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(patching.logit_diffs(model, *args), direct, rtol=1e-4, atol=1e-4)
@@ -123,13 +93,13 @@ def test_head_sweep_is_one_by_one_noising_and_a_clean_source_does_nothing(setup)
   sweep = patching.patch_heads(model, d['clean'], d['bad'], *args)
   assert sweep.effect.shape == (L, H) and np.abs(sweep.effect).max() > 1e-3
   _, bad = hooks.run_with_cache(model, d['bad'])
-  clean_ld = ioi.logit_diff(model(d['clean']), *args).mean()
-  bad_ld = ioi.logit_diff(model(d['bad']), *args).mean()
+  clean_ld = patching.logit_diff(model(d['clean']), *args).mean()
+  bad_ld = patching.logit_diff(model(d['bad']), *args).mean()
   np.testing.assert_allclose([sweep.clean, sweep.corrupted], [clean_ld, bad_ld], rtol=1e-4)
   for layer, head in ((0, 1), (1, 3)):
     z = f'blocks.{layer}.attn.z'
     logits = hooks.run_with_patches(model, d['clean'], {z: Patch(bad[z], head=head)})
-    patched = ioi.logit_diff(logits, *args).mean()
+    patched = patching.logit_diff(logits, *args).mean()
     expected = (patched - clean_ld) / (clean_ld - bad_ld)
     np.testing.assert_allclose(sweep.effect[layer, head], expected, rtol=1e-3, atol=1e-5)
   # the clean run's own activations as the source: every patched run is the clean run
@@ -152,3 +122,15 @@ def test_bad_requests_are_refused(setup):
   )
   with pytest.raises(ValueError, match='a pre-LN GPT only'):
     patching.direct_logit_attribution(post, np.zeros((1, 3), np.int32), [2], [1], [0])
+
+
+def test_logit_diff_is_the_difference_of_the_two_logits_at_the_end():
+  tok = tokenizers.gpt2()
+  p = ioi.prompts(tok, 6, seed=4)
+  cfg = GPTConfig(vocab_size=tok.n_vocab, context=24, n_layer=1, n_head=2, d_model=16)
+  model = GPT(cfg, rngs=nnx.Rngs(0))  # the GPT-2 vocabulary, no mapping
+  logits = np.asarray(model(p.tokens), np.float64)
+  direct = [logits[b, p.end[b], p.io[b]] - logits[b, p.end[b], p.s[b]] for b in range(6)]
+  got = patching.logit_diff(logits, p.end, p.io, p.s)
+  assert got.shape == (6,) and np.abs(direct).max() > 1e-3
+  np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-6)

@@ -1,13 +1,10 @@
 """The IOI prompt distribution: single-token words, balanced orders and templates, held-out
-names and templates, the ABC corruption, and the logit difference."""
+names and templates, the ABC corruption."""
 
 import numpy as np
 import pytest
-from flax import nnx
 
-from jdl.data import tokenizers
-from jdl.interp import ioi
-from jdl.models.gpt import GPT, GPTConfig
+from jdl.data import ioi, tokenizers
 
 pytestmark = pytest.mark.usefixtures('no_mesh')  # see conftest
 
@@ -80,14 +77,3 @@ def test_abc_keeps_templates_and_words_and_changes_every_name(tok):
     assert len({a, b, c}) == 3 and not {a, b, c} & set(clean.names[i])
     differ = np.flatnonzero(bad.tokens[i] != clean.tokens[i])
     assert differ.tolist() == sorted(clean.slots[i].tolist())  # only the name slots change
-
-
-def test_logit_diff_is_the_difference_of_the_two_logits_at_the_end(tok):
-  p = ioi.prompts(tok, 6, seed=4)
-  cfg = GPTConfig(vocab_size=tok.n_vocab, context=24, n_layer=1, n_head=2, d_model=16)
-  model = GPT(cfg, rngs=nnx.Rngs(0))  # the GPT-2 vocabulary, no mapping
-  logits = np.asarray(model(p.tokens), np.float64)
-  direct = [logits[b, p.end[b], p.io[b]] - logits[b, p.end[b], p.s[b]] for b in range(6)]
-  got = ioi.logit_diff(logits, p.end, p.io, p.s)
-  assert got.shape == (6,) and np.abs(direct).max() > 1e-3
-  np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-6)

@@ -16,6 +16,10 @@ puts three new distinct names in the three name slots ("[A] and [B] ... [C] gave
 it carries no information about which name is the answer; patching its activations into the
 clean run (noising) shows what the clean run needs.
 
+The prompts are data (this module): the interpretability tools (jdl.interp) read them, and the
+`ioi` corpus of jdl.data.text trains a model on whole sentences of the same distribution
+(`sentences`), with the names and templates that evaluation holds out left out.
+
 Every name, place and object is one token with its leading space under the model's tokenizer,
 so all prompts of a template have the same length, a clean prompt and its corruption put every
 word at the same position, and the answer is one token. The metric is the logit difference
@@ -30,8 +34,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jdl.data.tokenizers import Tokenizer
@@ -76,7 +78,10 @@ ABBA, BABA = 0, 1
 
 
 def is_single_token(tokenizer: Tokenizer, word: str) -> bool:
-  return len(tokenizer.encode(' ' + word)) == 1
+  try:
+    return len(tokenizer.encode(' ' + word)) == 1
+  except ValueError:  # a piece that a vocabulary subset lacks: not one token there either
+    return False
 
 
 def single_tokens(tokenizer: Tokenizer, words: Sequence[str]) -> list[str]:
@@ -87,7 +92,10 @@ def single_tokens(tokenizer: Tokenizer, words: Sequence[str]) -> list[str]:
 def _check_single(tokenizer: Tokenizer, words: Sequence[str], what: str) -> None:
   for w in words:
     if not is_single_token(tokenizer, w):
-      ids = tokenizer.encode(' ' + w).tolist()
+      try:
+        ids = tokenizer.encode(' ' + w).tolist()
+      except ValueError as e:
+        ids = str(e)
       raise ValueError(
         f"{what} '{w}' is not a single token under {getattr(tokenizer, 'name', 'the tokenizer')} "
         f"(' {w}' -> {ids}); the IOI prompts need one token per {what}"
@@ -207,36 +215,56 @@ def _token(tokenizer, word) -> int:
   return int(tokenizer.encode(' ' + word)[0])
 
 
-def prompts(
-  tokenizer: Tokenizer, n: int, seed: int = 0, vocab: Vocabulary | None = None
-) -> Prompts:
-  """n prompts of p_IOI: templates in turn (their counts differ by at most one), ABBA and BABA
-  alternating within each template (equal counts for even n), names, place and object drawn at
-  random. A name, place or object that is not a single token is a ValueError naming it."""
-  vocab = vocab or Vocabulary.single(tokenizer)
-  _check_single(tokenizer, vocab.names, 'name')
-  _check_single(tokenizer, vocab.places, 'place')
-  _check_single(tokenizer, vocab.objects, 'object')
+def _draw(vocab: Vocabulary, n: int, seed: int):
+  """What n prompts of p_IOI are made of: templates in turn (their counts differ by at most
+  one), ABBA and BABA alternating within each template (equal counts for even n), names, place
+  and object drawn at random. Returns (template, order, names (X, Y, S), io names, places,
+  objects)."""
   if len(vocab.names) < 2:
     raise ValueError('IOI prompts need at least 2 names')
   rng = np.random.default_rng(seed)
   template = [(i // 2) % len(vocab.templates) for i in range(n)]
   order = np.arange(n) % 2
-  names, io, s = [], [], []
+  names, io = [], []
   for o in order:
     a, b = rng.choice(len(vocab.names), 2, replace=False)
     io_name, s_name = vocab.names[a], vocab.names[b]
-    io.append(_token(tokenizer, io_name))
-    s.append(_token(tokenizer, s_name))
     x, y = (io_name, s_name) if o == ABBA else (s_name, io_name)
     names.append((x, y, s_name))
+    io.append(io_name)
   places = [vocab.places[i] for i in rng.integers(len(vocab.places), size=n)]
   objects = [vocab.objects[i] for i in rng.integers(len(vocab.objects), size=n)]
+  return template, order, names, io, places, objects
+
+
+def prompts(
+  tokenizer: Tokenizer, n: int, seed: int = 0, vocab: Vocabulary | None = None
+) -> Prompts:
+  """n prompts of p_IOI (see `_draw`). A name, place or object that is not a single token is a
+  ValueError naming it."""
+  vocab = vocab or Vocabulary.single(tokenizer)
+  _check_single(tokenizer, vocab.names, 'name')
+  _check_single(tokenizer, vocab.places, 'place')
+  _check_single(tokenizer, vocab.objects, 'object')
+  template, order, names, io, places, objects = _draw(vocab, n, seed)
   pad = tokenizer.eot if tokenizer.eot is not None else 0
   out = _encode(tokenizer, vocab, template, names, places, objects, pad)
   return dataclasses.replace(
-    out, io=np.asarray(io, np.int32), s=np.asarray(s, np.int32), order=order.astype(np.int32)
+    out,
+    io=np.asarray([_token(tokenizer, w) for w in io], np.int32),
+    s=np.asarray([_token(tokenizer, s) for _, _, s in names], np.int32),
+    order=order.astype(np.int32),
   )
+
+
+def sentences(vocab: Vocabulary, n: int, seed: int = 0) -> list[str]:
+  """n whole sentences of p_IOI, each prompt followed by its answer: training text for a model
+  that is to learn the task ("... John gave a drink to Mary.")."""
+  template, _, names, io, places, objects = _draw(vocab, n, seed)
+  return [
+    vocab.templates[t].format(X=x, Y=y, S=s, place=place, object=obj) + f' {answer}.'
+    for t, (x, y, s), answer, place, obj in zip(template, names, io, places, objects, strict=True)
+  ]
 
 
 def corrupted(tokenizer: Tokenizer, clean: Prompts, seed: int = 1) -> Prompts:
@@ -254,11 +282,3 @@ def corrupted(tokenizer: Tokenizer, clean: Prompts, seed: int = 1) -> Prompts:
   pad = tokenizer.eot if tokenizer.eot is not None else 0
   out = _encode(tokenizer, vocab, clean.template.tolist(), names, clean.place, clean.object, pad)
   return dataclasses.replace(out, io=clean.io, s=clean.s, order=clean.order)
-
-
-@jax.jit
-def logit_diff(logits_BxTxV: jax.Array, end_B, io_B, s_B) -> jax.Array:
-  """logit(IO) - logit(S) at each prompt's last position, [B] float32."""
-  b = jnp.arange(logits_BxTxV.shape[0])
-  final_BxV = logits_BxTxV[b, end_B].astype(jnp.float32)
-  return final_BxV[b, io_B] - final_BxV[b, s_B]
