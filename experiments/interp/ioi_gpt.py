@@ -34,9 +34,9 @@ def get_config(arg: str | None = None):
   c.checkpoint_every_steps = 250
   c.sample_prompts = ('When Mary and John went to the store, John gave a drink to',)
   if arg == 'smoke':
-    c.model.update(n_layer=2, n_head=4, d_model=32, context=16)
+    c.model.update(n_layer=2, n_head=4, d_model=32, context=24)  # an IOI prompt is <= 21
     small_text(c, corpora=CORPORA, tokenizer=TOKENIZER, batch_size=8, steps=4, eval_rows=8)
-    c.data.kwargs.context = 16
+    c.data.kwargs.context = 24
     c.eval_batch_size = 16
   elif arg is not None:
     raise ValueError(f'ioi_gpt: unknown variant {arg!r} (smoke)')
