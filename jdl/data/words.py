@@ -83,7 +83,8 @@ def clean_gcide(entry: str) -> str:
   return text.replace('{', ' ').replace('}', ' ')
 
 
-def _b64(text: str) -> int:
+def b64(text: str) -> int:
+  """A number of the dictd index (GCIDE's offsets and lengths are written in base 64)."""
   alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
   value = 0
   for ch in text:
@@ -104,7 +105,7 @@ def gcide_sentences() -> list[str]:
   for line in GCIDE_INDEX.read_text(encoding='utf-8', errors='replace').splitlines():
     parts = line.split('\t')
     if len(parts) == 3 and not parts[0].startswith('00-database'):
-      spans.add((_b64(parts[1]), _b64(parts[2])))
+      spans.add((b64(parts[1]), b64(parts[2])))
   if len(spans) < MIN_GCIDE_ENTRIES:
     raise DataError(
       GCIDE_INDEX, f'{len(spans):,} entries, expected >= {MIN_GCIDE_ENTRIES:,} (cut?)', INSTALL
