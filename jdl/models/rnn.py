@@ -1,5 +1,6 @@
-"""Recurrent networks: the lecture's Elman, Jordan and LSTM cells, and one `RNN` layer that runs
-any of them over a batch of sequences with `jax.lax.scan`.
+"""Recurrent networks: the lecture's Elman, Jordan and LSTM cells, the multiplicative LSTM of the
+sentiment neuron, and one `RNN` layer that runs any of them over a batch of sequences with
+`jax.lax.scan`.
 
 Every cell splits its update into two parts, `project_inputs(x)` (the input term W x_t + b) and
 `step(carry, wx_t)` (the recurrent part); `cell(carry, x_t)` does both for one step, and that is
@@ -15,6 +16,7 @@ axis twice.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -201,7 +203,106 @@ class JordanCell(nnx.Module):
     return self.step(carry, self.project_inputs(x_BxF))
 
 
-CELLS = {'lstm': LSTMCell, 'elman': ElmanCell, 'jordan': JordanCell}
+class _WeightNormLinear(nnx.Module):
+  """y = x (g * v / ||v||) + b, each output column's norm set by its gain g (Salimans & Kingma
+  2016; the sentiment neuron's released code normalises its four mLSTM kernels so). g starts at
+  v's column norms, so the layer starts as the plain linear map of v."""
+
+  def __init__(self, n_in: int, n_out: int, axes: tuple, *, use_bias: bool, dtype, rngs, **init):
+    self.v = _linear(n_in, n_out, axes, use_bias=use_bias, dtype=dtype, rngs=rngs, **init)
+    norm = jnp.linalg.norm(self.v.kernel[...], axis=0)
+    self.g = nnx.Param(nnx.with_partitioning(lambda *_: norm, (axes[1],))(None, norm.shape))
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.kernel.astype(self.dtype or x.dtype)
+    y = x.astype(kernel.dtype) @ kernel
+    return y if self.v.bias is None else y + self.v.bias[...].astype(kernel.dtype)
+
+  @property
+  def kernel(self) -> jax.Array:
+    v = self.v.kernel[...]
+    return v * (self.g[...] / jnp.linalg.norm(v, axis=0))
+
+  @property
+  def bias(self):
+    return self.v.bias
+
+
+class MLSTMCell(nnx.Module):
+  """Multiplicative LSTM (Krause et al. 2016), the cell of Radford et al. 2017's sentiment
+  neuron: an intermediate state m_t, the input's projection times the previous hidden state's,
+  replaces h_{t-1} in the gates, so each input byte chooses its own recurrent transition:
+
+    m_t = (W_mx x_t) * (W_mh h_{t-1})
+    f_t = sigmoid(W_fx x_t + W_fm m_t + b_f)
+    i_t = sigmoid(W_ix x_t + W_im m_t + b_i)
+    o_t = sigmoid(W_ox x_t + W_om m_t + b_o)
+    u_t = tanh(W_ux x_t + W_um m_t + b_u)
+    c_t = f_t * c_{t-1} + i_t * u_t
+    h_t = o_t * tanh(c_t)
+
+  (Krause et al.'s paper places the tanh differently: no tanh on the candidate, the output gate
+  inside the last tanh; these lines are the released sentiment-neuron code's, which the paper's
+  results come from.) The four W_.x are one kernel `W` [F, 4H] (columns [f | i | o | u], as
+  LSTMCell), the four W_.m one kernel `M` [H, 4H]; `W_mx` [F, H] and `W_mh` [H, H] make m_t.
+  `weight_norm=True` normalises the columns of all four kernels with a learned gain each (the
+  paper's option). Carry (c, h); output h.
+  """
+
+  def __init__(
+    self,
+    in_features: int,
+    hidden_size: int,
+    *,
+    weight_norm: bool = False,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
+    self.hidden_size = hidden_size
+    self.carry_dtype = _carry_dtype(dtype)
+    make = _WeightNormLinear if weight_norm else _linear
+    kw = dict(dtype=dtype, rngs=rngs)
+    H = hidden_size
+    self.W = make(
+      in_features, 4 * H, ('embed', 'mlp'), use_bias=True, bias_init=_forget_bias_init, **kw
+    )
+    self.W_mx = make(in_features, H, ('embed', 'mlp'), use_bias=False, **kw)
+    orthogonal = nnx.initializers.orthogonal()
+    self.W_mh = make(H, H, ('mlp', None), use_bias=False, kernel_init=orthogonal, **kw)
+    self.M = make(H, 4 * H, ('mlp', None), use_bias=False, kernel_init=orthogonal, **kw)
+
+  def initial_carry(self, batch_size: int) -> Carry:
+    zeros = jnp.zeros((batch_size, self.hidden_size), self.carry_dtype)
+    return zeros, zeros  # (c, h)
+
+  def project_inputs(self, x_xF: jax.Array) -> jax.Array:
+    return jnp.concatenate([self.W_mx(x_xF), self.W(x_xF)], -1)  # [W_mx x | W_.x x + b_.]
+
+  def step(self, carry: Carry, wx_Bx5H: jax.Array) -> tuple[Carry, jax.Array]:
+    c_prev, h_prev = carry
+    wmx_BxH, wx_Bx4H = wx_Bx5H[..., : self.hidden_size], wx_Bx5H[..., self.hidden_size :]
+    m_BxH = wmx_BxH * self.W_mh(h_prev.astype(wx_Bx5H.dtype))
+    pre = (wx_Bx4H + self.M(m_BxH)).astype(self.carry_dtype)
+    pre_f, pre_i, pre_o, pre_u = jnp.split(pre, 4, axis=-1)
+    f_t = jax.nn.sigmoid(pre_f)
+    i_t = jax.nn.sigmoid(pre_i)
+    o_t = jax.nn.sigmoid(pre_o)
+    c_t = f_t * c_prev + i_t * jnp.tanh(pre_u)
+    h_t = o_t * jnp.tanh(c_t)
+    return (c_t, h_t), h_t
+
+  def __call__(self, carry: Carry, x_BxF: jax.Array) -> tuple[Carry, jax.Array]:
+    return self.step(carry, self.project_inputs(x_BxF))
+
+
+CELLS = {
+  'lstm': LSTMCell,
+  'elman': ElmanCell,
+  'jordan': JordanCell,
+  'mlstm': MLSTMCell,
+  'mlstm_wn': functools.partial(MLSTMCell, weight_norm=True),  # the paper's weight normalisation
+}
 
 
 def cell_output_size(cell: nnx.Module) -> int:

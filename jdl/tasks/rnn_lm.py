@@ -12,7 +12,9 @@ numbers.
 
 Config fields (experiments/rnn/char_bible.py): model.{cell, hidden_size, embed_dim, num_layers,
 vocab_size, unroll, carry_state}; data.name = 'text' with data.kwargs for jdl.data.text.load
-(tokenizer 'char').
+(tokenizer 'char'). With data.name = 'reviews' the model reads movie reviews as UTF-8 bytes
+(jdl.data.reviews, 256 ids; the sentiment neuron, experiments/sentiment): the loss is then in
+nats per byte and `bits_per_char` is bits per byte.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class Task(base.Task):
     )
 
   def tokenizer(self):
+    if self.config.data.name == 'reviews':
+      from jdl.data import reviews
+
+      return reviews.ByteTokenizer()
     from jdl.data import text
 
     return text.make_tokenizer(self.config.data.kwargs.tokenizer)
@@ -71,6 +77,12 @@ class Task(base.Task):
         f'config.model.vocab_size {self.config.model.vocab_size} is smaller '
         f"than the tokenizer's {n_vocab} ids"
       )
+    if self.config.data.name == 'reviews':  # bytes of movie reviews (the sentiment neuron)
+      from jdl.data import reviews
+
+      if self.carries_state:
+        return reviews.load_streams(streams_per_batch=self.config.batch_size, **kwargs)
+      return reviews.load(**kwargs)
     if self.carries_state:
       return text.load_streams(
         kwargs['corpora'],
@@ -144,13 +156,16 @@ class Task(base.Task):
     m = self.config.model
     params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
     result = {'cell': m.cell, 'hidden_size': m.hidden_size, 'params': params, 'step': final['step']}
+    unit = 'byte' if self.config.data.name == 'reviews' else 'char'
     for split in ('validation', 'test'):
       if f'{split}_loss' in final:
-        result[f'{split}_bits_per_char'] = final[f'{split}_loss'] / math.log(2)
-        print(f'{split}: {result[f"{split}_bits_per_char"]:.3f} bits per character')
+        result[f'{split}_bits_per_{unit}'] = final[f'{split}_loss'] / math.log(2)
+        what = 'byte' if unit == 'byte' else 'character'
+        print(f'{split}: {result[f"{split}_bits_per_{unit}"]:.3f} bits per {what}')
     model = plan.merge(jax.device_get(state.params), jax.device_get(state.model_state))
+    prompt = self.config.get('sample_prompt', 'And God said')
     result['sample'] = self.sample_text(
-      model, self.tokenizer(), 'And God said', max_new_tokens=200, temperature=0.8, top_k=40
+      model, self.tokenizer(), prompt, max_new_tokens=200, temperature=0.8, top_k=40
     )
     print(f'\n--- sample (temperature 0.8, top-k 40) ---\n{result["sample"]}')
     (epath.Path(workdir) / 'results.json').write_text(json.dumps(result, indent=2) + '\n')
