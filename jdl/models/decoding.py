@@ -39,7 +39,11 @@ def length_penalty(length, alpha: float):
 
 def _steps(model, src_BxS: jax.Array, beam_size: int, max_len: int, cached: bool):
   """(step, state, reorder): step(state, tokens_NxL1, i) gives the logits [N, V] of position
-  i + 1 from tokens 0..i; reorder(state, rows_N) follows the hypotheses to their new rows."""
+  i + 1 from tokens 0..i; reorder(state, rows_N) follows the hypotheses to their new rows.
+  A model with its own `decoding_steps` (the recurrent encoder-decoders of jdl.models.seq2seq,
+  whose cached state is a carry, not a KV cache) gives these three itself."""
+  if hasattr(model, 'decoding_steps'):
+    return model.decoding_steps(src_BxS, beam_size, max_len, cached)
   src_NxS = jnp.repeat(src_BxS, beam_size, axis=0)
   valid_NxS = src_NxS != PAD
   memory_NxSxD = model.encode(src_NxS, valid_NxS.astype(jnp.int32))

@@ -1,5 +1,6 @@
-"""Translation with the encoder-decoder Transformer (jdl.models.transformer): teacher-forced
-cross-entropy with label smoothing over the target tokens of packed rows.
+"""Translation with an encoder-decoder: the Transformer (jdl.models.transformer) or the recurrent
+encoder-decoders with and without attention (jdl.models.seq2seq); teacher-forced cross-entropy
+with label smoothing over the target tokens of (packed) rows.
 
     loss = (1 - eps) * NLL(y) + eps * mean_v(-log p_v)      (eps = label_smoothing)
 
@@ -8,11 +9,19 @@ per-token loss. Metrics: `loss` (smoothed), `nll` (plain cross-entropy, nats/tok
 `accuracy`. After training, `report` translates the test set (the config's decoding) and prints
 corpus BLEU and chrF (sacrebleu), writing them to results.json.
 
-Config fields (experiments/transformer/*.py): model.{vocab_size, d_model, n_heads, d_ff,
-n_encoder_layers, n_decoder_layers, dropout, pre_ln, max_len}; label_smoothing; data.name
-'ding' (the offline dictionary pairs, jdl.data.ding) or 'wmt14' (tfds, jdl.data.wmt14)
-with data.kwargs; decode.{beam_size (0: greedy), length_penalty, max_extra_tokens,
-test_sentences (how many test sentences the report translates: -1 all, 0 none)}.
+One task serves all three models: the same data, tokenizer, decoding (jdl.models.decoding, greedy
+or beam search with cached state) and scoring. The Transformer reads packed rows; the recurrent
+models read one sentence pair a row (`data.kwargs.packed=False`).
+
+Config fields (experiments/transformer/*.py): model.name 'transformer' with model.{vocab_size,
+d_model, n_heads, d_ff, n_encoder_layers, n_decoder_layers, dropout, pre_ln, max_len}, or
+'seq2seq' with jdl.models.seq2seq.Seq2SeqConfig's fields; label_smoothing; data.name 'ding' (the
+offline dictionary pairs, jdl.data.ding), 'bible_pairs' (Spanish-English verses,
+jdl.data.bible_pairs) or 'wmt14' (tfds, jdl.data.wmt14) with data.kwargs; decode.{beam_size (0:
+greedy), length_penalty, max_extra_tokens, test_sentences (how many test sentences the report
+translates: -1 all, 0 none)}. The report scores every held-out set the data module has (the
+Bible's random verses `test` and its held-out book `book`) and keeps each sentence's translation
+in results.json (for `jdl figures translation_length`).
 """
 
 from __future__ import annotations
@@ -26,22 +35,31 @@ from flax import nnx
 
 from jdl.config import ConfigError
 from jdl.models import decoding
+from jdl.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from jdl.models.transformer import Transformer, TransformerConfig
 from jdl.train import task as base
+
+DATA = ('ding', 'bible_pairs', 'wmt14')
 
 
 class Task(base.Task):
   def __init__(self, config):
     super().__init__(config)
     m = config.model
-    if m.name != 'transformer':
+    if m.name not in ('transformer', 'seq2seq'):
       raise ConfigError(
-        f"config.model.name: the translation task has model 'transformer', not {m.name!r}"
+        f"config.model.name: the translation task has models 'transformer' and 'seq2seq', not "
+        f'{m.name!r}'
       )
-    if m.d_model % m.n_heads:
+    if m.name == 'transformer' and m.d_model % m.n_heads:
       raise ConfigError(f'config.model.d_model {m.d_model} is not divisible by n_heads {m.n_heads}')
-    if config.data.name not in ('ding', 'wmt14'):
-      raise ConfigError(f"config.data.name: 'ding' or 'wmt14', not {config.data.name!r}")
+    if config.data.name not in DATA:
+      raise ConfigError(f'config.data.name: one of {DATA}, not {config.data.name!r}')
+    if m.name == 'seq2seq' and config.data.kwargs.get('packed', True):
+      raise ConfigError(
+        'config.data.kwargs.packed: a recurrent encoder-decoder reads one sentence pair a row; '
+        "set packed=False (data 'bible_pairs')"
+      )
     if config.decode.beam_size < 0:
       raise ConfigError(
         f'config.decode.beam_size: 0 (greedy) or more, not {config.decode.beam_size}'
@@ -51,24 +69,37 @@ class Task(base.Task):
         f'config.decode.test_sentences: -1 (all), 0 (none) or a count, not '
         f'{config.decode.test_sentences}'
       )
-    self.model_config = TransformerConfig.from_config(m, config.dtype)
+    self.transformer = m.name == 'transformer'
+    make = TransformerConfig if self.transformer else Seq2SeqConfig
+    self.model_config = make.from_config(m, config.dtype)
     self.label_smoothing = config.label_smoothing
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
+    if not self.transformer:
+      return Seq2Seq(self.model_config, rngs=rngs)
     return Transformer(self.model_config, sharding_rules=self.config.sharding_rules, rngs=rngs)
 
   def data_module(self):
-    if self.config.data.name == 'ding':
-      from jdl.data import ding as data
+    import importlib
 
-      return data
-    from jdl.data import wmt14
-
-    return wmt14
+    return importlib.import_module(f'jdl.data.{self.config.data.name}')
 
   def tokenizer(self):
     kwargs = self.config.data.kwargs
+    if self.config.data.name == 'bible_pairs':
+      return self.data_module().tokenizer(
+        kwargs.vocab_size, kwargs.seed, kwargs.get('held_out_book', 'Acts')
+      )
     return self.data_module().tokenizer(kwargs.vocab_size, kwargs.seed)
+
+  def held_out_sets(self) -> dict:
+    """{split: (sources, references)} the report translates: 'test', and 'book' where the data
+    has a held-out book."""
+    data, kwargs = self.data_module(), self.config.data.kwargs
+    sets = {'test': data.test_set(kwargs)}
+    if hasattr(data, 'book_set'):
+      sets['book'] = data.book_set(kwargs)
+    return sets
 
   def load_data(self) -> base.Splits:
     kwargs = self.config.data.kwargs.to_dict()
@@ -78,7 +109,7 @@ class Task(base.Task):
         f'config.model.vocab_size {self.model_config.vocab_size} is smaller '
         f"than the tokenizer's {n_vocab} ids"
       )
-    if kwargs['length'] > self.model_config.max_len:
+    if self.transformer and kwargs['length'] > self.model_config.max_len:
       raise ConfigError('config.data.kwargs.length exceeds config.model.max_len')
     return self.data_module().load(**kwargs)
 
@@ -113,33 +144,38 @@ class Task(base.Task):
     return loss, {'loss': loss, 'nll': per_token(nll_BxT), 'accuracy': per_token(correct)}
 
   def report(self, plan, state, history, workdir, data):
-    """Corpus BLEU and chrF of (the first `decode.test_sentences` of) the test set, decoded as
-    the config says; none when `decode.test_sentences` is 0."""
+    """Corpus BLEU and chrF of (the first `decode.test_sentences` of) the test set (and of the
+    held-out book, where there is one), decoded as the config says; none when
+    `decode.test_sentences` is 0."""
     decode = self.config.decode
     if decode.test_sentences == 0:
       return
     model = plan.merge(jax.device_get(state.params), jax.device_get(state.model_state))
-    sources, references = self.data_module().test_set(self.config.data.kwargs)
-    if decode.test_sentences > 0:
-      sources, references = sources[: decode.test_sentences], references[: decode.test_sentences]
-    scores = score(
-      model,
-      self.tokenizer(),
-      sources,
-      references,
-      beam_size=decode.beam_size,
-      length_penalty=decode.length_penalty,
-      max_extra_tokens=decode.max_extra_tokens,
-    )
     final = next((h for h in reversed(history) if 'validation_loss' in h), {})
     result = {
       'step': history[-1]['step'] if history else 0,
       'direction': self.config.data.kwargs.get('direction', 'de-en'),
       'validation_nll': final.get('validation_nll'),
       'test_nll': final.get('test_nll'),
-      **scores,
     }
-    print_scores('test', scores)
+    for split, (sources, references) in self.held_out_sets().items():
+      if decode.test_sentences > 0:
+        n = decode.test_sentences
+        sources, references = sources[:n], references[:n]
+      scores = score(
+        model,
+        self.tokenizer(),
+        sources,
+        references,
+        beam_size=decode.beam_size,
+        length_penalty=decode.length_penalty,
+        max_extra_tokens=decode.max_extra_tokens,
+      )
+      print_scores(split, scores)
+      if split == 'test':  # the keys results.json has always had
+        result.update(scores)
+      else:
+        result[split] = scores
     write_results(workdir, result)
 
   def batch_spec(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
@@ -155,6 +191,8 @@ class Task(base.Task):
     positions included: they are computed."""
     from jdl.train import cost
 
+    if not self.transformer:
+      return super().flops_per_step(plan, batch)
     rows, src_len = batch['src'].shape
     tgt_len = batch['tgt_in'].shape[1]
     return 3 * rows * cost.transformer_forward_flops(self.model_config, src_len, tgt_len)
@@ -167,12 +205,16 @@ class Task(base.Task):
 RESULTS = 'results.json'
 
 
-def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-  import sacrebleu
+def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:
+  """sacrebleu's corpus BLEU and chrF (default settings), and their signatures."""
+  from sacrebleu.metrics import BLEU, CHRF
 
+  bleu, chrf = BLEU(), CHRF()
   return {
-    'bleu': sacrebleu.corpus_bleu(hypotheses, [references]).score,
-    'chrf': sacrebleu.corpus_chrf(hypotheses, [references]).score,
+    'bleu': bleu.corpus_score(hypotheses, [references]).score,
+    'chrf': chrf.corpus_score(hypotheses, [references]).score,
+    'bleu_signature': str(bleu.get_signature()),
+    'chrf_signature': str(chrf.get_signature()),
   }
 
 
@@ -206,6 +248,7 @@ def test_results(hypotheses, sources, references, beam_size: int, length_penalty
     'beam_size': beam_size,
     'length_penalty': length_penalty,
     'examples': list(zip(sources[:10], hypotheses[:10], references[:10])),
+    'hypotheses': hypotheses,
   }
 
 
@@ -215,6 +258,8 @@ def print_scores(split: str, scores: dict) -> None:
     f'{split} ({scores["sentences"]} sentences, {how}): BLEU {scores["bleu"]:.2f}, '
     f'chrF {scores["chrf"]:.2f}'
   )
+  if 'bleu_signature' in scores:
+    print(f'  sacrebleu: BLEU {scores["bleu_signature"]}; chrF {scores["chrf_signature"]}')
   for src, hyp, ref in scores['examples'][:3]:
     print(f'  {src}\n    -> {hyp}\n    (reference: {ref})')
 

@@ -5,7 +5,9 @@
 - `next_token`: the output distribution at each position of a short sentence's translation
   (the lecture's "je suis etudiant" -> "I am a student" table): the top candidate tokens and
   their probabilities, as PNG and Markdown;
-- `bleu_time`: validation BLEU against wall time, jdl beside PyTorch (`jdl.transformer.race`).
+- `bleu_time`: validation BLEU against wall time, jdl beside PyTorch (`jdl.transformer.race`);
+- `translation_length`: test BLEU and chrF by source length for the recurrent encoder-decoder,
+  the attentive one and the Transformer (the lecture's "problems with long sequences").
 
 Train the run first (the equal-time run also writes a checkpoint):
   python -m jdl.transformer.race --framework jdl \
@@ -203,3 +205,87 @@ def render_bleu_time(
   path = pathlib.Path(outdir) / 'bleu_time.png'
   plots.save(fig, path, dpi=100)
   return [path]
+
+
+LENGTH_RUNS = {
+  'LSTM encoder-decoder': ROOT / 'runs/transformer/rnn_es_en',
+  'attentive LSTM encoder-decoder': ROOT / 'runs/transformer/attn_es_en',
+  'Transformer': ROOT / 'runs/transformer/es_en',
+}
+LENGTH_BUCKETS = (0, 10, 20, 30, 40, 60)  # source words; the last bucket is open
+
+
+def length_scores(sources, hypotheses, references, edges=LENGTH_BUCKETS) -> list[dict]:
+  """Corpus BLEU and chrF (sacrebleu) of the sentences whose source has [lo, hi) words, per
+  bucket; buckets without sentences are left out."""
+  from jdl.tasks.translation import corpus_scores
+
+  words = np.array([len(s.split()) for s in sources])
+  bounds = list(zip(edges, [*edges[1:], None]))
+  out = []
+  for lo, hi in bounds:
+    idx = np.flatnonzero((words >= lo) & (words < (hi if hi is not None else np.inf)))
+    if idx.size:
+      scores = corpus_scores([hypotheses[i] for i in idx], [references[i] for i in idx])
+      label = f'{lo}-{hi - 1}' if hi is not None else f'{lo}+'
+      out.append({'bucket': label, 'sentences': int(idx.size), **scores})
+  return out
+
+
+def render_translation_length(
+  outdir, *, rnn_run=None, attention_run=None, transformer_run=None
+) -> list[pathlib.Path]:
+  """Test BLEU and chrF by source length (words) of each run's results.json translations (the
+  whole test set, as the report of `jdl train` wrote them); a missing run is left out."""
+  import importlib
+
+  from jdl.tasks import translation
+  from jdl.train.run import load_config
+
+  runs = dict(zip(LENGTH_RUNS, (rnn_run, attention_run, transformer_run)))
+  curves = {}
+  for label, workdir in runs.items():
+    results = translation.read_results(workdir) if workdir is not None else None
+    if not results or 'hypotheses' not in results:
+      continue
+    config = load_config(workdir)
+    data = importlib.import_module(f'jdl.data.{config.data.name}')
+    sources, references = data.test_set(config.data.kwargs)
+    n = len(results['hypotheses'])
+    curves[label] = length_scores(sources[:n], results['hypotheses'], references[:n])
+    how = 'greedy' if results['beam_size'] == 0 else f'beam {results["beam_size"]}'
+    curves[label + f' ({how}, step {results["step"]}, BLEU {results["bleu"]:.1f})'] = curves.pop(
+      label
+    )
+  if not curves:
+    raise FileNotFoundError(
+      'no translation run with test translations in '
+      + ', '.join(str(d) for d in runs.values() if d is not None)
+      + ': train them first (docs/transformer.md, "Spanish-English")'
+    )
+  fig, axes = plots.pyplot().subplots(1, 2, figsize=(11, 4))
+  for label, buckets in curves.items():
+    x = [b['bucket'] for b in buckets]
+    axes[0].plot(x, [b['bleu'] for b in buckets], marker='o', label=label)
+    axes[1].plot(x, [b['chrf'] for b in buckets], marker='o', label=label)
+  counts = next(iter(curves.values()))
+  for ax, metric in zip(axes, ('BLEU', 'chrF')):
+    ax.set_xlabel(
+      'source length (words); sentences: ' + ', '.join(str(b['sentences']) for b in counts)
+    )
+    ax.set_ylabel(f'test {metric} (sacrebleu)')
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  fig.suptitle("Translation quality by source length: the encoder-decoder's fixed-size vector")
+  fig.tight_layout()
+  path = pathlib.Path(outdir) / 'translation_length.png'
+  plots.save(fig, path, dpi=100)
+  md = pathlib.Path(outdir) / 'translation_length.md'
+  lines = ['| model | ' + ' | '.join(b['bucket'] for b in counts) + ' |']
+  lines.append('|---' * (len(counts) + 1) + '|')
+  for label, buckets in curves.items():
+    lines.append(
+      f'| {label} | ' + ' | '.join(f'{b["bleu"]:.1f} / {b["chrf"]:.1f}' for b in buckets) + ' |'
+    )
+  md.write_text('BLEU / chrF by source length (words)\n\n' + '\n'.join(lines) + '\n')
+  return [path, md]

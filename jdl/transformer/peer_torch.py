@@ -185,7 +185,8 @@ def fit(
   Returns the last record."""
   workdir = paths.workdir(workdir)
   kwargs = config.data.kwargs
-  tokenizer = ding.tokenizer(kwargs.vocab_size, kwargs.seed)
+  task = translation.Task(config)  # the config's data (Ding or Bible pairs) and its tokenizer
+  tokenizer = task.tokenizer()
   schedule = Schedule.from_config(config, pipeline.num_rows(train))
   trainer = TorchTrainer(config, threads)
   batches = iter(pipeline.train_dataset(train, config.batch_size, config.seed))
@@ -219,7 +220,7 @@ def fit(
 
   n = config.decode.test_sentences
   if n:
-    sources, references = ding.test_set(kwargs)
+    sources, references = task.data_module().test_set(kwargs)
     if n > 0:
       sources, references = sources[:n], references[:n]
     hypotheses = trainer.translate(tokenizer, sources, extra_tokens)

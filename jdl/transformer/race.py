@@ -42,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     epilog='Config overrides: --config.key=value (e.g. --config.max_seconds=600).',
   )
   p.add_argument('--framework', choices=('jdl', 'torch'), required=True)
-  p.add_argument('--config', required=True, help='experiments/transformer/ding_de_en.py[:variant]')
+  p.add_argument(
+    '--config',
+    required=True,
+    help='experiments/transformer/{ding_de_en,bible_es_en,seq2seq_es_en}.py[:variant]',
+  )
   p.add_argument('--workdir', required=True, help='a new run folder')
   p.add_argument(
     '--eval-sentences',
@@ -59,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     p.error(f'config error: {e}')
   if rest:
     p.error(f'unrecognized arguments: {" ".join(rest)}')
-  if config.data.name != 'ding':
-    p.error(f'config error: the race runs on the Ding pairs, not {config.data.name!r}')
+  if config.data.name not in ('ding', 'bible_pairs'):
+    p.error(f'config error: the race runs on the Ding or Bible pairs, not {config.data.name!r}')
+  if args.framework == 'torch' and config.model.name != 'transformer':
+    p.error('config error: the PyTorch peer is a Transformer; --framework jdl for other models')
   if config.decode.beam_size != 0:
     p.error(
       'config error: decode.beam_size must be 0: both frameworks decode greedily (the PyTorch '
@@ -84,21 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     ).strip()
     os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
-  from jdl.data import ding
+  import importlib
+
   from jdl.train.loop import Trainer
   from jdl.train.run import read_metrics
   from jdl.transformer import evaluate
 
   kwargs = config.data.kwargs
-  validation = ding.oriented(
-    ding.splits(kwargs.seed)['validation'][: args.eval_sentences or None], kwargs.direction
-  )
+  data = importlib.import_module(f'jdl.data.{config.data.name}')
+  if config.data.name == 'ding':
+    validation = data.oriented(data.splits(kwargs.seed)['validation'], kwargs.direction)
+  else:
+    validation = data.validation_set(kwargs)
+  validation = tuple(side[: args.eval_sentences or None] for side in validation)
   try:
     if args.framework == 'jdl':
       trainer = Trainer(config)
       train = trainer.data.train
     else:
-      train = ding.load(**kwargs.to_dict()).train
+      train = data.load(**kwargs.to_dict()).train
     rows = train['tgt_segments']
     tokens_per_step = float((rows > 0).sum()) / len(rows) * config.batch_size
     print(
