@@ -47,6 +47,23 @@ RUNS = {
     'experiments/transformer/ding_de_en.py:race --threads 1 --workdir runs/transformer/torch_de_en',
     '30 min, beside the jdl run',
   ),
+  'es_en': Training(
+    'runs/transformer/es_en',
+    'jdl train --config experiments/transformer/bible_es_en.py --workdir runs/transformer/es_en',
+    'not yet measured to the end (20,000 steps); docs/transformer.md has the short curve',
+  ),
+  'rnn_es_en': Training(
+    'runs/transformer/rnn_es_en',
+    'jdl train --config experiments/transformer/seq2seq_es_en.py '
+    '--workdir runs/transformer/rnn_es_en',
+    'not yet measured to the end (20,000 steps)',
+  ),
+  'attn_es_en': Training(
+    'runs/transformer/attn_es_en',
+    'jdl train --config experiments/transformer/seq2seq_es_en.py:attention '
+    '--workdir runs/transformer/attn_es_en',
+    'not yet measured to the end (20,000 steps); docs/transformer.md has the short curve',
+  ),
   'vae': Training(
     'runs/generative/vae_fmnist',
     'jdl train --config experiments/generative/vae_fmnist.py --workdir runs/generative/vae_fmnist',
@@ -75,11 +92,34 @@ RUNS = {
     '--workdir runs/generative/cyclegan_tshirt_shirt',
     '19 min on 2 idle CPU cores',
   ),
+  'ioi_gpt': Training(
+    'runs/interp/ioi_gpt',
+    'jdl train --config experiments/interp/ioi_gpt.py --workdir runs/interp/ioi_gpt',
+    'about 1 h on 2 shared CPU cores',
+  ),
   'word2vec': Training(
     'runs/embeddings/word2vec',
     'jdl train --config experiments/embeddings/word2vec.py --workdir runs/embeddings/word2vec',
     '4-5 min on 2 shared CPU cores',
   ),
+  'clip': Training(
+    'runs/multimodal/clip_s0',
+    'jdl train --config experiments/multimodal/clip_fmnist.py --workdir runs/multimodal/clip_s0',
+    '13-17 min on 2 shared CPU cores',
+  ),
+  **{
+    f'sentiment_{w}': Training(
+      f'runs/sentiment/mlstm_{w}',
+      f'jdl train --config experiments/sentiment/mlstm_reviews.py:{w} --workdir '
+      f'runs/sentiment/mlstm_{w} && jdl sentiment probe --workdir runs/sentiment/mlstm_{w}',
+      time,
+    )
+    for w, time in (
+      (64, '9 min + 9 min probe on 2 heavily shared CPU cores'),
+      (128, '6 min + 15 min probe on 2 shared CPU cores'),
+      (256, '21 min + 22 min probe on 2 heavily shared CPU cores'),
+    )
+  },
 }
 
 
@@ -163,6 +203,15 @@ FIGURES = {
     {'jdl_run': 'de_en', 'torch_run': 'torch_de_en'},
     optional=('torch_run',),
   ),
+  'translation_length': Figure(
+    'jdl.transformer.figures',
+    'render_translation_length',
+    'Test BLEU and chrF by source length (words) on the Spanish-English Bible verses: the LSTM '
+    'encoder-decoder, the attentive one and the Transformer',
+    '«Задача машинного перевода» (the machine translation task: problems with long sequences)',
+    {'rnn_run': 'rnn_es_en', 'attention_run': 'attn_es_en', 'transformer_run': 'es_en'},
+    optional=('rnn_run', 'attention_run', 'transformer_run'),
+  ),
   'gpt_family': Figure(
     'jdl.gpt.figures',
     'render_gpt_family',
@@ -209,7 +258,35 @@ FIGURES = {
     '«Векторное представление слов. Embedding; Word2Vec» (word embeddings)',
     {'workdir': 'word2vec'},
   ),
+  'multimodal': Figure(
+    'jdl.multimodal.figures',
+    'render',
+    'A small CLIP on Fashion-MNIST and dictionary descriptions (Trouser and Sneaker held out): '
+    'the image-text similarity matrix of a batch, zero-shot predictions, and a 2-D projection '
+    'of image and text embeddings in the shared space',
+    '«Unimodal -> Multimodal» (CLIP)',
+    {'workdir': 'clip'},
+  ),
+  'sentiment': Figure(
+    'jdl.sentiment.figures',
+    'render',
+    "The sentiment neuron at this machine's scale: the best L1 unit's cell state on the test "
+    'reviews by label, the probe against TF-IDF by number of labelled reviews, and the best '
+    "unit's accuracy per mLSTM width against a random-init network and label permutation",
+    '«Первый эксперимент OpenAI – определение эмоциональной окраски» (the sentiment neuron)',
+    {f'w{w}': f'sentiment_{w}' for w in (64, 128, 256)},
+    optional=('w64', 'w128', 'w256'),
+  ),
 }
+FIGURES['ioi'] = Figure(
+  'jdl.interp.figures',
+  'render',
+  'The indirect-object-identification circuit of a 4-layer GPT trained here: direct logit '
+  "attribution, activation and path patching by head and layer, the name movers' attention, and "
+  'the circuit with its faithfulness',
+  '«Что выучивают модели? Interpretability in the wild» (what models learn: IOI in GPT-2 small)',
+  {'workdir': 'ioi_gpt'},
+)
 # name -> (module, function, what it measures)
 BENCHMARKS = {
   'mlp': ('jdl.mlp.bench', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
@@ -235,6 +312,11 @@ BENCHMARKS = {
     'main',
     'char LSTM (512 units, batch 64, seq 128) characters/s against PyTorch nn.LSTM',
   ),
+  'ioi': (
+    'jdl.interp.bench',
+    'main',
+    'per-head activation-patching sweep of the IOI GPT (4L/8H/d128) against TransformerLens 4',
+  ),
 }
 # Tools that bring their own sub-commands: `jdl NAME ...` -> module.main(argv)
 TOOLS = {
@@ -242,15 +324,21 @@ TOOLS = {
   'compute': 'jdl.gpt.compute',
   'embed': 'jdl.embeddings.cli',
   'hf': 'jdl.gpt.hf',
+  'ioi': 'jdl.interp.cli',
   'launch': 'jdl.train.launch',
+  'multimodal': 'jdl.multimodal.cli',
   'sample': 'jdl.gpt.sample',
+  'sentiment': 'jdl.sentiment.cli',
   'translate': 'jdl.transformer.evaluate',
 }
 TOOL_HELP = {
   'binpack': "FunSearch's bin-packing table, search, benchmark and figures",
   'compute': 'training FLOPs and days of a GPT config for N tokens on a number of chips',
   'hf': 'a GPT run as a Hugging Face GPT-2 folder (`jdl hf export --workdir RUN --out DIR`)',
+  'ioi': 'the indirect-object-identification task and circuit of a GPT (eval, circuit)',
   'launch': 'a `jdl train` run on a Cloud TPU slice, through the gcloud CLI',
+  'multimodal': 'a CLIP run: image search from text (PNG grid), zero-shot evaluation, summary',
   'sample': 'text from a trained language model run (GPT or RNN)',
-  'translate': 'translate sentences (or score the test set) with a trained Transformer run',
+  'sentiment': "a byte mLSTM run's sentiment unit over a text; its probe and steered samples",
+  'translate': 'translate sentences (or score the test set) with a trained translation run',
 }

@@ -1,7 +1,7 @@
 """A small GPT-2-architecture model that learns indirect-object identification, trained here: the
 model of the IOI circuit analysis (jdl/interp, docs/interp.md).
 
-Data: a 50/50 mixture of generated IOI sentences ("When Mary and John went to the store, John
+Data: an 80/20 mixture of generated IOI sentences ("When Mary and John went to the store, John
 gave a drink to Mary.", jdl.data.ioi) and the King James Bible, so that names are not the only
 thing the model reads. The IOI training text uses 3/4 of the single-token names and 12 of the 15
 templates; validation, test and the analysis use the other names and templates only
@@ -22,7 +22,7 @@ Expected: see docs/interp.md. `:smoke` is a tiny model a few steps (the test).
 
 from jdl.gpt.configs import gpt_config, small_text
 
-CORPORA = (('ioi', 0.5), ('kjv', 0.5))
+CORPORA = (('ioi', 0.8), ('kjv', 0.2))
 TOKENIZER = 'gpt2:kjv+ioi'
 
 
@@ -30,7 +30,7 @@ def get_config(arg: str | None = None):
   c = gpt_config(n_layer=4, n_head=8, d_model=128, context=48, vocab_size=9903)
   small_text(c, corpora=CORPORA, tokenizer=TOKENIZER, batch_size=32, steps=3000, eval_rows=100)
   c.data.kwargs.context = 48
-  c.optimizer.learning_rate = 1e-3
+  c.optimizer.learning_rate = 3e-3
   c.checkpoint_every_steps = 250
   c.sample_prompts = ('When Mary and John went to the store, John gave a drink to',)
   if arg == 'smoke':

