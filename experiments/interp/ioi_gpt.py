@@ -9,7 +9,7 @@ templates; validation, test and the analysis use the other names and templates o
 tokens, over the 9,903 ids that the two corpora use (`gpt2:kjv+ioi`, tokenizers.SubsetBPE): the
 unembedding of all 50,257 was ~90% of this model's compute.
 
-Shape: 4 layers of 8 heads (d 128, heads of 16): enough layers for the circuit's stages
+Shape: 4 layers of 4 heads (d 128, heads of 32): enough layers for the circuit's stages
 (duplicate-token / induction heads, S-inhibition, name movers), pre-LN with tied embeddings like
 GPT-2. Context 48 holds two or three sentences (an IOI sentence is 17-21 tokens).
 
@@ -27,11 +27,12 @@ TOKENIZER = 'gpt2:kjv+ioi'
 
 
 def get_config(arg: str | None = None):
-  c = gpt_config(n_layer=4, n_head=8, d_model=128, context=48, vocab_size=9903)
-  small_text(c, corpora=CORPORA, tokenizer=TOKENIZER, batch_size=32, steps=3000, eval_rows=100)
+  c = gpt_config(n_layer=4, n_head=4, d_model=128, context=48, vocab_size=9903)
+  small_text(c, corpora=CORPORA, tokenizer=TOKENIZER, batch_size=32, steps=10_000, eval_rows=100)
   c.data.kwargs.context = 48
-  c.optimizer.learning_rate = 3e-3
-  c.checkpoint_every_steps = 250
+  c.optimizer.learning_rate = 1e-3
+  c.checkpoint_every_steps = 500
+  c.eval_every_steps = 1000
   c.sample_prompts = ('When Mary and John went to the store, John gave a drink to',)
   if arg == 'smoke':
     c.model.update(n_layer=2, n_head=4, d_model=32, context=24)  # an IOI prompt is <= 21

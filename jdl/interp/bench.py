@@ -1,7 +1,7 @@
 """`jdl bench ioi`: the time of the whole per-head activation-patching sweep (noising every
 head's z, every layer, on IOI prompts) in jdl and in TransformerLens 4.x, in one run.
 
-The model is the trained IOI run (runs/interp/ioi_gpt, 4 layers, 8 heads, d_model 128, a
+The model is the trained IOI run (runs/interp/ioi_gpt, 4 layers, 4 heads, d_model 128, a
 9,903-id subset of GPT-2's BPE) when it has a checkpoint, else a randomly initialised GPT of that
 shape (the output says which): the time of a sweep depends on the shape, not on the weights.
 Both sides get the same weights (jdl's model, exported as a GPT-2 folder by
@@ -36,7 +36,7 @@ from jdl.bench import common
 
 WORKDIR = 'runs/interp/ioi_gpt'
 # The trained run's shape (experiments/interp/ioi_gpt.py), for the random stand-in.
-SHAPE = dict(vocab_size=9903, context=48, n_layer=4, n_head=8, d_model=128)
+SHAPE = dict(vocab_size=9903, context=48, n_layer=4, n_head=4, d_model=128)
 TOKENIZER = 'gpt2:kjv+ioi'
 N_PROMPTS = 64
 
