@@ -40,6 +40,7 @@ import numpy as np
 
 from jdl.data import words
 from jdl.data.errors import DataError
+from jdl.data.fashion_mnist import CLASSES
 from jdl.paths import CACHE as JDL_CACHE
 
 CACHE = JDL_CACHE / 'multimodal'
@@ -47,18 +48,6 @@ PATH = CACHE / 'descriptions.json'
 VERSION = 2
 INSTALL = f'{words.INSTALL}, then: python -m jdl.data.descriptions (or: make data)'
 
-CLASSES = (
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-)
 CLOTHING, FOOTWEAR, BAG, HANDBAG = '03051540', '03380867', '02773037', '02774152'
 # (the words naming the class, the WordNet roots its senses must reach, the synset itself counted)
 CLASS_WORDS = (
