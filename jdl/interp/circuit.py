@@ -1,9 +1,11 @@
 """The IOI circuit of a GPT, found as Wang et al. 2022 found GPT-2 small's, and judged by their
 criteria.
 
-    how well:     accuracy and logit difference on held-out names and templates (`evaluate`)
+    how well:     accuracy and logit difference, on training or held-out names and templates
     who:          path patching in the paper's order (`find`):
-                    heads -> logits                           name movers (and negative ones)
+                    heads -> logits                           name movers (attending to IO),
+                                                              S suppression (attending to S),
+                                                              negative name movers
                     heads -> name movers' queries at END      S-inhibition heads
                     heads -> S-inhibition heads' values at S2 induction / duplicate-token heads
                     heads -> induction heads' keys at S1+1    previous-token heads
@@ -15,8 +17,10 @@ criteria.
 
 A head joins a class when its path effect is at most -`threshold` (a fraction of the clean minus
 corrupted logit difference: -0.1 means patching that one path loses a tenth of it); negative name
-movers are the heads whose direct path has effect >= +`threshold`. The maps of every effect are
-kept, so a figure shows what the threshold cut.
+movers are the heads whose direct path has effect >= +`threshold`. A head may be in two classes:
+a small model's head that attends to S at END can lower S's logit directly (S suppression, a
+class the paper's GPT-2 does not need) and also steer a name mover's query (S-inhibition). The
+maps of every effect are kept, so a figure shows what the threshold cut.
 
 Differences from the paper, at this size: its circuit heads act at chosen positions only; here a
 circuit head is kept at every position. Its minimality search picks the set K for each head
@@ -42,6 +46,7 @@ from jdl.models.hooks import Patch
 Head = tuple[int, int]
 CLASSES = (
   'name mover',
+  'S suppression',
   'negative name mover',
   'S-inhibition',
   'induction',
@@ -63,11 +68,24 @@ class Data:
     return (c.tokens, self.bad.tokens, c.end, c.io, c.s)
 
 
-def held_out_data(tokenizer: Tokenizer, n: int, seed: int = 0) -> Data:
-  """n prompts from the names and templates held out of the IOI training text (jdl.data.ioi's
-  default split), and their corruptions."""
-  _, test = ioi.held_out(ioi.Vocabulary.single(tokenizer))
-  clean = ioi.prompts(tokenizer, n, seed=seed, vocab=test)
+SPLITS = ('train', 'held')
+
+
+def prompt_data(
+  tokenizer: Tokenizer, n: int, seed: int = 0, names: str = 'train', templates: str = 'train'
+) -> Data:
+  """n prompts and their corruptions, with names and templates from the IOI training text's
+  ('train') or from those it holds out ('held'; jdl.data.ioi's default split). Prompts of the
+  training names and templates are new combinations, not necessarily sentences seen in training.
+  A model trained from scratch has never seen the held-out names, so their embeddings are
+  untrained: GPT-2 small knows all of them."""
+  for what, split in (('names', names), ('templates', templates)):
+    if split not in SPLITS:
+      raise ValueError(f"{what}: 'train' or 'held', not {split!r}")
+  train, held = ioi.held_out(ioi.Vocabulary.single(tokenizer))
+  pick = {'train': train, 'held': held}
+  vocab = dataclasses.replace(pick[templates], names=pick[names].names)
+  clean = ioi.prompts(tokenizer, n, seed=seed, vocab=vocab)
   return Data(clean, ioi.corrupted(tokenizer, clean, seed=seed + 1))
 
 
@@ -121,11 +139,19 @@ def find(model: GPT, data: Data, threshold: float = 0.1) -> dict:
   statistics (module docstring)."""
   args, c = data.args, data.clean
   effects = {'logits': np.asarray(path_patch_heads(model, *args).effect)}
-  movers = _selected(effects['logits'], threshold)
-  negative = _selected(effects['logits'], threshold, sign=+1)
-  classes = {'name mover': movers, 'negative name mover': negative}
-  s_inh, induction, duplicate, previous = [], [], [], []
   stats = attention_stats(model, c)
+
+  def to_io(head: Head) -> bool:  # attends at END more to the indirect object than to S
+    return stats['end_to_io'][head] >= stats['end_to_s1'][head] + stats['end_to_s2'][head]
+
+  direct = _selected(effects['logits'], threshold)
+  movers = [h for h in direct if to_io(h)]
+  classes = {
+    'name mover': movers,
+    'S suppression': [h for h in direct if not to_io(h)],
+    'negative name mover': _selected(effects['logits'], threshold, sign=+1),
+  }
+  s_inh, induction, duplicate, previous = [], [], [], []
   if movers:
     effects['name mover queries'] = np.asarray(
       path_patch_heads(model, *args, tuple(movers), 'q', c.end).effect

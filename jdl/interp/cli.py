@@ -1,12 +1,15 @@
 """`jdl ioi`: the indirect-object-identification task and circuit of a GPT.
 
-  jdl ioi eval    --workdir RUN            accuracy and logit difference on held-out prompts
+  jdl ioi eval    --workdir RUN            accuracy and logit difference, training and held-out
+                                           names and templates
   jdl ioi circuit --workdir RUN [--json F] the circuit by path patching, and how faithful it is
   jdl ioi eval    --hf DIR                 the same for a Hugging Face GPT-2 folder (GPT-2 small:
                                            `model.safetensors` + `config.json`, GPT-2's BPE)
 
-Prompts come from the names and templates held out of the IOI training text (jdl.data.ioi);
---names replaces the names (each must be one token with its leading space).
+`eval` reports the four mixes of the IOI training text's names and templates with those it holds
+out (jdl.data.ioi); `circuit` reads the mix of --names-from and --templates-from (default:
+training names and templates, in new combinations). --names replaces the names (each must be
+one token with its leading space).
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ def load_model(workdir: str | None, hf: str | None):
   return run.model, run.task.tokenizer()
 
 
-def _data(tokenizer, n: int, seed: int, names: str):
+def _data(tokenizer, n: int, seed: int, names: str, names_from='train', templates_from='train'):
   from jdl.data import ioi
   from jdl.interp import circuit
 
   if not names:
-    return circuit.held_out_data(tokenizer, n, seed)
+    return circuit.prompt_data(tokenizer, n, seed, names_from, templates_from)
   words = tuple(w.strip() for w in names.split(',') if w.strip())
   vocab = ioi.Vocabulary.single(tokenizer, names=words)
   if len(vocab.names) < len(words):  # name them: prompts() refuses the first that is not one
@@ -69,6 +72,8 @@ def main(argv: list[str]) -> int:
     c.add_argument('--prompts', type=int, default=200)
     c.add_argument('--seed', type=int, default=0)
     c.add_argument('--names', default='', help='comma-separated names to use instead')
+    c.add_argument('--names-from', choices=('train', 'held'), default='train')
+    c.add_argument('--templates-from', choices=('train', 'held'), default='train')
     if name == 'circuit':
       c.add_argument('--threshold', type=float, default=0.1)
       c.add_argument('--json', default='', help='write the whole analysis here')
@@ -80,21 +85,26 @@ def main(argv: list[str]) -> int:
   if args.prompts < 2:
     raise UsageError(f'--prompts {args.prompts}: at least 2')
   model, tokenizer = load_model(args.workdir, args.hf)
-  try:
-    data = _data(tokenizer, args.prompts, args.seed, args.names)
-  except ValueError as e:
-    raise UsageError(str(e)) from None
-  if data.clean.tokens.shape[1] > model.cfg.context:
-    raise UsageError(
-      f"the prompts are {data.clean.tokens.shape[1]} tokens long, more than the model's context "
-      f'of {model.cfg.context}'
+  mixes = [(args.names_from, args.templates_from)]
+  if args.command == 'eval' and not args.names:
+    mixes = [(n, t) for n in ('train', 'held') for t in ('train', 'held')]
+  for names_from, templates_from in mixes:
+    try:
+      data = _data(tokenizer, args.prompts, args.seed, args.names, names_from, templates_from)
+    except ValueError as e:
+      raise UsageError(str(e)) from None
+    if data.clean.tokens.shape[1] > model.cfg.context:
+      raise UsageError(
+        f'the prompts are {data.clean.tokens.shape[1]} tokens long, more than the model context '
+        f'of {model.cfg.context}'
+      )
+    scores = circuit.evaluate(model, data.clean)
+    what = 'given names' if args.names else f'{names_from} names, {templates_from} templates'
+    print(
+      f'{scores["prompts"]} prompts ({what}): logit diff {scores["logit_diff"]:.3f} '
+      f'(std {scores["logit_diff_std"]:.3f}), IO > S {scores["io_over_s"]:.1%}, '
+      f'IO top-1 {scores["top1"]:.1%}, P(IO) {scores["p_io"]:.3f}'
     )
-  scores = circuit.evaluate(model, data.clean)
-  print(
-    f'{scores["prompts"]} held-out prompts: logit diff {scores["logit_diff"]:.3f} '
-    f'(std {scores["logit_diff_std"]:.3f}), IO > S {scores["io_over_s"]:.1%}, '
-    f'IO top-1 {scores["top1"]:.1%}, P(IO) {scores["p_io"]:.3f}'
-  )
   if args.command == 'eval':
     return 0
   found = circuit.find(model, data, args.threshold)

@@ -24,6 +24,7 @@ from jdl import plots
 PROMPTS = 200
 COLORS = {
   'name mover': '#d62728',
+  'S suppression': '#e377c2',
   'negative name mover': '#9467bd',
   'S-inhibition': '#1f77b4',
   'induction': '#2ca02c',
@@ -41,10 +42,11 @@ EDGES = (
 
 
 def analyse(model, tokenizer, n: int = PROMPTS, threshold: float = 0.1) -> dict:
-  """Everything the figures show, for held-out prompts."""
+  """Everything the figures show, on prompts of the training names and templates in new
+  combinations (a model trained from scratch has untrained embeddings for the held-out names)."""
   from jdl.interp import circuit, patching
 
-  data = circuit.held_out_data(tokenizer, n)
+  data = circuit.prompt_data(tokenizer, n)
   c = data.clean
   found = circuit.find(model, data, threshold)
   attribution = patching.direct_logit_attribution(model, c.tokens, c.end, c.io, c.s)
@@ -107,7 +109,8 @@ def render_patching(a: dict, path: pathlib.Path) -> pathlib.Path:
   for ax in list(axes.flat)[len(maps) : 5]:
     ax.axis('off')
   fig.suptitle(
-    f'IOI on held-out names and templates: logit diff {a["evaluate"]["logit_diff"]:.2f}, '
+    'IOI on new prompts of the training names and templates: '
+    f'logit diff {a["evaluate"]["logit_diff"]:.2f}, '
     f'IO > S {a["evaluate"]["io_over_s"]:.0%} ({a["evaluate"]["prompts"]} prompts); '
     'effects normalised to the clean - corrupted (p_ABC) gap'
   )
@@ -137,7 +140,7 @@ def render_attention(model, tokenizer, a: dict, path: pathlib.Path) -> pathlib.P
     ax.set_yticklabels(words, fontsize=7)
     ax.set_title(f'{kind} {layer}.{head}', fontsize=10)
     ax.set_xlabel('attends to')
-  fig.suptitle('Attention patterns on a held-out prompt (row: the position that reads)')
+  fig.suptitle('Attention patterns on one prompt (row: the position that reads)')
   fig.tight_layout()
   return plots.save(fig, path)
 

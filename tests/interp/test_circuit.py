@@ -42,7 +42,8 @@ def jdl(capsys, *args):
 def test_eval_and_circuit_on_a_trained_run(smoke_run, tmp_path, capsys):
   code, out, err = jdl(capsys, 'ioi', 'eval', '--workdir', smoke_run, '--prompts', 12)
   assert code == 0, err
-  assert out.startswith('12 held-out prompts: logit diff ')
+  assert out.startswith('12 prompts (train names, train templates): logit diff ')
+  assert '12 prompts (held names, held templates): logit diff ' in out
   code, out, err = jdl(
     capsys, 'ioi', 'circuit', '--workdir', smoke_run, '--prompts', 12, '--json', tmp_path / 'c.json'
   )
@@ -59,7 +60,7 @@ def test_eval_and_circuit_on_a_trained_run(smoke_run, tmp_path, capsys):
 def test_mean_ablation_is_the_template_mean_patched_in(smoke_run):
   run = run_lib.load_run(smoke_run)
   model, tok = run.model, run.task.tokenizer()
-  data = circuit.held_out_data(tok, 9)
+  data = circuit.prompt_data(tok, 9, names='held', templates='held')
   c, bad = data.clean, data.bad
   every = {(i, h) for i in range(2) for h in range(4)}
   np.testing.assert_allclose(
@@ -99,12 +100,12 @@ def test_gpt2_small_shaped_model_from_a_hugging_face_folder(tmp_path, capsys):
   hf_gpt2.save(GPT(cfg, rngs=nnx.Rngs(0)), tmp_path / 'gpt2')
   code, out, err = jdl(capsys, 'ioi', 'eval', '--hf', tmp_path / 'gpt2', '--prompts', 4)
   assert code == 0, err
-  assert out.startswith('4 held-out prompts: logit diff ')
+  assert out.startswith('4 prompts (train names, train templates): logit diff ')
   model = hf_gpt2.load(tmp_path / 'gpt2')
   assert dataclasses.asdict(model.cfg)['n_layer'] == 12
   from jdl.data import tokenizers
   from jdl.interp.path_patching import path_patch_heads
 
-  data = circuit.held_out_data(tokenizers.gpt2(), 2)
+  data = circuit.prompt_data(tokenizers.gpt2(), 2, names='held', templates='held')
   sweep = path_patch_heads(model, *data.args)
   assert sweep.effect.shape == (12, 12) and np.isfinite(np.asarray(sweep.effect)).all()
