@@ -95,7 +95,7 @@ RUNS = {
   'ioi_gpt': Training(
     'runs/interp/ioi_gpt',
     'jdl train --config experiments/interp/ioi_gpt.py --workdir runs/interp/ioi_gpt',
-    'not yet trained to the end (10,000 steps; docs/interp.md)',
+    '50 min (3,010 s) on 2 shared CPU cores',
   ),
   'word2vec': Training(
     'runs/embeddings/word2vec',
