@@ -140,16 +140,11 @@ def main(quick: bool = False) -> int:
       f'{dla_tolerance:.2e}: {"met" if dla_worst <= dla_tolerance else "NOT met"})',
       flush=True,
     )
-    jdl_times, tl_times = [], []
-    for r in range(rounds):
-      jdl_times += jdl_sweeps(per_round)
-      tl_times += peer.steps(per_round)['step_seconds']
-      print(
-        f'round {r + 1}/{rounds}: jdl {[round(x, 3) for x in jdl_times[-per_round:]]} s; '
-        f'TransformerLens {[round(x, 3) for x in tl_times[-per_round:]]} s',
-        flush=True,
-      )
+    # the peer is TransformerLens; each round starts with the machine's matmul peak, which says
+    # whether it was idle
+    jdl_times, tl_times, peak = common.alternate(jdl_sweeps, peer, rounds, per_round)
     peer.close()
+  print(f'best matmul peak of the rounds: {peak / 1e9:.1f} GFLOP/s')
   jdl_med, tl_med = common.median(jdl_times), common.median(tl_times)
   print('\n| implementation | s per sweep (median) | patched runs/s |')
   print('|---|---|---|')
