@@ -28,7 +28,7 @@ GLOROT = nnx.initializers.glorot_uniform()
 ZEROS = nnx.initializers.zeros_init()
 
 
-def _linear(
+def linear(
   n_in: int,
   n_out: int,
   axes: tuple,
@@ -84,7 +84,7 @@ class LSTMCell(nnx.Module):
   def __init__(self, in_features: int, hidden_size: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
     self.hidden_size = hidden_size
     self.carry_dtype = _carry_dtype(dtype)
-    self.W = _linear(
+    self.W = linear(
       in_features,
       4 * hidden_size,
       ('embed', 'mlp'),
@@ -93,7 +93,7 @@ class LSTMCell(nnx.Module):
       rngs=rngs,
       bias_init=_forget_bias_init,
     )
-    self.U = _linear(
+    self.U = linear(
       hidden_size,
       4 * hidden_size,
       ('mlp', None),
@@ -131,10 +131,10 @@ class ElmanCell(nnx.Module):
   def __init__(self, in_features: int, hidden_size: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
     self.hidden_size = hidden_size
     self.carry_dtype = _carry_dtype(dtype)
-    self.W = _linear(
+    self.W = linear(
       in_features, hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype, rngs=rngs
     )
-    self.U = _linear(
+    self.U = linear(
       hidden_size,
       hidden_size,
       ('mlp', None),
@@ -178,13 +178,13 @@ class JordanCell(nnx.Module):
     self.hidden_size = hidden_size
     self.carry_dtype = _carry_dtype(dtype)
     self.output_size = output_size or hidden_size
-    self.W = _linear(
+    self.W = linear(
       in_features, hidden_size, ('embed', 'mlp'), use_bias=True, dtype=dtype, rngs=rngs
     )
-    self.U = _linear(
+    self.U = linear(
       self.output_size, hidden_size, (None, 'mlp'), use_bias=False, dtype=dtype, rngs=rngs
     )
-    self.V = _linear(
+    self.V = linear(
       hidden_size, self.output_size, ('mlp', None), use_bias=True, dtype=dtype, rngs=rngs
     )
 
@@ -209,7 +209,7 @@ class _WeightNormLinear(nnx.Module):
   v's column norms, so the layer starts as the plain linear map of v."""
 
   def __init__(self, n_in: int, n_out: int, axes: tuple, *, use_bias: bool, dtype, rngs, **init):
-    self.v = _linear(n_in, n_out, axes, use_bias=use_bias, dtype=dtype, rngs=rngs, **init)
+    self.v = linear(n_in, n_out, axes, use_bias=use_bias, dtype=dtype, rngs=rngs, **init)
     norm = jnp.linalg.norm(self.v.kernel[...], axis=0)
     self.g = nnx.Param(nnx.with_partitioning(lambda *_: norm, (axes[1],))(None, norm.shape))
     self.dtype = dtype
@@ -261,7 +261,7 @@ class MLSTMCell(nnx.Module):
   ):
     self.hidden_size = hidden_size
     self.carry_dtype = _carry_dtype(dtype)
-    make = _WeightNormLinear if weight_norm else _linear
+    make = _WeightNormLinear if weight_norm else linear
     kw = dict(dtype=dtype, rngs=rngs)
     H = hidden_size
     self.W = make(
@@ -462,7 +462,7 @@ class SequenceRegressor(nnx.Module):
       dtype=dtype,
       rngs=rngs,
     )
-    self.head = _linear(
+    self.head = linear(
       self.rnn.output_size, out_features, ('mlp', None), use_bias=True, dtype=dtype, rngs=rngs
     )
 
@@ -502,7 +502,7 @@ class CharRNN(nnx.Module):
     self.rnn = RNN(
       cell, embed_dim, hidden_size, num_layers=num_layers, unroll=unroll, dtype=dtype, rngs=rngs
     )
-    self.head = _linear(
+    self.head = linear(
       self.rnn.output_size, vocab_size, ('mlp', 'vocab'), use_bias=True, dtype=dtype, rngs=rngs
     )
 

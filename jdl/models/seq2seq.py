@@ -88,7 +88,7 @@ class Seq2Seq(nnx.Module):
       rngs=rngs,
       embedding_init=nnx.with_partitioning(nnx.initializers.normal(E**-0.5), ('vocab', 'embed')),
     )
-    linear = lambda n_in, n_out, axes, bias=True: rnn._linear(
+    linear = lambda n_in, n_out, axes, bias=True: rnn.linear(
       n_in, n_out, axes, use_bias=bias, dtype=dtype, rngs=rngs
     )
     if cfg.attention:
