@@ -186,6 +186,28 @@ class GPT(nnx.Module):
     block i's activations as 'blocks.{i}.NAME' (Block.__call__) and the final LayerNorm's output
     as 'ln_final'; it needs scan_layers=False, and it turns remat off (a forward pass to
     inspect, not to train)."""
+    x_BxTxD, new_cache = self.hidden(
+      tokens_BxT, dropout_key=dropout_key, cache=cache, cache_index=cache_index, hooks=hooks
+    )
+    logits_BxTxV = self.unembed(x_BxTxD)
+    return logits_BxTxV if cache is None else (logits_BxTxV, new_cache)
+
+  def unembed(self, x_BxTxD: jax.Array) -> jax.Array:
+    """Logits of the final hidden states: tied embeddings, the input embedding transposed."""
+    logits_BxTxV = jnp.einsum('btd,vd->btv', x_BxTxD, self.wte[...].astype(self.dtype))
+    return constrain(logits_BxTxV, ('batch', None, 'vocab'), self.rules)
+
+  def hidden(
+    self,
+    tokens_BxT: jax.Array,
+    *,
+    dropout_key: jax.Array | None = None,
+    cache: dict | None = None,
+    cache_index: jax.Array | int = 0,
+    hooks: Hooks | None = None,
+  ) -> tuple[jax.Array, dict | None]:
+    """The final hidden states [B, T, D] (after the final LayerNorm) and the updated cache
+    (None without one): what the output layer, or another head, reads."""
     cfg = self.cfg
     if hooks is not None and cfg.scan_layers:
       raise ValueError(
@@ -227,7 +249,4 @@ class GPT(nnx.Module):
       x_BxTxD = self.ln_f(x_BxTxD).astype(self.dtype)
       if hooks is not None:
         x_BxTxD = hooks('ln_final', x_BxTxD)
-    # Tied embeddings: the output layer is the input embedding, transposed.
-    logits_BxTxV = jnp.einsum('btd,vd->btv', x_BxTxD, self.wte[...].astype(self.dtype))
-    logits_BxTxV = constrain(logits_BxTxV, ('batch', None, 'vocab'), self.rules)
-    return logits_BxTxV if cache is None else (logits_BxTxV, new_cache)
+    return x_BxTxD, new_cache
