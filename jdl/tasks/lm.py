@@ -3,9 +3,10 @@ rows; the loss is the mean cross-entropy in nats per token, perplexity = exp(los
 
 Config fields (experiments/gpt/*.py): model.{vocab_size, context, n_layer, n_head, d_model,
 d_ff, dropout, post_ln, scan_layers, remat}; data.name = 'text' with data.kwargs for
-jdl.data.text.load (corpora with mixture weights, tokenizer, context, train_rows, eval_rows), or
+jdl.data.text.load (corpora with mixture weights, tokenizer, context, train_rows, eval_rows),
 'webtext' for jdl.data.webtext.load (documents of a tfds corpus such as C4, packed to the
-context as they are read).
+context as they are read), or 'reviews' for jdl.data.reviews.load (UTF-8 bytes of the Pang & Lee
+movie reviews: the policy that learning from preferences starts from).
 A config without data (the published GPT shapes) can still be counted (`jdl params`) and
 estimated (`jdl compute`).
 """
@@ -40,23 +41,29 @@ class Task(base.Task):
     return GPT(self.gpt_config, sharding_rules=self.config.sharding_rules, rngs=rngs)
 
   def tokenizer(self):
+    if self.config.data.name == 'reviews':
+      from jdl.data import reviews
+
+      return reviews.ByteTokenizer()
     from jdl.data import text
 
     return text.make_tokenizer(self.config.data.kwargs.tokenizer)
 
   def load_data(self) -> base.Splits:
     name = self.config.data.name
-    if name not in ('text', 'webtext'):
+    if name not in ('text', 'webtext', 'reviews'):
       raise ConfigError(
-        f"config.data.name: the lm task reads 'text' or 'webtext', not "
+        f"config.data.name: the lm task reads 'text', 'webtext' or 'reviews', not "
         f'{name!r} (this config only describes a shape)'
       )
-    from jdl.data import text, webtext
+    from jdl.data import reviews, text, webtext
 
     kwargs = self.config.data.kwargs.to_dict()
     if name == 'text':
       kwargs.setdefault('seed', self.config.seed)
       splits = text.load(**kwargs)
+    elif name == 'reviews':  # bytes of the Pang & Lee reviews, windows of the training reviews
+      splits = reviews.load(**kwargs)
     else:  # the training documents are shuffled by the pipeline, from config.seed
       splits = webtext.load(**kwargs)
     n_vocab = self.tokenizer().n_vocab
