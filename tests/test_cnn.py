@@ -96,7 +96,10 @@ def test_missing_data_names_the_install_command(tmp_path):
   assert 'apt-get install -y dataset-fashion-mnist' in proc.stderr
 
 
-@pytest.mark.parametrize('name', ['simple_fmnist', 'googlenet_fmnist'])
+# GoogLeNet's smoke run is mostly compilation (about 200 s on 2 loaded cores): second tier.
+@pytest.mark.parametrize(
+  'name', ['simple_fmnist', pytest.param('googlenet_fmnist', marks=pytest.mark.integration)]
+)
 def test_smoke_training_on_fashion_mnist(name, tmp_path):
   config = config_lib.load(str(ROOT / f'experiments/cnn/{name}.py') + ':smoke')
   result = loop.train_and_evaluate(config, tmp_path)
