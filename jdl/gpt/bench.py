@@ -3,7 +3,9 @@ GPT-2 in PyTorch, on this machine's CPU, in the same run.
 
 Shape (nanoGPT's character-level Shakespeare model): 6 layers, 6 heads, d_model 384, context
 256, batch 8, vocabulary 65, float32, AdamW. jdl runs its own training step (the Task's
-`train_step` compiled by the loop's `Trainer`, as `jdl train` runs it) on random tokens.
+`train_step` compiled by the loop's `Trainer`, as `jdl train` runs it) on random tokens, with
+`model.attention = 'blocked'` (jdl.models.fused_attention), as PyTorch's SDPA skips the masked
+half of causal attention; the MFU still counts the full [T, T] products, as for the peer.
 
 MFU = model FLOPs per second / peak, where model FLOPs are jdl.gpt.compute's exact per-layer
 count (3 x forward matmuls, attention included) and the peak is this machine's float32 matmul
@@ -39,7 +41,13 @@ def jdl_config():
   c.optimizer.schedule = 'constant'
   c.batch_size = s['batch']
   c.num_train_steps = 1000  # only shapes the optimizer's (constant) rate
-  c.mesh.update(data=1, fsdp=1, tensor=1)
+  # Data parallel over every device: one on a plain CPU run. Under
+  # XLA_FLAGS=--xla_force_host_platform_device_count=2 each of two CPU devices runs half the
+  # batch, one program per core (an experiment for the idle machine: docs/benchmarks.md).
+  c.mesh.update(data=-1, fsdp=1, tensor=1)
+  # The CPU's fast causal attention: only the lower-triangular blocks of the scores (same losses
+  # as the reference 'einsum' within float32 rounding; tests/models/test_attention_paths.py).
+  c.model.attention = 'blocked'
   return c
 
 
@@ -61,7 +69,8 @@ def main(quick: bool = False) -> int:
   flops_per_step = 3 * cost.forward_flops_per_token(cfg) * tokens
   print(
     f'GPT {s["n_layer"]}L/{s["n_head"]}H/d{s["d_model"]}, context {s["context"]}, batch '
-    f'{s["batch"]}, vocab {s["vocab"]}, float32, AdamW: {cost.param_count(cfg):,} '
+    f'{s["batch"]}, vocab {s["vocab"]}, float32, AdamW, attention {cfg.attention!r}: '
+    f'{cost.param_count(cfg):,} '
     f'parameters, {flops_per_step / 1e9:.1f} GFLOP per step; {common.machine()}; '
     f'{common.today()}',
     flush=True,

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jdl import sharding
+from jdl.models import fused_attention
 
 # Shardings come from the config's rules when the loop places the state, not at construction.
 nnx.use_eager_sharding(False)
@@ -122,6 +123,10 @@ class MultiHeadAttention(nnx.Module):
 
   Kernels are stored per head ([D, H, K] and [H, K, D]) so that tensor parallelism splits whole
   heads ('heads' axis) and FSDP splits the model width ('embed').
+
+  `implementation` picks how softmax(QK^T/sqrt(d_k))V is computed (jdl.models.fused_attention:
+  'einsum', the reference, or 'blocked', 'xla', 'cudnn', 'splash'); calls with hooks or a KV
+  cache, and calls a fused path does not cover, use the reference.
   """
 
   def __init__(
@@ -135,10 +140,13 @@ class MultiHeadAttention(nnx.Module):
     kernel_init=None,
     out_init=None,
     sharding_rules: Sequence | None = None,
+    implementation: str = 'einsum',
     rngs: nnx.Rngs,
   ):
     if d_model % n_heads:
       raise ValueError(f'd_model {d_model} is not divisible by n_heads {n_heads}')
+    fused_attention.check(implementation, dtype)
+    self.implementation = implementation
     self.n_heads, self.d_head = n_heads, d_model // n_heads
     self.self_attention, self.use_bias, self.dtype = self_attention, use_bias, dtype
     self.rules = tuple(sharding_rules) if sharding_rules else None
@@ -230,13 +238,31 @@ class MultiHeadAttention(nnx.Module):
     `hooks` sees 'q', 'k', 'v' [B, T or S, H, K], 'pattern' [B, H, T, S] and 'z' [B, T, H, K],
     each head's output before the output projection.
     """
+    impl = self.implementation
+    if impl != 'einsum' and hooks is None and cache is None:
+      T = x_BxTxD.shape[1]
+      S = T if context_BxSxD is None else context_BxSxD.shape[1]
+      if not fused_attention.supports(impl, T, S, causal, mask):
+        impl = 'einsum'
+    else:
+      impl = 'einsum'
+    # The fused paths apply the causal rule themselves (and skip what it hides).
     q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, new_cache = self._queries_keys_values(
-      x_BxTxD, context_BxSxD, mask, causal, cache, cache_index
+      x_BxTxD, context_BxSxD, mask, causal and impl == 'einsum', cache, cache_index
     )
     if hooks is not None:
       q_BxTxHxK, k_BxSxHxK = hooks('q', q_BxTxHxK), hooks('k', k_BxSxHxK)
       v_BxSxHxK = hooks('v', v_BxSxHxK)
-    out_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, hooks)
+    if impl == 'blocked':
+      out_BxTxHxK = fused_attention.blocked_causal(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask)
+    elif impl == 'splash':
+      out_BxTxHxK = fused_attention.splash_causal(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK)
+    elif impl in ('xla', 'cudnn'):
+      out_BxTxHxK = fused_attention.jax_dot_product(
+        q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, causal, impl
+      )
+    else:
+      out_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask, hooks)
     if hooks is not None:
       out_BxTxHxK = hooks('z', out_BxTxHxK)
     y_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.out_kernel[...].astype(self.dtype))

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jdl.models import attention, layers
+from jdl.models import attention, fused_attention, layers
 from jdl.models.attention import Hooks, constrain
 
 
@@ -47,6 +47,18 @@ class GPTConfig:
   scan_layers: bool = False
   remat: bool = False
   dtype: str = 'float32'  # compute dtype; parameters stay float32
+  # How causal self-attention is computed (jdl.models.fused_attention): 'einsum' (the reference,
+  # materialised weights), 'blocked' (skips the masked blocks: the CPU's fast path), 'xla',
+  # 'cudnn' (GPU, bfloat16/float16), 'splash' (TPU). Hooks and KV caches use the reference.
+  attention: str = 'einsum'
+
+  def __post_init__(self):
+    try:
+      fused_attention.check(self.attention, self.dtype)
+    except ValueError as e:
+      from jdl.config import ConfigError
+
+      raise ConfigError(f'config.model.attention: {e}') from None
 
   @property
   def ff(self) -> int:
@@ -77,6 +89,7 @@ class Block(nnx.Module):
       kernel_init=normal,
       out_init=residual,
       sharding_rules=sharding_rules,
+      implementation=cfg.attention,
       rngs=rngs,
     )
     self.ln_2 = layers.layer_norm(cfg.d_model, cfg.ln_epsilon, rngs)

@@ -42,6 +42,7 @@ _EXPORTED = {
   'scan_layers': 'layout only: the layers are written one by one',
   'remat': 'training only',
   'dtype': 'compute only: the parameters are float32',
+  'attention': 'compute only: the same attention function (jdl.models.fused_attention)',
 }
 
 
