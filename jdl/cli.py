@@ -95,8 +95,22 @@ def _parser(config_help: str = '') -> argparse.ArgumentParser:
     help=f'the workdir of run NAME ({", ".join(RUNS)})',
   )
   b = sub.add_parser('bench', help='run a benchmark')
-  b.add_argument('name', choices=sorted(BENCHMARKS))
+  b.add_argument('name', choices=[*sorted(BENCHMARKS), 'all'], help='all: every quick mode')
   b.add_argument('--quick', action='store_true', help='a short run, to check that it works')
+  b.add_argument(
+    '--profile',
+    metavar='DIR',
+    default='',
+    help='after the rounds, profile a few steps of jdl (jax.profiler) and of the PyTorch peer '
+    '(torch.profiler) into DIR, with a table by op class',
+  )
+  b.add_argument(
+    '--json',
+    metavar='FILE',
+    default='',
+    help='the results (ratios, MFU, machine, versions, load) as JSON; with all: every '
+    "benchmark's quick mode in one file",
+  )
   c = sub.add_parser(
     'compile',
     help='compile the training step for a TPU slice on this CPU: memory per chip, FLOPs, time',
@@ -418,8 +432,11 @@ def cmd_compile(args, extra) -> int:
 
 
 def cmd_bench(args, extra) -> int:
-  module, function, _ = BENCHMARKS[args.name]
-  return getattr(importlib.import_module(module), function)(quick=args.quick) or 0
+  from jdl.bench import all as bench_all
+
+  return bench_all.dispatch(
+    BENCHMARKS, args.name, quick=args.quick, profile=args.profile, json=args.json
+  )
 
 
 COMMANDS = {

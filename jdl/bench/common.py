@@ -1,5 +1,9 @@
 """The benchmark harness: the machine, the date and versions every benchmark reports, jdl's
-compiled step timed one call at a time, peers in their own processes, alternating rounds."""
+compiled step timed one call at a time, peers in their own processes, alternating rounds.
+
+Every comparison a benchmark prints is also appended to `RESULTS` (`jdl bench all --json` writes
+them), and `PROFILE_DIR` set (`jdl bench NAME --profile DIR`) has `alternate` profile a few more
+steps of both sides after its rounds (jdl.bench.profile)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,21 @@ import sys
 import time
 
 import numpy as np
+
+# What the benchmarks of this process measured: one dict per comparison (print_comparison, or
+# `record` for a benchmark with its own table); `jdl bench all` reads it.
+RESULTS: list[dict] = []
+# Set by `jdl bench NAME --profile DIR`: `alternate` then profiles both sides (jdl.bench.profile).
+PROFILE_DIR: str | None = None
+_last_jdl_steps = None  # the JdlSteps the running benchmark built: its compiled step's HLO
+_peaks: list[float] = []  # matmul peaks measured in this process
+
+
+def record(**fields) -> dict:
+  """Appends one measurement (ratio, rates, MFU, ...) to RESULTS, with the date and the load."""
+  entry = dict(fields, date=today(), load=list(os.getloadavg()))
+  RESULTS.append(entry)
+  return entry
 
 
 def machine() -> str:
@@ -67,6 +86,7 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
     t = time.perf_counter()
     matmul(a).block_until_ready()
     best = min(best, time.perf_counter() - t)
+  _peaks.append(2 * n**3 / best)
   return 2 * n**3 / best
 
 
@@ -101,6 +121,8 @@ class JdlSteps:
     self.state = self.trainer.init_state()
     self.make_batch = make_batch
     self.rng = np.random.default_rng(0)
+    global _last_jdl_steps
+    _last_jdl_steps = self
 
   def steps(self, k: int) -> tuple[list[float], list[float]]:
     """(seconds, loss) of each of k steps."""
@@ -140,6 +162,12 @@ class Peer:
     self.proc.stdin.flush()
     return self._read()
 
+  def profile(self, outdir: str, k: int) -> dict:
+    """k steps under the peer's profiler (torch.profiler), its trace written into `outdir`."""
+    self.proc.stdin.write(f'profile {k} {os.path.abspath(outdir)}\n')
+    self.proc.stdin.flush()
+    return self._read()
+
   def close(self) -> None:
     self.proc.stdin.close()
     self.proc.wait()
@@ -149,6 +177,12 @@ def serve(step, prepare=lambda: None) -> None:
   """The peer's side of `Peer`: for every line K on stdin, K calls of `step(prepare())`, only
   `step` timed (it returns the loss as a float, which waits for the step), then one JSON line."""
   for line in sys.stdin:
+    if line.startswith('profile '):  # Peer.profile: k steps under torch.profiler
+      _, k, outdir = line.split(maxsplit=2)
+      from jdl.bench import profile
+
+      print(json.dumps(profile.torch_profile(step, prepare, int(k), outdir.strip())), flush=True)
+      continue
     times, losses = [], []
     for _ in range(int(line)):
       inputs = prepare()
@@ -175,6 +209,10 @@ def alternate(
       f'{[round(x, 3) for x in peer_times[-per_round:]]}',
       flush=True,
     )
+  if PROFILE_DIR:
+    from jdl.bench import profile
+
+    profile.capture(jdl_steps, peer, PROFILE_DIR, jdl=_last_jdl_steps)
   return jdl_times, peer_times, max(peaks)
 
 
@@ -205,5 +243,19 @@ def print_comparison(
     f'\njdl / PyTorch {unit}/s: {ratio:.2f}x (target >= 1.0x: '
     f'{"met" if ratio >= 1.0 else "NOT met"}; stretch {stretch}x: '
     f'{"met" if ratio >= stretch else "not met"})'
+  )
+  record(
+    peer=peer_name,
+    ratio=ratio,
+    unit=unit,
+    stretch=stretch,
+    jdl_seconds_per_step=rows[0][1],
+    peer_seconds_per_step=rows[1][1],
+    jdl_units_per_second=rows[0][2],
+    peer_units_per_second=rows[1][2],
+    jdl_mfu=rows[0][3],
+    peer_mfu=rows[1][3],
+    flops_per_step=flops_per_step,
+    peak_flops=peak,
   )
   return ratio

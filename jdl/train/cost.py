@@ -18,6 +18,10 @@ out, and the backward pass costs two forwards, so training = 3 x forward:
 Attention scores are counted for the full square, as computed (the causal half is masked, not
 skipped). XLA's own count (`xla_flops`) counts the body of a loop once, so a step that scans
 over layers, microbatches or steps reads low there; it serves as a cross-check only.
+
+Every training run logs, with each metrics record, its throughput (the task's units per second
+per device) and MFU (analytic FLOPs per second over the devices' peak: the table's bfloat16 peak
+on a GPU or TPU, on a CPU the float32 matmul rate measured once per machine): `Meter`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from typing import TYPE_CHECKING
 
 from jdl.config import ConfigError
@@ -277,3 +282,137 @@ def parse_bytes(text: str) -> float:
   if not match:
     raise ValueError(f'not a byte count: {text!r}')
   return float(match[1]) * 1024 ** ' KMGTP'.index(match[2] or ' ')
+
+
+# ---- peak of this run's devices, and the MFU of its logged intervals ----------------------------
+
+
+def cpu_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
+  """This machine's float32 matmul rate (best of `repeats` n^3 products through JAX, all of the
+  process's CPU threads), measured once per machine and kept in paths.CACHE/matmul_peak.json
+  with the load average of the moment. Measured under load it reads low (and MFU high), so a
+  later run on a quieter machine measures again and keeps the better rate."""
+  import json
+  import os
+  import platform
+
+  import jax
+  import jax.numpy as jnp
+
+  from jdl import paths
+
+  key = f'{platform.processor() or platform.machine()}|{os.cpu_count()} cores|jax {jax.__version__}'
+  try:
+    for line in open('/proc/cpuinfo'):
+      if line.startswith('model name'):
+        key = f'{line.split(":", 1)[1].strip()}|{os.cpu_count()} cores|jax {jax.__version__}'
+        break
+  except OSError:
+    pass
+  path = paths.CACHE / 'matmul_peak.json'
+  try:
+    cached = json.loads(path.read_text())
+  except (OSError, ValueError):
+    cached = {}
+  load = os.getloadavg()[0]
+  entry = cached.get(key)
+  # A rate measured under load reads low: measured again when the machine is quieter than it
+  # was then, keeping the best (a peak is a ceiling).
+  if entry and not (entry.get('load', 0.0) >= 1.0 and load < entry['load'] - 0.5):
+    return float(entry['flops'])
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  best = math.inf
+  for _ in range(repeats):
+    t = time.perf_counter()
+    matmul(a).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  flops = 2 * n**3 / best
+  if entry and entry['flops'] >= flops:
+    flops, load = entry['flops'], min(load, entry.get('load', load))
+  cached[key] = {
+    'flops': flops,
+    'n': n,
+    'measured': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+    'load': load,
+  }
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cached, indent=1) + '\n')
+  except OSError:
+    pass  # a read-only home: measured again next time
+  return flops
+
+
+def device_peak_flops(device=None) -> tuple[float | None, str]:
+  """(peak FLOP/s of one device, what it is): a GPU's or TPU's dense bfloat16 peak from CHIPS,
+  a CPU device's share of the measured float32 matmul rate, None for an unknown accelerator."""
+  import jax
+
+  device = device or jax.local_devices()[0]
+  chip = chip_for_device_kind(device.device_kind)
+  if chip:
+    return CHIPS[chip].bf16_flops, f'{CHIPS[chip].name} bf16 peak'
+  if device.platform == 'cpu':
+    cpus = len(jax.local_devices(backend='cpu'))
+    flops = cpu_matmul_flops() / cpus
+    return flops, f'measured fp32 matmul {flops / 1e9:.0f} GFLOP/s' + (
+      f' (1/{cpus} of the machine)' if cpus > 1 else ''
+    )
+  return None, f'no peak known for {device.device_kind}'
+
+
+class Meter:
+  """Throughput and MFU of a run's logged intervals: the task's units (`batch_units`) per second
+  per device, and its analytic FLOPs (`flops_per_step`) per second over the devices' peak. The
+  caller marks where an interval starts (after compilation, evaluation and saving) and takes a
+  lap where it ends (after the steps are done)."""
+
+  def __init__(self, task, plan, batch_spec: dict, devices: int, peak: tuple, step: int, log=print):
+    self.mark(step)  # before the FLOPs are counted: steps running meanwhile are timed in full
+    self.total_steps, self.total_seconds = 0, 0.0
+    self.unit, self.units = task.batch_units(batch_spec)
+    self.devices = devices
+    self.peak, self.peak_source = peak
+    try:
+      self.flops = float(task.flops_per_step(plan, batch_spec)) or None
+    except Exception as e:  # a task whose forward pass cannot be traced abstractly
+      self.flops = None
+      log(f'MFU not logged: {type(task).__name__} has no FLOP count ({type(e).__name__}: {e})')
+
+  def mark(self, step: int) -> None:
+    self._mark = (time.perf_counter(), step)
+
+  def lap(self, step: int) -> dict[str, float]:
+    """The fields of a metrics record for the steps since the mark."""
+    if step <= self._mark[1]:
+      return {}
+    seconds = time.perf_counter() - self._mark[0]
+    steps = step - self._mark[1]
+    self.total_steps += steps
+    self.total_seconds += seconds
+    return self._fields(steps, seconds)
+
+  def _fields(self, steps: int, seconds: float) -> dict[str, float]:
+    out = {f'{self.unit}_per_sec_per_device': steps * self.units / seconds / self.devices}
+    if self.flops and self.peak:
+      out['mfu'] = steps * self.flops / seconds / (self.devices * self.peak)
+    return out
+
+  def summary(self) -> str:
+    if not self.total_steps:
+      return 'throughput: no interval was timed (too few steps)'
+    f = self._fields(self.total_steps, self.total_seconds)
+    rate = f'{f[f"{self.unit}_per_sec_per_device"]:,.0f} {self.unit}/s per device'
+    if 'mfu' in f:
+      return (
+        f'throughput: {rate}; MFU {_percent(f["mfu"])} ({self.flops / 1e9:.3g} GFLOP/step '
+        f'analytic, against {self.peak_source}; {self.total_steps} steps, compilation excluded)'
+      )
+    why = 'no FLOP count' if not self.flops else self.peak_source
+    return f'throughput: {rate} ({self.total_steps} steps); MFU not measured ({why})'
+
+
+def _percent(x: float) -> str:
+  return f'{x:.1%}' if x >= 1e-3 else f'{100 * x:.2g}%'  # a tiny model's MFU is not 0.0%

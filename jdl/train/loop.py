@@ -31,6 +31,7 @@ from jdl import config as config_lib
 from jdl import paths, sharding
 from jdl.data import pipeline
 from jdl.data.splits import Splits
+from jdl.train import cost
 from jdl.train.checkpoint import Checkpointer
 from jdl.train.errors import WriteFailed
 from jdl.train.lock import WorkdirLock, WorkdirLocked
@@ -319,6 +320,8 @@ class Trainer:
     )
 
     log = MetricWriter(workdir, schedule.total, start, config.progress_bar, enabled=is_main)
+    peak = cost.device_peak_flops()  # before any step: a CPU is not measured against this run
+    meter = None  # throughput and MFU, from the first call's end (compilation excluded)
     preemption = _Preemption()
     history: list[dict] = []
     window: list[dict[str, np.ndarray]] = []
@@ -354,6 +357,11 @@ class Trainer:
         spec = _check_batches(batches, spec, rows, step)
         state, device_metrics = self.run_steps(state, batches)
         drain()  # the previous call's metrics, fetched while this call runs
+        if meter is None and step > start:
+          one = spec  # one step's batch: without the leading axis of the steps of a call
+          if schedule.per_call > 1:
+            one = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), spec)
+          meter = cost.Meter(task, self.plan, one, jax.device_count(), peak, step, say)
         checkpointer.check()  # a background write that failed stops the run here
         pending = (step + 1, device_metrics)
         step += schedule.per_call
@@ -373,6 +381,7 @@ class Trainer:
         if logs and window:
           record = {k: float(np.mean(np.concatenate([w[k] for w in window]))) for k in window[0]}
           window.clear()
+          record.update(meter.lap(step) if meter else {})
         if evals:
           record.update(self.evaluate(state, eval_hooks, step))
         if logs or evals:
@@ -382,6 +391,8 @@ class Trainer:
           log.write(step, record)
         if saves:
           save(step)
+        if meter and (logs or evals or saves):
+          meter.mark(step)  # the next interval starts after this evaluation and saving
         if stop == 'preempted':
           checkpointer.wait()
           log.message(
@@ -412,6 +423,8 @@ class Trainer:
         log.close()
     seconds = time.perf_counter() - t_start
     finished = step >= schedule.total or stop == 'max_seconds'
+    if meter:
+      say(meter.summary())
     if is_main and finished:
       task.report(self.plan, state, log.records, workdir, self.data)
     final = history[-1] if history and finished else {}
