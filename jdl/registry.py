@@ -121,6 +121,40 @@ RUNS = {
     )
   },
 }
+# Learning from preferences (docs/rlhf.md): the supervised policy, the labeller, the reward model,
+# PPO and DPO at several betas; each policy run is then scored by `jdl rlhf eval`.
+RLHF_DPO_BETAS = ('0.05', '0.1', '0.3', '1')
+RUNS.update(
+  {
+    'rlhf_sft': Training(
+      'runs/rlhf/sft',
+      'jdl train --config experiments/rlhf/sft.py --workdir runs/rlhf/sft '
+      '&& jdl rlhf eval --workdir runs/rlhf/sft',
+      '2 x 25 min on 2 heavily shared CPU cores',
+    ),
+    'rlhf_rm': Training(
+      'runs/rlhf/rm',
+      'jdl rlhf pairs && jdl train --config experiments/rlhf/reward_model.py '
+      '--workdir runs/rlhf/rm',
+      'pairs 10-20 min, then the reward model',
+    ),
+    'rlhf_ppo': Training(
+      'runs/rlhf/ppo',
+      'jdl train --config experiments/rlhf/ppo.py --workdir runs/rlhf/ppo '
+      '&& jdl rlhf eval --workdir runs/rlhf/ppo',
+      'up to 25 min on 2 shared CPU cores',
+    ),
+    **{
+      f'rlhf_dpo_b{beta}': Training(
+        f'runs/rlhf/dpo_b{beta}',
+        f'jdl train --config experiments/rlhf/dpo.py:b{beta} --workdir runs/rlhf/dpo_b{beta} '
+        f'&& jdl rlhf eval --workdir runs/rlhf/dpo_b{beta}',
+        'about 10 min on 2 shared CPU cores',
+      )
+      for beta in RLHF_DPO_BETAS
+    },
+  }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,6 +321,22 @@ FIGURES['ioi'] = Figure(
   '«Что выучивают модели? Interpretability in the wild» (what models learn: IOI in GPT-2 small)',
   {'workdir': 'ioi_gpt'},
 )
+FIGURES['rlhf'] = Figure(
+  'jdl.rlhf.figures',
+  'render',
+  "Learning from preferences on a byte GPT of movie reviews: the labeller's p(positive) against "
+  'KL to the supervised policy for PPO over training and for DPO at several betas (the '
+  "frontier), the reward model's held-out pair accuracy, and over-optimisation (the reward "
+  "model's score and the labeller's against KL over PPO training)",
+  '«Human evaluation: which response do you prefer?» (learning from human preferences, RLHF)',
+  {
+    'sft': 'rlhf_sft',
+    'rm': 'rlhf_rm',
+    'ppo': 'rlhf_ppo',
+    **{f'dpo_b{beta}': f'rlhf_dpo_b{beta}' for beta in RLHF_DPO_BETAS},
+  },
+  optional=tuple(f'dpo_b{beta}' for beta in RLHF_DPO_BETAS),
+)
 # name -> (module, function, what it measures)
 BENCHMARKS = {
   'mlp': ('jdl.mlp.bench', 'main', 'MLP seconds per epoch against Keras 3 (JAX backend)'),
@@ -317,6 +367,11 @@ BENCHMARKS = {
     'main',
     'per-head activation-patching sweep of the IOI GPT (4L/8H/d128) against TransformerLens 4',
   ),
+  'dpo': (
+    'jdl.rlhf.bench',
+    'main',
+    'DPO training pairs/s on the RLHF SFT policy (4L/d256, bytes) against trl 1.16 DPOTrainer',
+  ),
 }
 # Tools that bring their own sub-commands: `jdl NAME ...` -> module.main(argv)
 TOOLS = {
@@ -327,6 +382,7 @@ TOOLS = {
   'ioi': 'jdl.interp.cli',
   'launch': 'jdl.train.launch',
   'multimodal': 'jdl.multimodal.cli',
+  'rlhf': 'jdl.rlhf.cli',
   'sample': 'jdl.gpt.sample',
   'sentiment': 'jdl.sentiment.cli',
   'translate': 'jdl.transformer.evaluate',
@@ -338,6 +394,7 @@ TOOL_HELP = {
   'ioi': 'the indirect-object-identification task and circuit of a GPT (eval, circuit)',
   'launch': 'a `jdl train` run on a Cloud TPU slice, through the gcloud CLI',
   'multimodal': 'a CLIP run: image search from text (PNG grid), zero-shot evaluation, summary',
+  'rlhf': 'learning from preferences: preference pairs (auto or by hand) and policy evaluation',
   'sample': 'text from a trained language model run (GPT or RNN)',
   'sentiment': "a byte mLSTM run's sentiment unit over a text; its probe and steered samples",
   'translate': 'translate sentences (or score the test set) with a trained translation run',
