@@ -50,15 +50,35 @@ def uptime() -> str:
   return subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()
 
 
+def one_step_sft(workdir: str) -> str:
+  """An SFT run of the real shape after one training step: the speed of a DPO step does not
+  depend on the weights, so `--quick` on a fresh checkout measures on it (about a minute)."""
+  from jdl import config as config_lib
+  from jdl.train import loop
+
+  config = config_lib.load('experiments/rlhf/sft.py')
+  config.update(num_train_steps=1, steps_per_call=1, eval_every_steps=-1, progress_bar='never')
+  config.checkpoint_every_steps = 1
+  config.data.kwargs.eval_rows = 8
+  loop.train_and_evaluate(config, workdir)
+  return workdir
+
+
 def main(quick: bool = False) -> int:
   from jdl.train.errors import UsageError
 
-  if not os.path.isdir(os.path.join(SFT_RUN, 'checkpoints')):
+  if os.path.isdir(os.path.join(SFT_RUN, 'checkpoints')):
+    return measure(SFT_RUN, *bench_pairs(BATCH * 4), quick=quick)
+  if not quick:
     raise UsageError(
       f'no SFT run at {SFT_RUN} (the model DPO starts from); make it with '
-      f'`jdl train --config experiments/rlhf/sft.py --workdir {SFT_RUN}`'
+      f'`jdl train --config experiments/rlhf/sft.py --workdir {SFT_RUN}` '
+      '(--quick measures on a one-step SFT run of the same shape instead)'
     )
-  return measure(SFT_RUN, *bench_pairs(BATCH * 4), quick=quick)
+  with tempfile.TemporaryDirectory() as tmp:
+    print(f'no SFT run at {SFT_RUN}: --quick measures on a one-step SFT run of the same shape')
+    sft_run = one_step_sft(os.path.join(tmp, 'sft'))
+    return measure(sft_run, *bench_pairs(BATCH * 4), quick=quick)
 
 
 def measure(sft_run: str, pairs: list[dict], source: str, quick: bool = False) -> int:
