@@ -13,7 +13,7 @@ Launch (after the SFT run and `jdl rlhf pairs`):
 `:smoke` is the tiny shape of sft.py:smoke on runs/rlhf/smoke/{sft,prefs.jsonl}.
 """
 
-from jdl.tasks.rlhf.configs import stage_config
+from jdl.tasks.rlhf.configs import one_pass_over_pairs, stage_config
 
 BETAS = ('0.05', '0.1', '0.3', '1')
 
@@ -25,19 +25,4 @@ def get_config(arg: str | None = None):
     raise ValueError(f'dpo: unknown variant {arg!r} (b{", b".join(BETAS)}, smoke)')
   c = stage_config('dpo', smoke)
   c.beta = float(beta)
-  c.batch_size = 32
-  c.eval_batch_size = 64
-  c.num_epochs = 1  # 4,000 pairs: 125 steps, about 10 minutes on the shared 2 cores
-  c.log_every_steps = 10
-  c.eval_every_steps = 40
-  c.checkpoint_every_steps = 100
-  c.optimizer.learning_rate = 5e-5
-  c.optimizer.warmup_steps = 10
-  if smoke:
-    c.num_epochs = 0
-    c.batch_size = 4
-    c.num_train_steps = 3
-    c.log_every_steps = 1
-    c.eval_every_steps = -1
-    c.checkpoint_every_steps = -1
-  return c
+  return one_pass_over_pairs(c, smoke, learning_rate=5e-5)
