@@ -20,6 +20,7 @@ from flax import nnx
 from jdl.data import reviews
 from jdl.models import sampling
 from jdl.models.gpt import GPT
+from jdl.tasks.rlhf import losses
 from jdl.train.errors import UsageError
 
 POLICY_NAMES = ('policy', 'actor', 'model')  # where an RL run keeps the network it trains
@@ -123,16 +124,10 @@ def decode(ids_NxL: np.ndarray) -> list[str]:
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _continuation_logprob(graphdef, weights, tokens_BxT, prompt_len_B, n_bytes):
-  model = nnx.merge(graphdef, weights)
-  logits_BxTxV = model(tokens_BxT[:, :-1]).astype(jnp.float32)
-  logp_BxTxV = jax.nn.log_softmax(logits_BxTxV, axis=-1)
-  token_logp_BxT = jnp.take_along_axis(logp_BxTxV, tokens_BxT[:, 1:, None], axis=-1)[..., 0]
-  # Column t predicts token t + 1: the continuation's bytes are columns P - 1 .. P + N - 2
+  # The continuation is the completion of DPO's log-probabilities: its n_bytes after the prompt
   # (right padding after it is never counted, and causal attention never reads it).
-  t_T = jnp.arange(tokens_BxT.shape[1] - 1)
-  first_Bx1 = prompt_len_B[:, None] - 1
-  mask_BxT = (t_T[None] >= first_Bx1) & (t_T[None] < first_Bx1 + n_bytes)
-  return jnp.where(mask_BxT, token_logp_BxT, 0.0).sum(axis=-1)
+  model = nnx.merge(graphdef, weights)
+  return losses.sequence_logprobs(model, tokens_BxT, prompt_len_B, prompt_len_B + n_bytes)[0]
 
 
 def continuation_logprob(
