@@ -75,3 +75,45 @@ def test_the_meter_times_the_interval_since_its_mark(monkeypatch):
   meter.mark(8)  # at 20 s
   assert meter.lap(8) == {}  # no step since the mark
   assert 'MFU' in meter.summary() and '4 steps' in meter.summary()
+
+
+def test_the_cached_rate_is_kept_per_thread_count(tmp_path, monkeypatch):
+  monkeypatch.setattr(paths, 'CACHE', tmp_path)
+  monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false')
+  assert cost.cpu_threads() == 1
+  cost.cpu_matmul_flops(n=64, repeats=2)
+  monkeypatch.setenv('XLA_FLAGS', '')
+  cost.cpu_matmul_flops(n=64, repeats=2)
+  keys = sorted(json.loads((tmp_path / 'matmul_peak.json').read_text()))
+  threads = cost.cpu_threads()
+  if threads == 1:  # a one-core machine: both processes have one thread, one entry
+    assert len(keys) == 1 and '|1 thread(s) of' in keys[0]
+  else:
+    assert len(keys) == 2 and {k.split('|')[1].split(' ')[0] for k in keys} == {'1', str(threads)}
+
+
+def test_an_mfu_above_one_measures_the_cpu_rate_again(monkeypatch):
+  class Task:
+    def batch_units(self, batch):
+      return 'tokens', 100
+
+    def flops_per_step(self, plan, batch):
+      return 1e9
+
+  calls = []
+
+  def measure(device=None, remeasure=False):
+    calls.append(remeasure)
+    return 4e9, 'measured fp32 matmul 4 GFLOP/s'
+
+  monkeypatch.setattr(cost, 'device_peak_flops', measure)
+  clock = iter([10.0, 11.0, 20.0, 21.0])
+  monkeypatch.setattr(cost.time, 'perf_counter', lambda: next(clock))
+  said = []
+  stale = (1e9, 'measured fp32 matmul 1 GFLOP/s')  # cached under load: below this run's rate
+  meter = cost.Meter(Task(), None, {}, devices=1, peak=stale, step=0, log=said.append)
+  assert meter.lap(2) == {'tokens_per_sec_per_device': 200.0, 'mfu': 0.5}  # 2 GFLOP/s of 4
+  assert calls == [True] and 'measured again, now measured fp32 matmul 4 GFLOP/s' in said[0]
+  meter.mark(2)
+  assert meter.lap(10)['mfu'] == 2.0  # over 100% again (8 GFLOP/s of 4): measured only once
+  assert calls == [True]
