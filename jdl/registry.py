@@ -47,6 +47,34 @@ RUNS = {
     'experiments/transformer/ding_de_en.py:race --threads 1 --workdir runs/transformer/torch_de_en',
     '30 min, beside the jdl run',
   ),
+  'race_es_en_jdl_s0': Training(
+    'runs/transformer/race_es_en_jdl_s0',
+    'python -m jdl.transformer.race --framework jdl --config '
+    'experiments/transformer/bible_es_en.py:race,small --threads 1 --eval-sentences 100 '
+    '--config.seed=0 --workdir runs/transformer/race_es_en_jdl_s0',
+    '60 min (the budget of the equal-time race)',
+  ),
+  'race_es_en_torch_s0': Training(
+    'runs/transformer/race_es_en_torch_s0',
+    'python -m jdl.transformer.race --framework torch --config '
+    'experiments/transformer/bible_es_en.py:race,small --threads 1 --eval-sentences 100 '
+    '--config.seed=0 --workdir runs/transformer/race_es_en_torch_s0',
+    '60 min, beside the jdl run',
+  ),
+  'race_es_en_jdl_s1': Training(
+    'runs/transformer/race_es_en_jdl_s1',
+    'python -m jdl.transformer.race --framework jdl --config '
+    'experiments/transformer/bible_es_en.py:race,small --threads 1 --eval-sentences 100 '
+    '--config.seed=1 --workdir runs/transformer/race_es_en_jdl_s1',
+    '60 min (the budget of the equal-time race)',
+  ),
+  'race_es_en_torch_s1': Training(
+    'runs/transformer/race_es_en_torch_s1',
+    'python -m jdl.transformer.race --framework torch --config '
+    'experiments/transformer/bible_es_en.py:race,small --threads 1 --eval-sentences 100 '
+    '--config.seed=1 --workdir runs/transformer/race_es_en_torch_s1',
+    '60 min, beside the jdl run',
+  ),
   'es_en': Training(
     'runs/transformer/es_en',
     'jdl train --config experiments/transformer/bible_es_en.py --workdir runs/transformer/es_en',
@@ -216,26 +244,32 @@ FIGURES = {
   'attention': Figure(
     'jdl.transformer.figures',
     'render_attention',
-    'Encoder self-attention and decoder cross-attention of the trained de->en Transformer, '
-    'one heatmap per head and layer, for a held-out sentence',
+    'Encoder self-attention and decoder cross-attention of the es->en Transformer trained in the '
+    '60-minute race, one heatmap per head and layer, for a held-out verse',
     '«Transformer: Attention Is All You Need; механизм внимания» (the attention mechanism)',
-    {'workdir': 'de_en'},
+    {'workdir': 'race_es_en_jdl_s0'},
   ),
   'next_token': Figure(
     'jdl.transformer.figures',
     'render_next_token',
     "The trained Transformer's top next-token probabilities at each output position of a short "
-    'sentence, as in the lecture\'s "je suis étudiant" table',
+    'sentence ("Yo soy tu siervo."), as in the lecture\'s "je suis étudiant" table',
     '«Как работает трансформер: Trained Model Outputs» (how a transformer works)',
-    {'workdir': 'de_en'},
+    {'workdir': 'race_es_en_jdl_s0'},
   ),
   'bleu_time': Figure(
     'jdl.transformer.figures',
     'render_bleu_time',
-    'Validation BLEU against wall time: jdl and a PyTorch nn.Transformer of the same size',
+    'Validation BLEU against wall time on the Spanish-English verses: jdl and a PyTorch '
+    'nn.Transformer of the same size on the same batches, one thread each, two seeds',
     '«Задача машинного перевода» (the machine translation task)',
-    {'jdl_run': 'de_en', 'torch_run': 'torch_de_en'},
-    optional=('torch_run',),
+    {
+      'jdl_run': 'race_es_en_jdl_s0',
+      'torch_run': 'race_es_en_torch_s0',
+      'jdl_run_1': 'race_es_en_jdl_s1',
+      'torch_run_1': 'race_es_en_torch_s1',
+    },
+    optional=('torch_run', 'jdl_run_1', 'torch_run_1'),
   ),
   'translation_length': Figure(
     'jdl.transformer.figures',

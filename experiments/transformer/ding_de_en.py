@@ -65,7 +65,13 @@ def get_config(arg: str | None = None):
   )
   c.label_smoothing = 0.1  # the objective's, not the model's: jdl.tasks.translation
   c.decode = ml_collections.ConfigDict(
-    dict(beam_size=4, length_penalty=0.6, max_extra_tokens=16, test_sentences=-1)
+    dict(
+      beam_size=4,
+      length_penalty=0.6,
+      max_extra_tokens=16,
+      test_sentences=-1,
+      validation_sentences=0,
+    )
   )
   c.batch_size = 32
   c.eval_batch_size = 32

@@ -344,8 +344,12 @@ def load(
   return Splits(train=out['train'], evals={'validation': out['validation'], 'test': out['test']})
 
 
-def test_set(kwargs) -> tuple[list[str], list[str]]:
+def test_set(kwargs, split: str = 'test') -> tuple[list[str], list[str]]:
   """(sources, references) of the held-out test split in the config's direction."""
-  pairs = splits(kwargs.seed)['test']
+  pairs = splits(kwargs.seed)[split]
   pairs = pairs[: kwargs.limit] if kwargs.get('limit') else pairs
   return oriented(pairs, kwargs.direction)
+
+
+def validation_set(kwargs) -> tuple[list[str], list[str]]:
+  return test_set(kwargs, 'validation')

@@ -27,6 +27,7 @@ in results.json (for `jdl figures translation_length`).
 from __future__ import annotations
 
 import json
+import time
 
 import jax
 import jax.numpy as jnp
@@ -100,6 +101,16 @@ class Task(base.Task):
     if hasattr(data, 'book_set'):
       sets['book'] = data.book_set(kwargs)
     return sets
+
+  def eval_hooks(self) -> tuple:
+    """With `decode.validation_sentences` N > 0: greedy BLEU and chrF of the first N validation
+    sentences at every evaluation (`validation_bleu`, `validation_chrf`), the learning curve
+    that `jdl figures bleu_time` draws."""
+    n = self.config.decode.get('validation_sentences', 0)
+    if n <= 0:
+      return ()
+    sources, references = self.data_module().validation_set(self.config.data.kwargs)
+    return (bleu_hook('validation', sources[:n], references[:n], self.config.decode),)
 
   def load_data(self) -> base.Splits:
     kwargs = self.config.data.kwargs.to_dict()
@@ -203,6 +214,34 @@ class Task(base.Task):
 
 
 RESULTS = 'results.json'
+
+
+def bleu_hook(split: str, sources: list[str], references: list[str], decode_config):
+  """An evaluation hook of the loop: greedy BLEU and chrF of `sources` at each evaluation, and
+  the seconds the translation took (`<split>_bleu`, `<split>_chrf`, `<split>_translate_seconds`)."""
+
+  def hook(trainer, step, state) -> dict[str, float]:
+    start = time.perf_counter()
+    hypotheses = decoding.translate(
+      trainer.model(state),
+      trainer.task.tokenizer(),
+      sources,
+      beam_size=0,
+      max_extra_tokens=decode_config.max_extra_tokens,
+    )
+    return bleu_metrics(split, hypotheses, references, time.perf_counter() - start)
+
+  return hook
+
+
+def bleu_metrics(split: str, hypotheses, references, seconds: float) -> dict[str, float]:
+  """The metrics of one evaluation's translations, as both frameworks of the race record them."""
+  scores = corpus_scores(hypotheses, references)
+  return {
+    f'{split}_bleu': scores['bleu'],
+    f'{split}_chrf': scores['chrf'],
+    f'{split}_translate_seconds': seconds,
+  }
 
 
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:

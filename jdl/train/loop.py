@@ -383,7 +383,7 @@ class Trainer:
           window.clear()
           record.update(meter.lap(step) if meter else {})
         if evals:
-          record.update(self.evaluate(state, eval_hooks, step))
+          record.update(self.evaluate(state, (*eval_hooks, *task.eval_hooks()), step))
         if logs or evals:
           record['epoch'] = step / schedule.per_epoch
           record['seconds'] = time.perf_counter() - t_start

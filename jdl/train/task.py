@@ -178,6 +178,12 @@ class Task:
 
     return sampling.sample_text(model, tokenizer, prompt, **options)
 
+  def eval_hooks(self) -> tuple:
+    """Metrics the task adds at every evaluation beyond the eval splits' losses: callables
+    `hook(trainer, step, state) -> {name: value}` (a translation task's validation BLEU).
+    Optional; the loop runs them after the caller's own hooks."""
+    return ()
+
   def report(self, plan: Plan, state: TrainState, history: list[dict], workdir, data: Splits):
     """Called on process 0 after training: print a summary, write plots. Optional."""
 

@@ -1,4 +1,4 @@
-"""`jdl translate`, and the race's evaluation hook: validation BLEU at every evaluation.
+"""`jdl translate`.
 
 The batched decoding is `jdl.models.decoding.translate`; scores and results.json are the
 translation task's (`jdl.tasks.translation`). It serves every model of that task (the
@@ -18,38 +18,9 @@ import argparse
 import json
 import re
 import sys
-import time
 
 from jdl.models.decoding import translate
-from jdl.tasks.translation import corpus_scores, score
-
-
-def bleu_hook(split: str, sources: list[str], references: list[str], max_extra_tokens: int):
-  """An evaluation hook of the loop: greedy BLEU and chrF of `sources` at each evaluation, and
-  the seconds the translation took (`<split>_bleu`, `<split>_chrf`, `<split>_translate_seconds`)."""
-
-  def hook(trainer, step, state) -> dict[str, float]:
-    start = time.perf_counter()
-    hypotheses = translate(
-      trainer.model(state),
-      trainer.task.tokenizer(),
-      sources,
-      beam_size=0,
-      max_extra_tokens=max_extra_tokens,
-    )
-    return bleu_metrics(split, hypotheses, references, time.perf_counter() - start)
-
-  return hook
-
-
-def bleu_metrics(split: str, hypotheses, references, seconds: float) -> dict[str, float]:
-  """The metrics of one evaluation's translations, as both frameworks of the race record them."""
-  scores = corpus_scores(hypotheses, references)
-  return {
-    f'{split}_bleu': scores['bleu'],
-    f'{split}_chrf': scores['chrf'],
-    f'{split}_translate_seconds': seconds,
-  }
+from jdl.tasks.translation import score
 
 
 def main(argv: list[str]) -> int:
@@ -61,7 +32,7 @@ def main(argv: list[str]) -> int:
   p.add_argument(
     '--test',
     action='store_true',
-    help="score the run's held-out test set (corpus BLEU and chrF) instead",
+    help="score the run's held-out test sets (corpus BLEU and chrF, a JSON line each) instead",
   )
   p.add_argument('--workdir', required=True, help='a run folder of `jdl train`')
   p.add_argument('--beam-size', type=int, default=None, help="0: greedy (default: the run's)")
@@ -95,10 +66,11 @@ def main(argv: list[str]) -> int:
     file=sys.stderr,
   )
   tokenizer = run.task.tokenizer()
-  if args.test:
-    sources, references = run.task.data_module().test_set(run.config.data.kwargs)
-    scores = score(run.model, tokenizer, sources, references, **options)
-    print(json.dumps({k: v for k, v in scores.items() if k not in ('examples', 'hypotheses')}))
+  if args.test:  # every held-out set: 'test', and 'book' where the data holds a book out
+    for split, (sources, references) in run.task.held_out_sets().items():
+      scores = score(run.model, tokenizer, sources, references, **options)
+      kept = {k: v for k, v in scores.items() if k not in ('examples', 'hypotheses')}
+      print(json.dumps({'split': split, **kept}), flush=True)
     return 0
   sentences = sys.stdin.read().splitlines() if args.sentences == ['-'] else args.sentences
   for line in translate_inputs(run.model, tokenizer, sentences, **options):

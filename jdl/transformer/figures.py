@@ -1,17 +1,20 @@
-"""The lecture's Transformer figures, from a trained run (runs/transformer/de_en by default):
+"""The lecture's Transformer figures, from a trained run (by default jdl's side of the equal-time
+race on the Spanish-English Bible verses, runs/transformer/race_es_en_jdl_s0):
 
 - `attention`: encoder self-attention and decoder cross-attention weights, one heatmap per head
   and layer, for a test sentence and the model's own (greedy) translation of it;
 - `next_token`: the output distribution at each position of a short sentence's translation
   (the lecture's "je suis etudiant" -> "I am a student" table): the top candidate tokens and
   their probabilities, as PNG and Markdown;
-- `bleu_time`: validation BLEU against wall time, jdl beside PyTorch (`jdl.transformer.race`);
+- `bleu_time`: validation BLEU against wall time, jdl beside PyTorch (`jdl.transformer.race`),
+  one line per framework and seed;
 - `translation_length`: test BLEU and chrF by source length for the recurrent encoder-decoder,
   the attentive one and the Transformer (the lecture's "problems with long sequences").
 
-Train the run first (the equal-time run also writes a checkpoint):
-  python -m jdl.transformer.race --framework jdl \
-      --config experiments/transformer/ding_de_en.py:race --workdir runs/transformer/de_en
+Train the runs first (the equal-time race also writes a checkpoint):
+  python -m jdl.transformer.race --framework jdl --config \
+      experiments/transformer/bible_es_en.py:race,small --threads 1 --eval-sentences 100 \
+      --workdir runs/transformer/race_es_en_jdl_s0
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ import numpy as np
 from jdl import plots
 from jdl.paths import ROOT
 
-WORKDIR = ROOT / 'runs/transformer/de_en'
+WORKDIR = ROOT / 'runs/transformer/race_es_en_jdl_s0'
 RACE_DIRS = {
-  'jdl (JAX)': ROOT / 'runs/transformer/de_en',
-  'PyTorch nn.Transformer': ROOT / 'runs/transformer/torch_de_en',
+  'jdl (JAX)': ROOT / 'runs/transformer/race_es_en_jdl_s0',
+  'PyTorch nn.Transformer': ROOT / 'runs/transformer/race_es_en_torch_s0',
 }
-SENTENCE = 'Ich bin Student.'
+# The lecture's "je suis étudiant" in each corpus's own words (the Bible has no students).
+SENTENCES = {
+  'de-en': 'Ich bin Student.',
+  'es-en': 'Yo soy tu siervo.',
+  'en-es': 'I am your servant.',
+}
 
 
 def _load(workdir):
@@ -39,7 +47,8 @@ def _load(workdir):
   except FileNotFoundError as e:
     raise FileNotFoundError(
       f"{e}\n(the lecture's run: python -m jdl.transformer.race --framework jdl --config "
-      f'experiments/transformer/ding_de_en.py:race --workdir {workdir})'
+      'experiments/transformer/bible_es_en.py:race,small --threads 1 --eval-sentences 100 '
+      f'--workdir {workdir})'
     ) from None
 
 
@@ -132,9 +141,10 @@ def next_token_table(model, tok, sentence: str, top: int = 5):
   return rows
 
 
-def render_next_token(outdir, workdir=WORKDIR, sentence: str = SENTENCE) -> list[pathlib.Path]:
+def render_next_token(outdir, workdir=WORKDIR, sentence: str | None = None) -> list[pathlib.Path]:
   outdir = pathlib.Path(outdir)
   run = _load(workdir)
+  sentence = sentence or SENTENCES[run.config.data.kwargs.direction]
   rows = next_token_table(run.model, run.task.tokenizer(), sentence)
   header = ['position', 'output'] + [f'candidate {i + 1}' for i in range(len(rows[0][1]))]
   cells = [
@@ -159,17 +169,21 @@ def render_next_token(outdir, workdir=WORKDIR, sentence: str = SENTENCE) -> list
   return [png, md_path]
 
 
-def render_bleu_time(
-  outdir, race_dirs: dict | None = None, *, jdl_run=RACE_DIRS['jdl (JAX)'], torch_run=None
-) -> list[pathlib.Path]:
-  """The curves of `race_dirs` (label -> workdir), or of the jdl run and, when given, the
-  PyTorch run beside it."""
+def render_bleu_time(outdir, race_dirs: dict | None = None, **runs) -> list[pathlib.Path]:
+  """The curves of `race_dirs` (label -> workdir), or of the runs given by keyword:
+  `jdl_run`, `torch_run` (seed 0) and `jdl_run_1`, `torch_run_1` (seed 1), each optional."""
   from jdl.tasks import translation
   from jdl.train.run import load_config, read_metrics
 
   if race_dirs is None:
-    race_dirs = {'jdl (JAX)': jdl_run, 'PyTorch nn.Transformer': torch_run}
-    race_dirs = {label: d for label, d in race_dirs.items() if d is not None}
+    runs = runs or {'jdl_run': RACE_DIRS['jdl (JAX)']}
+    names = {
+      'jdl_run': 'jdl (JAX), seed 0',
+      'torch_run': 'PyTorch nn.Transformer, seed 0',
+      'jdl_run_1': 'jdl (JAX), seed 1',
+      'torch_run_1': 'PyTorch nn.Transformer, seed 1',
+    }
+    race_dirs = {names[k]: d for k, d in runs.items() if d is not None}
   curves = {}
   for name, workdir in race_dirs.items():
     try:
@@ -182,25 +196,30 @@ def render_bleu_time(
       + ', '.join(str(d) for d in race_dirs.values())
       + ': run `python -m jdl.transformer.race` (docs/transformer.md)'
     )
-  fig, ax = plots.pyplot().subplots(figsize=(6.5, 4))
+  fig, ax = plots.pyplot().subplots(figsize=(7, 4.3))
   for name, curve in curves.items():
     results = translation.read_results(race_dirs[name])
+    torch_side = 'PyTorch' in name
     ax.plot(
       [0] + [r['seconds'] / 60 for r in curve],
       [0] + [r['validation_bleu'] for r in curve],
-      marker='o',
+      marker='s' if torch_side else 'o',
+      color='tab:orange' if torch_side else 'tab:blue',
+      linestyle='--' if name.endswith('seed 1') else '-',
       label=name + (f': test BLEU {results["bleu"]:.1f}' if results else ''),
     )
   ax.set_xlabel('wall time (minutes; compilation and evaluation included)')
   ax.set_ylabel('validation BLEU (greedy)')
   config = load_config(race_dirs[next(iter(curves))])
   m = config.model
+  corpus = {'ding': 'Ding', 'bible_pairs': 'Bible verses'}.get(config.data.name, config.data.name)
   ax.set_title(
-    f'Ding {config.data.kwargs.direction}, d_model {m.d_model}, '
-    f'{m.n_encoder_layers}+{m.n_decoder_layers} layers: BLEU against wall time'
+    f'{corpus} {config.data.kwargs.direction}, d_model {m.d_model}, '
+    f'{m.n_encoder_layers}+{m.n_decoder_layers} layers: BLEU against wall time',
+    fontsize=10,
   )
   ax.grid(alpha=0.3)
-  ax.legend()
+  ax.legend(fontsize=8)
   fig.tight_layout()
   path = pathlib.Path(outdir) / 'bleu_time.png'
   plots.save(fig, path, dpi=100)

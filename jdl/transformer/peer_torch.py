@@ -33,7 +33,6 @@ from jdl.models.transformer import sinusoidal_positions
 from jdl.tasks import translation
 from jdl.train.logs import MetricWriter
 from jdl.train.loop import Schedule
-from jdl.transformer import evaluate
 
 
 class TorchTransformer(nn.Module):
@@ -180,8 +179,9 @@ def fit(
   """Trains the peer on `train` (packed rows) in a new `workdir` as `Trainer.fit` trains jdl's
   model from the same config: the same batches in the same order, the same log and evaluation
   steps, the same stop (the last step, or `max_seconds` of wall time from the start, evaluation
-  included). Each evaluation translates `validation` (sources, references) greedily, as jdl's
-  `evaluate.bleu_hook`; the records go to metrics.jsonl, the test scores to results.json.
+  included). Each evaluation translates `validation` (sources, references) greedily, as the
+  translation task's `bleu_hook` does for jdl; the records go to metrics.jsonl, the test scores to
+  results.json.
   Returns the last record."""
   workdir = paths.workdir(workdir)
   kwargs = config.data.kwargs
@@ -209,7 +209,7 @@ def fit(
       t = time.perf_counter()
       hypotheses = trainer.translate(tokenizer, validation[0], extra_tokens)
       seconds = time.perf_counter() - t
-      record.update(evaluate.bleu_metrics('validation', hypotheses, validation[1], seconds))
+      record.update(translation.bleu_metrics('validation', hypotheses, validation[1], seconds))
     if record:
       record.update(epoch=step / schedule.per_epoch, seconds=time.perf_counter() - t_start)
       log.write(step, record)
@@ -219,16 +219,21 @@ def fit(
   log.close()
 
   n = config.decode.test_sentences
-  if n:
-    sources, references = task.data_module().test_set(kwargs)
-    if n > 0:
-      sources, references = sources[:n], references[:n]
-    hypotheses = trainer.translate(tokenizer, sources, extra_tokens)
-    scores = translation.test_results(
-      hypotheses, sources, references, beam_size=0, length_penalty=0.0
-    )
-    translation.print_scores('test', scores)
-    translation.write_results(workdir, {'step': step, 'direction': kwargs.direction, **scores})
+  if n:  # every held-out set jdl's report scores: 'test', and the held-out book where there is one
+    result = {'step': step, 'direction': kwargs.direction}
+    for split, (sources, references) in task.held_out_sets().items():
+      if n > 0:
+        sources, references = sources[:n], references[:n]
+      hypotheses = trainer.translate(tokenizer, sources, extra_tokens)
+      scores = translation.test_results(
+        hypotheses, sources, references, beam_size=0, length_penalty=0.0
+      )
+      translation.print_scores(split, scores)
+      if split == 'test':
+        result.update(scores)
+      else:
+        result[split] = scores
+    translation.write_results(workdir, result)
   return {'step': step, **record}
 
 

@@ -7,8 +7,9 @@ BLEU recorded at every evaluation.
   python -m jdl.transformer.race --framework torch \\
       --config experiments/transformer/ding_de_en.py:race --workdir runs/transformer/torch_de_en
 
-jdl's side is the loop itself, `Trainer(config).fit(workdir, eval_hooks=[BLEU hook])`: it stops
-when `config.max_seconds` of wall time are spent (compilation and evaluation included),
+jdl's side is the loop itself, `Trainer(config).fit(workdir)` with the translation task's BLEU
+hook (`decode.validation_sentences`): it stops when `config.max_seconds` of wall time are spent
+(compilation and evaluation included),
 evaluates, checkpoints and scores the test set (results.json), so `jdl translate` and `jdl
 figures` can use the run. The peer (`peer_torch.fit`) keeps the same schedule and clock and writes
 the same records. Every evaluation translates the first `--eval-sentences` validation sentences
@@ -94,15 +95,13 @@ def main(argv: list[str] | None = None) -> int:
 
   from jdl.train.loop import Trainer
   from jdl.train.run import read_metrics
-  from jdl.transformer import evaluate
 
   kwargs = config.data.kwargs
   data = importlib.import_module(f'jdl.data.{config.data.name}')
-  if config.data.name == 'ding':
-    validation = data.oriented(data.splits(kwargs.seed)['validation'], kwargs.direction)
-  else:
-    validation = data.validation_set(kwargs)
-  validation = tuple(side[: args.eval_sentences or None] for side in validation)
+  validation = data.validation_set(kwargs)
+  # jdl's side: the translation task's own hook (`decode.validation_sentences`) translates them.
+  config.decode.validation_sentences = args.eval_sentences or len(validation[0])
+  validation = tuple(side[: config.decode.validation_sentences] for side in validation)
   try:
     if args.framework == 'jdl':
       trainer = Trainer(config)
@@ -117,10 +116,7 @@ def main(argv: list[str] | None = None) -> int:
       flush=True,
     )
     if args.framework == 'jdl':
-      hook = evaluate.bleu_hook(
-        'validation', *validation, max_extra_tokens=config.decode.max_extra_tokens
-      )
-      trainer.fit(workdir, eval_hooks=[hook])
+      trainer.fit(workdir)
     else:
       from jdl.transformer import peer_torch
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
 
 from jdl import config as config_lib
 from jdl.config import ConfigError
@@ -229,6 +230,28 @@ def test_max_seconds_stops_evaluates_and_saves_then_the_run_continues(tmp_path):
   config.max_seconds = 0.0
   rest = loop.Trainer(config).fit(tmp_path, eval_hooks=[hook])
   assert rest['stopped'] == 'done' and rest['step'] == 12 and calls == [1, 12]
+
+
+def test_a_task_adds_its_own_evaluation_hooks_after_the_callers(tmp_path, monkeypatch):
+  config = task_config('self_targets_task', steps=4)
+  order = []
+
+  def caller_hook(trainer, step, state):
+    order.append('caller')
+    return {'caller_step': float(step)}
+
+  def task_hook(trainer, step, state):
+    order.append('task')
+    model = trainer.model(state)
+    return {'task_params': float(sum(x.size for x in jax.tree.leaves(nnx.state(model))))}
+
+  monkeypatch.setattr(base.Task, 'eval_hooks', lambda self: (task_hook,))
+  trainer = loop.Trainer(config)
+  trainer.fit(tmp_path, eval_hooks=[caller_hook])
+  record = read_metrics(tmp_path)[-1]
+  params = sum(x.size for x in jax.tree.leaves(nnx.state(trainer.model(trainer.init_state()))))
+  assert record['caller_step'] == 4.0 and record['task_params'] == params
+  assert order[:2] == ['caller', 'task'] and len(order) % 2 == 0
 
 
 def test_load_run_gives_the_trained_model_at_any_saved_step(tmp_path):
