@@ -103,8 +103,8 @@ def render_attention(outdir, workdir=WORKDIR) -> list[pathlib.Path]:
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_title(f'layer {layer + 1}, head {head + 1}', fontsize=8)
     fig.suptitle(
-      f'{title}, per head (rows attend to columns): "{sentence}" -> '
-      f'"{translation}"\n{run.workdir.name}, step {run.step}',
+      f'{title}, per head (rows attend to columns); {run.workdir.name}, step {run.step}\n'
+      f'"{sentence}"\n-> "{translation}"',
       fontsize=9,
     )
     fig.tight_layout()
@@ -308,3 +308,48 @@ def render_translation_length(
     )
   md.write_text('BLEU / chrF by source length (words)\n\n' + '\n'.join(lines) + '\n')
   return [path, md]
+
+
+def render_translation_examples(
+  outdir, *, jdl_run=RACE_DIRS['jdl (JAX)'], torch_run=None, n: int = 10
+) -> list[pathlib.Path]:
+  """`n` test sentences spread evenly over the test set (every len/n-th, so short and long ones
+  and many books appear): source, reference and each run's translation from its results.json
+  (the translations its report made), as a Markdown table."""
+  from jdl.tasks import translation
+  from jdl.train.run import load_config
+
+  runs = {'jdl': jdl_run, 'PyTorch nn.Transformer': torch_run}
+  results = {}
+  for label, workdir in runs.items():
+    found = translation.read_results(workdir) if workdir is not None else None
+    if found and 'hypotheses' in found:
+      results[label] = found
+  if 'jdl' not in results:
+    raise FileNotFoundError(f'no test translations in {jdl_run}: train it first ({__doc__})')
+  config = load_config(jdl_run)
+  sources, references = translation.Task(config).data_module().test_set(config.data.kwargs)
+  count = min(len(r['hypotheses']) for r in results.values())
+  picks = np.linspace(0, count - 1, n).round().astype(int)
+  header = [
+    '#',
+    'source',
+    'reference',
+    *(f'{label} (step {r["step"]})' for label, r in results.items()),
+  ]
+  cell = lambda text: text.replace('|', '\\|')
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for i in picks:
+    row = [str(i + 1), sources[i], references[i], *(r['hypotheses'][i] for r in results.values())]
+    lines.append('| ' + ' | '.join(cell(t) for t in row) + ' |')
+  how = ', '.join(
+    f'{label}: BLEU {r["bleu"]:.1f} over all {r["sentences"]}, '
+    + ('greedy' if r['beam_size'] == 0 else f'beam {r["beam_size"]}')
+    for label, r in results.items()
+  )
+  path = pathlib.Path(outdir) / 'translation_examples.md'
+  path.write_text(
+    f'{config.data.kwargs.direction} test sentences {", ".join(str(i + 1) for i in picks)} of '
+    f'{count} ({how})\n\n' + '\n'.join(lines) + '\n'
+  )
+  return [path]

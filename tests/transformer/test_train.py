@@ -149,6 +149,15 @@ def test_race_budget_ends_both_frameworks_with_bleu_records_and_a_figure(tmp_pat
     tmp_path, {'jdl': tmp_path / 'jdl', 'PyTorch': tmp_path / 'torch'}
   )
   assert png.stat().st_size > 0
+  (md,) = figures.render_translation_examples(
+    tmp_path, jdl_run=tmp_path / 'jdl', torch_run=tmp_path / 'torch', n=3
+  )
+  rows = md.read_text().splitlines()[4:]
+  stored = [translation.read_results(tmp_path / side)['hypotheses'] for side in ('jdl', 'torch')]
+  assert len(rows) == 3 and rows[0].startswith('| 1 | ') and rows[2].startswith('| 16 | ')
+  for row, i in zip(rows, (0, 8, 15)):  # evenly spread over the 16 scored sentences
+    cells = [c.strip() for c in row.strip('|').split(' | ')]
+    assert cells[3:] == [stored[0][i].replace('|', '\\|'), stored[1][i].replace('|', '\\|')]
 
 
 @pytest.mark.parametrize(
