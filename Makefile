@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.jdl-bench-installed
 RUN_DIR ?= runs/keras_regression/$(shell date +%Y%m%d-%H%M%S)
 PYTEST_WORKERS ?= 2
 
-.PHONY: install data test test-integration run bench figures lint clean
+.PHONY: install data test test-integration run bench figures lint clean ext
 
 $(STAMP): pyproject.toml
 	@# The FunSearch sandbox's seccomp filter needs the libseccomp library (Debian: libseccomp2).
@@ -62,6 +62,11 @@ bench: $(BENCH_STAMP) data
 	$(BIN)/jdl bench gpt
 	$(BIN)/jdl bench lstm
 	$(BIN)/jdl bench transformer
+
+# The fused LSTM kernel for XLA:CPU (jdl/models/lstm_ffi/lstm.cc: g++ and scipy-openblas32),
+# built ahead into jdl's cache; otherwise it is built on first use of model.lstm_kernel='ffi'.
+ext: install
+	$(BIN)/python -c "from jdl.models import lstm_ffi; print(lstm_ffi.build())"
 
 figures: install data
 	$(BIN)/jdl figures

@@ -12,6 +12,14 @@ more memory traffic than the small per-step products they replace.
 Logical axis names: input kernels ('embed', 'mlp'), recurrent kernels ('mlp', None) -- the
 recurrent matrix maps the hidden state to itself, and naming both sides 'mlp' would map one mesh
 axis twice.
+
+`lstm_kernel` (RNN, CharRNN; config `model.lstm_kernel`) chooses how an LSTM layer runs: 'scan'
+(the default: the cell in a `lax.scan`, everywhere), 'ffi' (jdl.models.lstm_ffi: one fused
+XLA:CPU custom call per direction of the whole sequence, float32, CPU only) or 'auto' ('ffi'
+where the computation is lowered for CPU and the kernel is built, else 'scan'). Per-row lengths,
+another cell or a non-float32 dtype always run the scan. The two give equal results to float32
+rounding (tests/models/test_lstm_ffi.py). The scan stays the default because the kernel measured
+no faster on the idle machine (`jdl bench lstm`: 0.355 against 0.361 s a step, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from jdl.models import lstm_ffi
 
 Carry = Any  # an array or a tuple of arrays, [batch, ...]
 GLOROT = nnx.initializers.glorot_uniform()
@@ -330,20 +340,68 @@ def reverse_valid(x_BxTx: jax.Array, lengths_B: jax.Array | None) -> jax.Array:
   return jnp.take_along_axis(x_BxTx, src_BxT.reshape(batch, time, *[1] * (x_BxTx.ndim - 2)), axis=1)
 
 
+LSTM_KERNELS = ('auto', 'scan', 'ffi')
+
+
+def _fused_lstm_applies(cell, x_BxTxF, lengths_B, carry) -> bool:
+  """Whether jdl.models.lstm_ffi can run this layer exactly: an LSTM over whole sequences in
+  float32, the kernel built."""
+  f32 = jnp.dtype(jnp.float32)
+  return (
+    type(cell) is LSTMCell
+    and lengths_B is None
+    and x_BxTxF.shape[1] > 0
+    and jnp.dtype(cell.W.dtype or jnp.float32) == f32
+    and x_BxTxF.dtype == f32
+    and all(leaf.dtype == f32 for leaf in jax.tree.leaves(carry))
+    and lstm_ffi.available()
+  )
+
+
+def _run_fused_lstm(cell: LSTMCell, x_BxTxF: jax.Array, carry: Carry):
+  """run_cell's result through the fused kernel: the input projection of every step as one XLA
+  product (time-major, the kernel's layout), then the recurrence in one custom call."""
+  c0_BxH, h0_BxH = carry
+  wx_TxBx4H = cell.project_inputs(jnp.swapaxes(x_BxTxF, 0, 1))
+  h_TxBxH, c_BxH = lstm_ffi.lstm_sequence(wx_TxBx4H, cell.U.kernel[...], c0_BxH, h0_BxH)
+  return (c_BxH, h_TxBxH[-1]), jnp.swapaxes(h_TxBxH, 0, 1), h_TxBxH[-1]
+
+
 def run_cell(
   cell: nnx.Module,
   x_BxTxF: jax.Array,
   lengths_B: jax.Array | None = None,
   carry: Carry | None = None,
   unroll: int = 1,
+  lstm_kernel: str = 'scan',
 ) -> tuple[Carry, jax.Array, jax.Array]:
   """Runs `cell` forward over time. Steps at or beyond a sequence's length leave its carry
   unchanged and output zeros. Returns (final carry, outputs [B, T, H], last valid output [B, H]).
   `unroll` steps per loop iteration cut the loop's per-iteration overhead, which matters for
-  small cells; for the 512-unit LSTM of `jdl bench lstm` 8 measured slower than 1."""
+  small cells; for the 512-unit LSTM of `jdl bench lstm` 8 measured slower than 1.
+  `lstm_kernel`: see the module's docstring ('ffi' raises where the kernel is unavailable)."""
   batch, time = x_BxTxF.shape[:2]
   if carry is None:
     carry = cell.initial_carry(batch)
+  if lstm_kernel not in LSTM_KERNELS:
+    raise ValueError(f'lstm_kernel must be one of {LSTM_KERNELS}, not {lstm_kernel!r}')
+  if lstm_kernel == 'ffi' and type(cell) is LSTMCell and not lstm_ffi.available():
+    raise ValueError(
+      f'lstm_kernel ffi: the kernel is unavailable ({lstm_ffi.unavailable_reason()})'
+    )
+  # 'auto' asks only where the default backend is the CPU (a GPU or TPU machine never builds the
+  # kernel); platform_dependent then keeps the scan for a lowering for another platform (a TPU
+  # step compiled ahead on this CPU: `jdl compile`).
+  wants = lstm_kernel == 'ffi' or (lstm_kernel == 'auto' and jax.default_backend() == 'cpu')
+  if wants and _fused_lstm_applies(cell, x_BxTxF, lengths_B, carry):
+    if lstm_kernel == 'ffi':
+      return _run_fused_lstm(cell, x_BxTxF, carry)
+    return jax.lax.platform_dependent(
+      x_BxTxF,
+      carry,
+      cpu=lambda x, c: _run_fused_lstm(cell, x, c),
+      default=lambda x, c: run_cell(cell, x, None, c, unroll),
+    )
   x_TxBxF = jnp.swapaxes(x_BxTxF, 0, 1)  # scan runs over the leading axis
   if lengths_B is None:
     # Every step is valid: no per-step select of the carry (measured 1.10x on `jdl bench lstm`).
@@ -389,12 +447,16 @@ class RNN(nnx.Module):
     num_layers: int = 1,
     bidirectional: bool = False,
     unroll: int = 1,
+    lstm_kernel: str = 'scan',
     dtype=jnp.float32,
     rngs: nnx.Rngs,
     **cell_kwargs,
   ):
     if cell not in CELLS:
       raise ValueError(f'unknown cell {cell!r}; choose one of {sorted(CELLS)}')
+    if lstm_kernel not in LSTM_KERNELS:
+      raise ValueError(f'lstm_kernel must be one of {LSTM_KERNELS}, not {lstm_kernel!r}')
+    self.lstm_kernel = lstm_kernel
     make = lambda n_in: CELLS[cell](n_in, hidden_size, dtype=dtype, rngs=rngs, **cell_kwargs)
     self.bidirectional = bidirectional
     self.unroll = unroll
@@ -430,12 +492,18 @@ class RNN(nnx.Module):
     finals = []
     for i, cell in enumerate(self.forward_cells):
       carry = None if carries is None else carries[i]
-      final, out_BxTxH, last_BxH = run_cell(cell, h_BxTxD, lengths_B, carry, unroll=self.unroll)
+      final, out_BxTxH, last_BxH = run_cell(
+        cell, h_BxTxD, lengths_B, carry, unroll=self.unroll, lstm_kernel=self.lstm_kernel
+      )
       finals.append(final)
       if self.bidirectional:
         reversed_in = reverse_valid(h_BxTxD, lengths_B)
         _, back_rev_BxTxH, back_last_BxH = run_cell(
-          self.backward_cells[i], reversed_in, lengths_B, unroll=self.unroll
+          self.backward_cells[i],
+          reversed_in,
+          lengths_B,
+          unroll=self.unroll,
+          lstm_kernel=self.lstm_kernel,
         )
         out_BxTxH = jnp.concatenate([out_BxTxH, reverse_valid(back_rev_BxTxH, lengths_B)], -1)
         last_BxH = jnp.concatenate([last_BxH, back_last_BxH], -1)
@@ -494,6 +562,7 @@ class CharRNN(nnx.Module):
     *,
     num_layers: int = 1,
     unroll: int = 1,
+    lstm_kernel: str = 'scan',
     dtype=jnp.float32,
     rngs: nnx.Rngs,
   ):
@@ -507,7 +576,14 @@ class CharRNN(nnx.Module):
       embedding_init=nnx.with_partitioning(nnx.initializers.normal(1.0), ('vocab', 'embed')),
     )
     self.rnn = RNN(
-      cell, embed_dim, hidden_size, num_layers=num_layers, unroll=unroll, dtype=dtype, rngs=rngs
+      cell,
+      embed_dim,
+      hidden_size,
+      num_layers=num_layers,
+      unroll=unroll,
+      lstm_kernel=lstm_kernel,
+      dtype=dtype,
+      rngs=rngs,
     )
     self.head = linear(
       self.rnn.output_size, vocab_size, ('mlp', 'vocab'), use_bias=True, dtype=dtype, rngs=rngs

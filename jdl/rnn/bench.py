@@ -6,6 +6,10 @@ Both read the same windows of the King James Bible (jdl.data.text, characters). 
 training step: the `rnn_lm` Task's `train_step`, compiled by the loop's `Trainer` as
 `jdl train` runs it, with the time scan unrolled `UNROLL` steps per loop iteration. Rounds alternate
 jdl and PyTorch, so that both see the same load on a shared machine; medians are reported.
+
+The LSTM layer runs as the model's default (`model.lstm_kernel` 'scan'); `python -m jdl.rnn.bench
+[--quick] --kernel ffi` runs the fused XLA:CPU kernel of jdl.models.lstm_ffi instead (the header
+line says which ran).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ SHAPE = dict(embed=64, hidden=512, batch=64, seq=128)
 UNROLL = 1
 
 
-def _config(vocab: int, unroll: int):
+def _config(vocab: int, unroll: int, kernel: str = 'scan'):
   import ml_collections
 
   from jdl import config as config_lib
@@ -33,6 +37,8 @@ def _config(vocab: int, unroll: int):
   c.model.update(
     hidden_size=SHAPE['hidden'], embed_dim=SHAPE['embed'], vocab_size=vocab, unroll=unroll
   )
+  with c.unlocked():
+    c.model.lstm_kernel = kernel
   c.optimizer = ml_collections.ConfigDict(
     dict(
       c.optimizer.to_dict(),
@@ -58,7 +64,22 @@ def windows_and_vocab(n: int = 4096) -> tuple[np.ndarray, int]:
   ).n_vocab
 
 
-def main(quick: bool = False) -> int:
+def kernel_used(kernel: str) -> str:
+  """What the LSTM layer runs with `model.lstm_kernel = kernel` on this CPU, in words."""
+  from jdl.models import lstm_ffi
+
+  if kernel == 'scan':
+    return 'lax.scan LSTM (lstm_kernel scan)'
+  if lstm_ffi.available():
+    return f'fused XLA:CPU LSTM kernel (lstm_kernel {kernel}, {lstm_ffi.threads()} threads)'
+  if kernel == 'ffi':
+    from jdl.train.errors import UsageError
+
+    raise UsageError(f'--kernel ffi: the kernel is unavailable ({lstm_ffi.unavailable_reason()})')
+  return f'lax.scan LSTM (lstm_kernel auto; the kernel: {lstm_ffi.unavailable_reason()})'
+
+
+def main(quick: bool = False, kernel: str = 'scan') -> int:
   rounds, per_round = (2, 3) if quick else (5, 3)
   s = SHAPE
   windows, vocab = windows_and_vocab()
@@ -70,7 +91,7 @@ def main(quick: bool = False) -> int:
   print(
     f'char LSTM: embedding {e}, 1 x LSTM {h}, vocab {vocab}, batch {s["batch"]}, sequence '
     f'{s["seq"]}, float32, Adam; {flops_per_step / 1e9:.1f} GFLOP per step (matmuls); '
-    f'{common.machine()}; {common.today()}',
+    f'{common.machine()}; {common.today()}; {kernel_used(kernel)}',
     flush=True,
   )
   with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +104,7 @@ def main(quick: bool = False) -> int:
     )
     info = peer.info
     jdl = common.JdlSteps(
-      _config(vocab, UNROLL),
+      _config(vocab, UNROLL, kernel),
       lambda rng: {'tokens': windows[rng.integers(0, len(windows), s['batch'])]},
     )
     jdl_first = jdl.steps(2)[1]  # compilation and first touches, not timed
@@ -111,3 +132,16 @@ def main(quick: bool = False) -> int:
     stretch=1.5,
   )
   return 0
+
+
+if __name__ == '__main__':
+  import argparse
+
+  parser = argparse.ArgumentParser(description='jdl bench lstm with a chosen LSTM kernel')
+  parser.add_argument('--quick', action='store_true', help='2 rounds instead of 5')
+  parser.add_argument('--kernel', choices=['auto', 'scan', 'ffi'], default='scan')
+  args = parser.parse_args()
+  try:
+    raise SystemExit(main(args.quick, args.kernel))
+  except ValueError as e:  # UsageError
+    parser.exit(2, f'error: {e}\n')
