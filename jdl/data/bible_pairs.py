@@ -25,10 +25,11 @@ is the test set and the next `n_validation` the validation set, so both are spre
 other book. The joint subword tokenizer (jdl.data.ding.SubwordTokenizer, BPE) is trained on the
 training split only. Pairs, split and tokenizer are cached in ~/.cache/jdl/translation/.
 
-Rows: packed (several pairs a row, for the Transformer; jdl.data.ding.pack) or one pair a row
-(`packed=False`, for the recurrent encoder-decoders, which read one sentence a row), with the same
-fields either way: src, src_segments, src_positions, tgt_in, tgt_out, tgt_segments,
-tgt_positions.
+Rows: packed (several pairs a row, told apart by segment ids: jdl.data.ding.pack; the
+Transformer and, restarting their recurrences at every pair, the recurrent encoder-decoders) or
+one pair a row (`packed=False`, right-padded: the layout a pair's packed loss is tested against),
+with the same fields either way: src, src_segments, src_positions, tgt_in, tgt_out,
+tgt_segments, tgt_positions.
 """
 
 from __future__ import annotations

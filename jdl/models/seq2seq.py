@@ -24,10 +24,23 @@ Deviations from the papers: an LSTM rather than Bahdanau's GRU (jdl's cells), on
 layer instead of the maxout, and one embedding table for both languages (the joint subword
 vocabulary of jdl.data), as jdl's Transformer shares it.
 
-Both models are called like jdl.models.transformer.Transformer, on one sentence pair a row
-(segment id 1 on real tokens, 0 on padding), and both give `decoding_steps` for
-jdl.models.decoding: the cached step advances the LSTM state by one token (the source's
-projections U_a h_j computed once); the uncached step recomputes the whole target prefix.
+Both models are called like jdl.models.transformer.Transformer, on rows that hold one sentence
+pair or several *packed* pairs told apart by segment ids (1, 2, ... ; 0 is padding): each
+recurrence restarts at every pair's first position, so that a pair's logits are those it has
+alone in a row (tested to 1e-5), and packing only removes the padding a recurrent network would
+otherwise step through (a verse is ~32 subwords; one verse a row padded to 96 wasted 2/3 of it):
+
+  - the encoder's carries are zero at each pair's first source position, in both directions
+    (the backward direction, and the Sutskever encoder, read each pair's source reversed in
+    place: `reverse_segments`);
+  - the plain decoder's carries are set, at each pair's first target position, to the encoder's
+    final state of *that pair* (the state after its source's last position, read reversed);
+    the attentive decoder's to (0, tanh(W_s bwd h_1)) of that pair;
+  - the attention at target position i reads only the source positions of i's pair.
+
+Both give `decoding_steps` for jdl.models.decoding: the cached step advances the LSTM state by
+one token (the source's projections U_a h_j computed once); the uncached step recomputes the
+whole target prefix. Decoding reads one source a row.
 
 Shape suffixes: B rows, S source and T target positions, E embedding, H hidden, A attention
 width, V vocabulary; N = B*K rows of a beam search.
@@ -75,6 +88,85 @@ def additive_attention(query_BxA, keys_BxSxA, v_A, valid_BxS):
   return jax.nn.softmax(e_BxS, axis=-1)
 
 
+# The backward pass recomputes tanh(W_a s + U_a h_j) [B, S, A] instead of keeping it for every
+# decoder step (the scan would stack T of them): about 1.25x faster per training step of the
+# attentive model on 2 CPU cores (8 packed rows of 128), the memory traffic saved outweighing the
+# tanh.
+_recomputed_attention = jax.checkpoint(additive_attention)
+
+
+# ---- segments: where each packed pair starts and ends --------------------------------------------
+
+
+def segment_starts(segments_BxT: jax.Array) -> jax.Array:
+  """[B, T] booleans: True at the first position of every segment (a pair's first token)."""
+  previous_BxT = jnp.pad(segments_BxT[:, :-1], ((0, 0), (1, 0)))
+  return (segments_BxT > 0) & (segments_BxT != previous_BxT)
+
+
+def reverse_segments(x_BxTx: jax.Array, segments_BxT: jax.Array) -> jax.Array:
+  """Reverses every segment's positions in place (padding stays where it is): the backward
+  direction of each packed pair, starting at its own last token. An involution; for one segment
+  a row it is rnn.reverse_valid."""
+  time = segments_BxT.shape[1]
+  t_T = jnp.arange(time)
+  following_BxT = jnp.pad(segments_BxT[:, 1:], ((0, 0), (0, 1)))
+  ends_BxT = (segments_BxT > 0) & (segments_BxT != following_BxT)
+  first_BxT = jax.lax.cummax(jnp.where(segment_starts(segments_BxT), t_T, 0), axis=1)
+  last_BxT = jax.lax.cummin(jnp.where(ends_BxT, t_T, time - 1), axis=1, reverse=True)
+  index_BxT = jnp.where(segments_BxT > 0, first_BxT + last_BxT - t_T, t_T)
+  index = index_BxT.reshape(*index_BxT.shape, *[1] * (x_BxTx.ndim - 2))
+  return jnp.take_along_axis(x_BxTx, index, axis=1)
+
+
+def source_span(src_segments_BxS: jax.Array, tgt_segments_BxT: jax.Array):
+  """(first, last) [B, T]: the source positions where the pair of each target position starts
+  and ends (packed rows keep a pair's source and target under the same segment id)."""
+  same_BxTxS = src_segments_BxS[:, None, :] == tgt_segments_BxT[:, :, None]
+  time = src_segments_BxS.shape[1]
+  return jnp.argmax(same_BxTxS, -1), time - 1 - jnp.argmax(same_BxTxS[..., ::-1], -1)
+
+
+def _gather(x_BxSx: jax.Array, index_BxT: jax.Array) -> jax.Array:
+  return jnp.take_along_axis(x_BxSx, index_BxT[..., None], axis=1)
+
+
+def run_restarting(cell, x_BxTxF, starts_BxT, init=None) -> tuple[jax.Array, jax.Array]:
+  """Runs an LSTM cell over time, its carry restarted at every segment start: to zeros, or to
+  `init` ((c, h), [B, T, H] each: the carry for a segment starting at t). Returns the carries
+  (c, h) after every step, [B, T, H] each (h is the output).
+
+  rnn.RNN starts only at a row's beginning (and holds its carry over padding); here padding needs
+  no hold: a pair's final state is read at its last position, and padding's outputs are masked
+  from the loss. The input term W x_t + b of every step is one product before the scan: with the
+  few rows of packed batches, accumulating W's gradient step by step inside the scan cost more
+  (about 1.2x slower a training step of the plain model, 8 rows of 128, on 2 CPU cores; rnn.py's
+  note measured the opposite for its 512-unit LSTM over more rows)."""
+  swap = lambda a: jnp.swapaxes(a, 0, 1)  # scan runs over the leading axis
+  carry = cell.initial_carry(x_BxTxF.shape[0])
+  wx_TxBx4H = swap(cell.project_inputs(x_BxTxF))
+  inputs = (wx_TxBx4H, swap(starts_BxT), None if init is None else jax.tree.map(swap, init))
+
+  def body(carry, inputs):
+    wx_Bx4H, start_B, init_t = inputs
+    carry = restart(carry, start_B, init_t)
+    carry, _ = cell.step(carry, wx_Bx4H)
+    return carry, carry
+
+  _, (c_TxBxH, h_TxBxH) = jax.lax.scan(body, carry, inputs)
+  return swap(c_TxBxH), swap(h_TxBxH)
+
+
+def restart(carry, start_B, init=None):
+  """The carry, replaced where a segment starts (`start_B`) by `init` (zeros when None)."""
+  if init is None:
+    return jax.tree.map(lambda c: jnp.where(start_B[:, None], jnp.zeros_like(c), c), carry)
+  return jax.tree.map(lambda c, c0: jnp.where(start_B[:, None], c0.astype(c.dtype), c), carry, init)
+
+
+# ---- the model -----------------------------------------------------------------------------------
+
+
 class Seq2Seq(nnx.Module):
   def __init__(self, cfg: Seq2SeqConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
@@ -91,6 +183,8 @@ class Seq2Seq(nnx.Module):
     linear = lambda n_in, n_out, axes, bias=True: rnn.linear(
       n_in, n_out, axes, use_bias=bias, dtype=dtype, rngs=rngs
     )
+    # The RNN layers hold the cells (and run them in tests, as the reference); the scans that
+    # restart at every packed pair are `run_restarting`'s.
     if cfg.attention:
       self.encoder = rnn.RNN('lstm', E, H, bidirectional=True, dtype=dtype, rngs=rngs)
       self.init_state = linear(H, H, ('mlp', 'mlp'))  # W_s
@@ -108,41 +202,72 @@ class Seq2Seq(nnx.Module):
 
   # ---- encoder ---------------------------------------------------------------------------------
 
-  def encode(self, src_BxS: jax.Array, valid_BxS: jax.Array, dropout_key=None):
-    """What the decoder starts from. Encoder-decoder: {'carries'} (each layer's final (c, h)).
-    Attentive: {'carries', 'annotations' [B, S, 2H], 'keys' (U_a h_j) [B, S, A], 'valid'}."""
-    lengths_B = valid_BxS.sum(-1).astype(jnp.int32)
+  def encode(self, src_BxS: jax.Array, segments_BxS: jax.Array, dropout_key=None):
+    """What the decoder reads, each pair's source encoded alone (`segments_BxS`: segment ids, or
+    booleans for one sentence a row). Encoder-decoder: {'states': every layer's carries (c, h)
+    [B, S, H] after each position of the reversed pairs, 'segments'}. Attentive: {'annotations'
+    [B, S, 2H], 'keys' (U_a h_j) [B, S, A], 'backward' (bwd h_j) [B, S, H], 'segments'}."""
+    segments_BxS = segments_BxS.astype(jnp.int32)
+    starts_BxS = segment_starts(segments_BxS)
     x_BxSxE = layers.dropout(self.embed(src_BxS), self.cfg.dropout, dropout_key)
     if not self.cfg.attention:
-      reversed_BxSxE = rnn.reverse_valid(x_BxSxE, lengths_B)
-      _, _, finals = self.encoder.run(reversed_BxSxE, lengths_B)
-      return {'carries': finals}
-    annotations_BxSx2H, summary_Bx2H = self.encoder(x_BxSxE, lengths_B)
-    H = self.cfg.hidden_size
-    h0_BxH = jnp.tanh(self.init_state(summary_Bx2H[:, H:]))  # from bwd h_1, as the paper's s_0
-    c0_BxH = jnp.zeros_like(h0_BxH)
+      # Sutskever's reversed source; a pair reversed in place keeps its span, so its starts.
+      h_BxSxD, states = reverse_segments(x_BxSxE, segments_BxS), []
+      for cell in self.encoder.forward_cells:
+        states.append(run_restarting(cell, h_BxSxD, starts_BxS))
+        h_BxSxD = states[-1][1]
+      return {'states': states, 'segments': segments_BxS}
+    h_BxSxD = x_BxSxE
+    for forward, backward in zip(self.encoder.forward_cells, self.encoder.backward_cells):
+      _, fwd_BxSxH = run_restarting(forward, h_BxSxD, starts_BxS)
+      reversed_in = reverse_segments(h_BxSxD, segments_BxS)
+      _, bwd_rev_BxSxH = run_restarting(backward, reversed_in, starts_BxS)
+      bwd_BxSxH = reverse_segments(bwd_rev_BxSxH, segments_BxS)
+      h_BxSxD = jnp.concatenate([fwd_BxSxH, bwd_BxSxH], -1)
     return {
-      'carries': [(c0_BxH, h0_BxH)],
-      'annotations': annotations_BxSx2H,
-      'keys': self.U_a(annotations_BxSx2H),
-      'valid': valid_BxS,
+      'annotations': h_BxSxD,
+      'keys': self.U_a(h_BxSxD),
+      'backward': bwd_BxSxH,
+      'segments': segments_BxS,
     }
+
+  def initial_carries(self, memory, tgt_segments_BxT: jax.Array) -> list:
+    """The decoder's carries, per layer ((c, h) [B, T, H] each), for a pair whose target starts
+    at position t: the plain model's v, the encoder's final state of that pair (after its
+    reversed source's last position); the attentive model's s_0 = (0, tanh(W_s bwd h_1)), bwd
+    h_1 at that pair's first source position."""
+    first_BxT, last_BxT = source_span(memory['segments'], tgt_segments_BxT)
+    if not self.cfg.attention:
+      return [(_gather(c, last_BxT), _gather(h, last_BxT)) for c, h in memory['states']]
+    h0_BxTxH = jnp.tanh(self.init_state(_gather(memory['backward'], first_BxT)))
+    return [(jnp.zeros_like(h0_BxTxH), h0_BxTxH)]
 
   # ---- decoder ---------------------------------------------------------------------------------
 
-  def attend(self, memory, h_prev_BxH):
-    """(context c_i [B, 2H], weights a_i [B, S]) for the decoder state s_{i-1}."""
-    weights_BxS = additive_attention(
-      self.W_a(h_prev_BxH), memory['keys'], self.v_a[...], memory['valid']
+  def attend(self, memory, h_prev_BxH, segment_B):
+    """(context c_i [B, 2H], weights a_i [B, S]) for the decoder state s_{i-1} of a position of
+    pair `segment_B`: only that pair's source positions are attended to."""
+    valid_BxS = memory['segments'] == segment_B[:, None]
+    weights_BxS = _recomputed_attention(
+      self.W_a(h_prev_BxH), memory['keys'], self.v_a[...], valid_BxS
     )
     annotations = memory['annotations']
     context_Bx2H = jnp.einsum('bs,bsd->bd', weights_BxS.astype(annotations.dtype), annotations)
     return context_Bx2H, weights_BxS
 
-  def _attentive_step(self, memory, carry, y_prev_BxE):
+  def cell_input_terms(self, y_xE):
+    """The attentive decoder cell reads [E y_{i-1} ; c_i] through one kernel W = [W_y ; W_c]:
+    (W_y E y_{i-1} + b [..., 4H], W_c). The first term needs no context, so teacher forcing
+    computes it for every step in one product before the scan (as `run_restarting` does)."""
+    E, dtype = self.cfg.embed_dim, jnp.dtype(self.cfg.dtype)
+    kernel = self.cell.W.kernel[...].astype(dtype)
+    wy_x4H = y_xE.astype(dtype) @ kernel[:E] + self.cell.W.bias[...].astype(dtype)
+    return wy_x4H, kernel[E:]
+
+  def _attentive_step(self, memory, carry, y_prev_BxE, wy_Bx4H, W_c, segment_B):
     """One step of the attentive decoder: (new carry, readout input [B, H+2H+E], weights)."""
-    context_Bx2H, weights_BxS = self.attend(memory, carry[1])
-    carry, s_BxH = self.cell(carry, jnp.concatenate([y_prev_BxE, context_Bx2H], -1))
+    context_Bx2H, weights_BxS = self.attend(memory, carry[1], segment_B)
+    carry, s_BxH = self.cell.step(carry, wy_Bx4H + context_Bx2H.astype(W_c.dtype) @ W_c)
     features = jnp.concatenate([s_BxH.astype(y_prev_BxE.dtype), context_Bx2H, y_prev_BxE], -1)
     return carry, features, weights_BxS
 
@@ -152,25 +277,53 @@ class Seq2Seq(nnx.Module):
       features = jnp.tanh(self.readout(features))
     return self.output(layers.dropout(features, self.cfg.dropout, key))
 
-  def decode(self, tgt_BxT: jax.Array, memory, *, dropout_key=None, record: list | None = None):
-    """Teacher-forced logits [B, T, V] of the target inputs (<s> y_1 ...); `record`, a list,
-    receives the attentive model's weights a_ij [B, T, S]."""
+  def decode(
+    self,
+    tgt_BxT: jax.Array,
+    memory,
+    tgt_segments_BxT: jax.Array | None = None,
+    *,
+    dropout_key=None,
+    record: list | None = None,
+  ):
+    """Teacher-forced logits [B, T, V] of the target inputs (<s> y_1 ...), one pair a row when
+    `tgt_segments_BxT` is None; `record`, a list, receives the attentive model's weights a_ij
+    [B, T, S]."""
+    if tgt_segments_BxT is None:
+      tgt_segments_BxT = jnp.ones(tgt_BxT.shape, jnp.int32)
+    starts_BxT = segment_starts(tgt_segments_BxT)
+    inits = self.initial_carries(memory, tgt_segments_BxT)
     k_embed, k_out = _keys(dropout_key, 2)
     y_BxTxE = layers.dropout(self.embed(tgt_BxT), self.cfg.dropout, k_embed)
     if not self.cfg.attention:
-      h_BxTxH, _, _ = self.decoder.run(y_BxTxE, carries=memory['carries'])
+      h_BxTxH = y_BxTxE
+      for cell, init in zip(self.decoder.forward_cells, inits):
+        _, h_BxTxH = run_restarting(cell, h_BxTxH, starts_BxT, init)
       return self.logits_of(h_BxTxH, k_out)
 
-    def body(carry, y_BxE):
-      carry, features, weights_BxS = self._attentive_step(memory, carry, y_BxE)
+    wy_BxTx4H, W_c = self.cell_input_terms(y_BxTxE)
+
+    def body(carry, inputs):
+      y_BxE, wy_Bx4H, start_B, init, segment_B = inputs
+      carry = restart(carry, start_B, init)
+      carry, features, weights_BxS = self._attentive_step(
+        memory, carry, y_BxE, wy_Bx4H, W_c, segment_B
+      )
       return carry, (features, weights_BxS)
 
-    _, (features_TxBxF, weights_TxBxS) = jax.lax.scan(
-      body, memory['carries'][0], jnp.swapaxes(y_BxTxE, 0, 1)
+    swap = lambda a: jnp.swapaxes(a, 0, 1)
+    inputs = (
+      swap(y_BxTxE),
+      swap(wy_BxTx4H),
+      swap(starts_BxT),
+      jax.tree.map(swap, inits[0]),
+      swap(tgt_segments_BxT),
     )
+    carry = self.cell.initial_carry(tgt_BxT.shape[0])
+    _, (features_TxBxF, weights_TxBxS) = jax.lax.scan(body, carry, inputs)
     if record is not None:
-      record.append(jnp.swapaxes(weights_TxBxS, 0, 1))
-    return self.logits_of(jnp.swapaxes(features_TxBxF, 0, 1), k_out)
+      record.append(swap(weights_TxBxS))
+    return self.logits_of(swap(features_TxBxF), k_out)
 
   def __call__(
     self,
@@ -183,12 +336,13 @@ class Seq2Seq(nnx.Module):
     tgt_positions_BxT=None,
     dropout_key=None,
   ) -> jax.Array:
-    """Teacher-forced logits [B, T, V], one sentence pair a row (the Transformer's call; the
-    positions and target segments are not needed: the recurrence knows where it is)."""
-    del tgt_segments_BxT, src_positions_BxS, tgt_positions_BxT
+    """Teacher-forced logits [B, T, V] of one or several (packed) pairs a row (the Transformer's
+    call; the positions are not needed: the recurrence knows where it is). Without target
+    segments a row holds one pair."""
+    del src_positions_BxS, tgt_positions_BxT
     k_enc, k_dec = _keys(dropout_key, 2)
-    memory = self.encode(src_BxS, src_segments_BxS > 0, k_enc)
-    return self.decode(tgt_in_BxT, memory, dropout_key=k_dec)
+    memory = self.encode(src_BxS, src_segments_BxS, k_enc)
+    return self.decode(tgt_in_BxT, memory, tgt_segments_BxT, dropout_key=k_dec)
 
   # ---- decoding (jdl.models.decoding) ----------------------------------------------------------
 
@@ -208,16 +362,25 @@ class Seq2Seq(nnx.Module):
 
       return step_uncached, (), lambda state, rows: state
 
+    one_N = jnp.ones(src_NxS.shape[:1], jnp.int32)  # one pair a row: segment 1
+    carries = [
+      jax.tree.map(lambda c: c[:, 0], init) for init in self.initial_carries(memory, one_N[:, None])
+    ]
+
     def step(carries, tokens_NxL1, i):
       token_N = jax.lax.dynamic_index_in_dim(tokens_NxL1, i, axis=1, keepdims=False)
       y_NxE = self.embed(token_N)
       if self.cfg.attention:
-        carry, features, _ = self._attentive_step(memory, carries[0], y_NxE)
+        wy_Nx4H, W_c = self.cell_input_terms(y_NxE)
+        carry, features, _ = self._attentive_step(memory, carries[0], y_NxE, wy_Nx4H, W_c, one_N)
         return self.logits_of(features), [carry]
-      h_Nx1xH, _, carries = self.decoder.run(y_NxE[:, None], carries=carries)
-      return self.logits_of(h_Nx1xH[:, 0]), carries
+      h_NxH, new = y_NxE, []
+      for cell, carry in zip(self.decoder.forward_cells, carries):
+        carry, h_NxH = cell(carry, h_NxH)
+        new.append(carry)
+      return self.logits_of(h_NxH), new
 
     # The source's memory is the same for every beam of a sentence, and beams move only within
     # their sentence: only the carries follow the hypotheses.
     reorder = lambda carries, rows_N: jax.tree.map(lambda c: c[rows_N], carries)
-    return step, memory['carries'], reorder
+    return step, carries, reorder

@@ -10,8 +10,9 @@ per-token loss. Metrics: `loss` (smoothed), `nll` (plain cross-entropy, nats/tok
 corpus BLEU and chrF (sacrebleu), writing them to results.json.
 
 One task serves all three models: the same data, tokenizer, decoding (jdl.models.decoding, greedy
-or beam search with cached state) and scoring. The Transformer reads packed rows; the recurrent
-models read one sentence pair a row (`data.kwargs.packed=False`).
+or beam search with cached state) and scoring. All three read packed rows (several pairs a row,
+told apart by segment ids; the recurrent models restart their recurrences at every pair) or one
+pair a row (`data.kwargs.packed=False` of 'bible_pairs'); a pair's loss is the same either way.
 
 Config fields (experiments/transformer/*.py): model.name 'transformer' with model.{vocab_size,
 d_model, n_heads, d_ff, n_encoder_layers, n_decoder_layers, dropout, pre_ln, max_len}, or
@@ -56,11 +57,6 @@ class Task(base.Task):
       raise ConfigError(f'config.model.d_model {m.d_model} is not divisible by n_heads {m.n_heads}')
     if config.data.name not in DATA:
       raise ConfigError(f'config.data.name: one of {DATA}, not {config.data.name!r}')
-    if m.name == 'seq2seq' and config.data.kwargs.get('packed', True):
-      raise ConfigError(
-        'config.data.kwargs.packed: a recurrent encoder-decoder reads one sentence pair a row; '
-        "set packed=False (data 'bible_pairs')"
-      )
     if config.decode.beam_size < 0:
       raise ConfigError(
         f'config.decode.beam_size: 0 (greedy) or more, not {config.decode.beam_size}'

@@ -7,10 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from flax import nnx
 
 from jdl import config as config_lib
-from jdl.config import ConfigError
 from jdl.data import bible_pairs as bible
+from jdl.models.seq2seq import Seq2Seq
 from jdl.tasks import translation
 from jdl.train import loop
 from jdl.train.errors import UsageError
@@ -64,12 +65,15 @@ def test_recurrent_smokes_train_and_score(tmp_path, variant):
   assert saved['sentences'] == 8
 
 
-def test_recurrent_model_refuses_packed_rows():
-  config = config_lib.load(RNN + ':smoke')
-  with config.unlocked():
-    config.data.kwargs.packed = True
-  with pytest.raises(ConfigError, match='packed=False'):
-    translation.Task(config)
+def test_recurrent_config_reads_the_transformers_packed_rows():
+  rnn, transformer = config_lib.load(RNN), config_lib.load(TRANSFORMER)
+  assert rnn.data.kwargs.packed
+  for key in ('length', 'vocab_size', 'direction', 'seed', 'limit', 'held_out_book'):
+    assert rnn.data.kwargs[key] == transformer.data.kwargs[key], key
+  assert isinstance(translation.Task(rnn).build_model(nnx.Rngs(0)), Seq2Seq)
+  unpacked = config_lib.load(RNN + ':unpacked,attention')
+  assert not unpacked.data.kwargs.packed and unpacked.data.kwargs.length == 96
+  assert unpacked.batch_size == 32 and unpacked.model.attention
 
 
 @needs_bibles

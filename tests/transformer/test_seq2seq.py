@@ -1,7 +1,8 @@
 """The recurrent encoder-decoders: cached decoding (the LSTM state advanced one token at a time)
 gives what recomputing the whole prefix gives, greedy and beam; the additive attention's weights
 sum to one over the real source positions; padding changes nothing; the Sutskever encoder reads
-the source reversed."""
+the source reversed; the restarting scans give what jdl.models.rnn's RNN layer gives; and a pair
+packed with others into a row has the logits, loss and gradients it has alone in a row."""
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jdl.data import bible_pairs, ding
 from jdl.models import decoding, rnn
-from jdl.models.seq2seq import Seq2Seq, Seq2SeqConfig, additive_attention
+from jdl.models.seq2seq import Seq2Seq, Seq2SeqConfig, additive_attention, reverse_segments
 
 SRC = np.array([[5, 6, 7, 8, 9, 0, 0, 0], [10, 11, 12, 0, 0, 0, 0, 0]], np.int32)
 
@@ -103,14 +105,85 @@ def test_padding_changes_nothing(attention):
   np.testing.assert_allclose(fn(state, short), fn(state, long), rtol=1e-5, atol=1e-6)
 
 
-def test_plain_encoder_reads_the_source_reversed():
+def test_encoders_match_the_rnn_layer():
+  """The restarting scans against jdl.models.rnn's RNN (the reference, one sentence a row):
+  the plain model's v is the final state of the layers run over the reversed source (and not
+  that of the source read forward); the attentive model's annotations are the bidirectional
+  layer's outputs at the real positions, and s_0 = tanh(W_s bwd h_1)."""
+  src, valid = jnp.asarray(SRC), jnp.asarray(SRC > 0)
+  lengths, one = valid.sum(-1), jnp.ones((2, 1), jnp.int32)
   m = model(False)
-  valid = jnp.asarray(SRC > 0)
-  carries = m.encode(jnp.asarray(SRC), valid)['carries']
-  # The same layers run by hand over the reversed embedded source.
-  x = rnn.reverse_valid(m.embed(jnp.asarray(SRC)), valid.sum(-1))
-  _, _, finals = m.encoder.run(x, valid.sum(-1))
+  carries = m.initial_carries(m.encode(src, valid), one)
+  _, _, finals = m.encoder.run(rnn.reverse_valid(m.embed(src), lengths), lengths)
   for got, want in zip(jax.tree.leaves(carries), jax.tree.leaves(finals)):
-    np.testing.assert_array_equal(got, want)
-  forward = m.encoder.run(m.embed(jnp.asarray(SRC)), valid.sum(-1))[2]
-  assert not np.allclose(jax.tree.leaves(forward)[1], jax.tree.leaves(carries)[1])
+    np.testing.assert_allclose(got[:, 0], want, rtol=1e-6, atol=1e-6)
+  forward = m.encoder.run(m.embed(src), lengths)[2]
+  assert not np.allclose(jax.tree.leaves(forward)[1], jax.tree.leaves(carries)[1][:, 0])
+
+  m = model(True)
+  memory = m.encode(src, valid)
+  annotations, summary = m.encoder(m.embed(src), lengths)
+  np.testing.assert_allclose(
+    np.where(SRC[..., None] > 0, memory['annotations'], 0), annotations, rtol=1e-6, atol=1e-6
+  )
+  (c0, h0), H = m.initial_carries(memory, one)[0], m.cfg.hidden_size
+  np.testing.assert_allclose(h0[:, 0], jnp.tanh(m.init_state(summary[:, H:])), rtol=1e-6)
+  np.testing.assert_array_equal(c0, 0.0)
+
+
+def test_reverse_segments_reverses_each_pair_in_place():
+  segments = np.array([[1, 1, 1, 2, 2, 3, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]], np.int32)
+  x = np.arange(16).reshape(2, 8)
+  want = [[2, 1, 0, 4, 3, 5, 6, 7], [15, 14, 13, 12, 11, 10, 9, 8]]
+  got = reverse_segments(jnp.asarray(x), jnp.asarray(segments))
+  np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(reverse_segments(got, jnp.asarray(segments)), x)  # involution
+
+
+def _pairs(n: int, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  src = [list(rng.integers(4, 40, rng.integers(1, 9))) for _ in range(n)]
+  tgt = [list(rng.integers(4, 40, rng.integers(1, 8))) for _ in range(n)]
+  return src, tgt
+
+
+@pytest.mark.parametrize('attention', [False, True])
+def test_packed_pairs_have_their_alone_logits_loss_and_gradients(attention):
+  src, tgt = _pairs(9)
+  packed = ding.pack(src, tgt, 16, seed=0)
+  alone = bible_pairs.one_per_row(src, tgt, 16)
+  assert len(packed['src']) < len(src) and packed['tgt_segments'].max() >= 3  # really packed
+
+  def forward(m, rows):
+    logits_BxTxV = m(
+      rows['src'],
+      rows['tgt_in'],
+      src_segments_BxS=rows['src_segments'],
+      tgt_segments_BxT=rows['tgt_segments'],
+    )
+    logp_BxTxV = jax.nn.log_softmax(logits_BxTxV, -1)
+    nll_BxT = -jnp.take_along_axis(logp_BxTxV, rows['tgt_out'][..., None], -1)[..., 0]
+    return (nll_BxT * (rows['tgt_segments'] > 0)).sum(), logits_BxTxV
+
+  m = model(attention, seed=2)
+  graphdef, state = nnx.split(m)
+  value_and_grad = jax.jit(
+    jax.value_and_grad(lambda state, rows: forward(nnx.merge(graphdef, state), rows), has_aux=True)
+  )
+  (loss_p, logits_p), grads_p = value_and_grad(state, packed)
+  (loss_a, logits_a), grads_a = value_and_grad(state, alone)
+  # Each pair's logits where it sits in the packed rows (found by its source tokens).
+  where = {}
+  for r in range(len(packed['src'])):
+    for k in range(1, packed['src_segments'][r].max() + 1):
+      key = tuple(packed['src'][r][packed['src_segments'][r] == k])
+      where[key] = (r, packed['tgt_segments'][r] == k)
+  assert len(where) == len(src)  # every pair found, by a source of its own
+  for i, (s, t) in enumerate(zip(src, tgt)):
+    r, positions = where[tuple(s)]
+    np.testing.assert_allclose(
+      logits_p[r][positions], logits_a[i, : len(t) + 1], rtol=1e-5, atol=1e-5
+    )
+  np.testing.assert_allclose(loss_p, loss_a, rtol=1e-5)
+  for got, want in zip(jax.tree.leaves(grads_p), jax.tree.leaves(grads_a)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
