@@ -285,7 +285,9 @@ class Trainer:
     if _any_process(refused is not None):  # every process stops, not only the one that knows
       raise refused or WorkdirLocked(f'{workdir} is in use by another jdl run (see process 0)')
     try:
-      return self._fit(workdir, eval_hooks, fresh, t_start)
+      # The task's own hooks (a translation task's validation BLEU) are made once per run: they
+      # read their sentences when made, not at every evaluation.
+      return self._fit(workdir, (*eval_hooks, *self.task.eval_hooks()), fresh, t_start)
     finally:
       lock.release()
 
@@ -383,7 +385,7 @@ class Trainer:
           window.clear()
           record.update(meter.lap(step) if meter else {})
         if evals:
-          record.update(self.evaluate(state, (*eval_hooks, *task.eval_hooks()), step))
+          record.update(self.evaluate(state, eval_hooks, step))
         if logs or evals:
           record['epoch'] = step / schedule.per_epoch
           record['seconds'] = time.perf_counter() - t_start
