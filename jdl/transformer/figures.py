@@ -229,7 +229,7 @@ def render_bleu_time(outdir, race_dirs: dict | None = None, **runs) -> list[path
 LENGTH_RUNS = {
   'LSTM encoder-decoder': ROOT / 'runs/transformer/rnn_es_en',
   'attentive LSTM encoder-decoder': ROOT / 'runs/transformer/attn_es_en',
-  'Transformer': ROOT / 'runs/transformer/es_en',
+  'Transformer': RACE_DIRS['jdl (JAX)'],
 }
 LENGTH_BUCKETS = (0, 10, 20, 30, 40, 60)  # source words; the last bucket is open
 

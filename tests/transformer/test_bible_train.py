@@ -74,6 +74,12 @@ def test_recurrent_config_reads_the_transformers_packed_rows():
   unpacked = config_lib.load(RNN + ':unpacked,attention')
   assert not unpacked.data.kwargs.packed and unpacked.data.kwargs.length == 96
   assert unpacked.batch_size == 32 and unpacked.model.attention
+  # The length figure's runs: the Transformer race's budget, schedule of evaluations and decoding.
+  race = config_lib.load(TRANSFORMER + ':race,small')
+  for variant in ('race', 'race,attention'):
+    c = config_lib.load(f'{RNN}:{variant}')
+    assert (c.max_seconds, c.eval_every_steps) == (race.max_seconds, race.eval_every_steps)
+    assert c.decode.beam_size == race.decode.beam_size == 0
 
 
 @needs_bibles
