@@ -84,14 +84,14 @@ RUNS = {
     'runs/transformer/rnn_es_en',
     'python -m jdl.transformer.race --framework jdl --threads 1 --eval-sentences 100 '
     '--config experiments/transformer/seq2seq_es_en.py:race --workdir runs/transformer/rnn_es_en',
-    '60 min of one thread (the Transformer race\'s budget)',
+    "60 min of one thread (the Transformer race's budget)",
   ),
   'attn_es_en': Training(
     'runs/transformer/attn_es_en',
     'python -m jdl.transformer.race --framework jdl --threads 1 --eval-sentences 100 '
     '--config experiments/transformer/seq2seq_es_en.py:race,attention '
     '--workdir runs/transformer/attn_es_en',
-    '60 min of one thread (the Transformer race\'s budget)',
+    "60 min of one thread (the Transformer race's budget)",
   ),
   'vae': Training(
     'runs/generative/vae_fmnist',
