@@ -41,6 +41,12 @@ def main(argv: list[str]) -> int:
   pairs.add_argument('--heldout-n', type=int, default=400, help='validation prompts (0: none)')
   pairs.add_argument('--batch', type=int, default=128, help='continuations per sampling call')
   pairs.add_argument(
+    '--per-prompt',
+    type=int,
+    default=2,
+    help="continuations sampled per prompt; the pair is the labeller's best and worst of them",
+  )
+  pairs.add_argument(
     '--relabel', action='store_true', help='label the kept samples (OUT.samples.json) again'
   )
   _sampling_args(pairs, 3000)
@@ -67,6 +73,9 @@ def main(argv: list[str]) -> int:
   bow = sub.add_parser('bow-labeller', help='fit the bag-of-words labeller (the fallback)')
   bow.add_argument('--workdir', default='runs/rlhf/labeller_bow')
   bow.add_argument('--C', type=float, default=0.1, help='inverse L2 strength')
+  bow.add_argument(
+    '--snippet-copies', type=int, default=3, help='times the training snippets are added'
+  )
 
   args = p.parse_args(argv)
   if args.command == 'bow-labeller':
@@ -74,7 +83,7 @@ def main(argv: list[str]) -> int:
 
     from jdl.rlhf.labeller import fit_bow
 
-    print(json.dumps(fit_bow(args.workdir, c=args.C), indent=2))
+    print(json.dumps(fit_bow(args.workdir, c=args.C, snippet_copies=args.snippet_copies), indent=2))
     return 0
   preferences.check_args(args) if args.command != 'eval' else evaluate.check_args(args)
   if args.command == 'pairs':

@@ -52,12 +52,18 @@ class BradleyTerry:
     diff = (self.logits(a) - self.logits(b)) / self.temperature
     return 1.0 / (1.0 + np.exp(-diff))
 
-  def prefer(self, a_texts, b_texts, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(choice [N]: 0 where a is preferred, 1 where b is; p [N]: P(a preferred over b)), the
-    choice drawn from p."""
-    p = self.preference(a_texts, b_texts)
-    choice = (rng.random(len(p)) >= p).astype(np.int32)
-    return choice, p
+  def rank(self, groups, rng: np.random.Generator) -> np.ndarray:
+    """A ranking of each group of k texts, best first (indices [N, k]), drawn from the
+    Plackett-Luce model with strengths exp(s(x) / T): the order of s(x) / T plus independent
+    Gumbel noise. Two texts are ordered with the Bradley-Terry probability above; the first of
+    several is chosen with softmax(s / T) (Ziegler et al.'s best-of-four question)."""
+    groups = [list(g) for g in groups]
+    k = len(groups[0]) if groups else 0
+    if any(len(g) != k for g in groups):
+      raise UsageError('every group to rank needs the same number of texts')
+    scores = self.logits([t for g in groups for t in g]).reshape(len(groups), k)
+    noisy = scores / self.temperature + rng.gumbel(size=scores.shape)
+    return np.argsort(-noisy, axis=1, kind='stable')
 
 
 class Labeller(BradleyTerry):
@@ -161,9 +167,13 @@ class BowLabeller(BradleyTerry):
     return cls(saved['vocabulary'], saved['coef'], saved['intercept'], name, temperature)
 
 
-def fit_bow(workdir, window: int = 48, stride: int = 24, c: float = 0.1) -> dict:
-  """Fits the bag-of-words labeller on the training reviews' windows, reports held-out window
-  accuracy (validation, test), writes WORKDIR/bow_labeller.json; returns the report."""
+def fit_bow(
+  workdir, window: int = 48, stride: int = 24, c: float = 0.1, snippet_copies: int = 3
+) -> dict:
+  """Fits the bag-of-words labeller on the training reviews' windows and, `snippet_copies`
+  times over, the 3,000 training snippets (one-sentence opinions whose label is their own, not
+  their review's); reports held-out accuracy on windows and snippets (validation, test), writes
+  WORKDIR/bow_labeller.json; returns the report."""
   from sklearn.feature_extraction.text import CountVectorizer
   from sklearn.linear_model import LogisticRegression
 
@@ -173,17 +183,30 @@ def fit_bow(workdir, window: int = 48, stride: int = 24, c: float = 0.1) -> dict
     bytes(r.astype(np.uint8).tolist()).decode('utf-8', 'replace') for r in rows
   ]
   train = review_windows('train', window, stride)
+  texts, labels = as_text(train['tokens']), np.asarray(train['label'])
+  snippets, snippet_labels = reviews.examples('snippets', 'train')
+  texts += list(snippets) * snippet_copies
+  labels = np.concatenate([labels, np.tile(np.asarray(snippet_labels), snippet_copies)])
   vectorizer = CountVectorizer(binary=True, ngram_range=(1, 2), min_df=2)
-  features = vectorizer.fit_transform(as_text(train['tokens']))
-  regression = LogisticRegression(C=c, max_iter=1000).fit(features, train['label'])
+  features = vectorizer.fit_transform(texts)
+  regression = LogisticRegression(C=c, max_iter=1000).fit(features, labels)
   vocabulary = {w: int(i) for w, i in vectorizer.vocabulary_.items()}
-  report = {'window': window, 'stride': stride, 'C': c, 'train_windows': len(train['label'])}
+  report = {
+    'window': window,
+    'stride': stride,
+    'C': c,
+    'train_windows': len(train['label']),
+    'snippet_copies': snippet_copies,
+  }
   for split in ('validation', 'test'):
     held = review_windows(split, window, window)
     score = regression.decision_function(vectorizer.transform(as_text(held['tokens'])))
     report[f'{split}_accuracy'] = float(((score > 0) == (held['label'] > 0)).mean())
     report[f'{split}_windows'] = len(held['label'])
     report[f'{split}_logit_std'] = float(score.std())
+    held_texts, held_labels = reviews.examples('snippets', split)
+    score = regression.decision_function(vectorizer.transform(list(held_texts)))
+    report[f'{split}_snippet_accuracy'] = float(((score > 0) == (held_labels > 0)).mean())
   os.makedirs(str(workdir), exist_ok=True)
   saved = dict(report, vocabulary=vocabulary, coef=regression.coef_[0].tolist())
   saved['intercept'] = float(regression.intercept_[0])

@@ -25,25 +25,38 @@ from jdl.train.errors import UsageError
 HUMAN_FILE = 'prefs_human.jsonl'
 
 
-def sample_two(model, prompts, n_bytes, *, temperature, seed, batch) -> tuple[list, list]:
-  """Two continuations (texts) of every prompt: each prompt is sampled twice in a row."""
-  doubled = [p for p in prompts for _ in (0, 1)]
+def sample_k(model, prompts, n_bytes, k, *, temperature, seed, batch) -> list[list[str]]:
+  """k continuations (texts) of every prompt: each prompt is sampled k times in a row."""
+  repeated = [p for p in prompts for _ in range(k)]
   ids = policy.continuations(
-    model, doubled, n_bytes, temperature=temperature, seed=seed, batch=batch
+    model, repeated, n_bytes, temperature=temperature, seed=seed, batch=batch
   )
   texts = policy.decode(ids)
-  return texts[0::2], texts[1::2]
+  return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
 
 
-def label_pairs(labeller, prompts, a, b, seed: int) -> list[Pair]:
-  """Chosen is the continuation the labeller's Bradley-Terry draw preferred, p the probability
-  it gave that choice."""
-  choice, p_a = labeller.prefer(a, b, np.random.default_rng(seed))
-  pairs = []
-  for prompt, x, y, c, p in zip(prompts, a, b, choice, p_a, strict=True):
-    chosen, rejected, p_chosen = (x, y, p) if c == 0 else (y, x, 1.0 - p)
-    pairs.append(Pair(prompt, chosen, rejected, labeller.name, round(float(p_chosen), 6)))
-  return pairs
+def label_pairs(labeller, prompts, samples, seed: int) -> list[Pair]:
+  """One pair per prompt from its k samples: the labeller ranks them (a Plackett-Luce draw,
+  jdl.rlhf.labeller), chosen is its first, rejected its last, p the Bradley-Terry probability
+  of that choice. With k = 2 this is the Bradley-Terry draw between the two."""
+  orders = labeller.rank(samples, np.random.default_rng(seed))
+  chosen = [texts[order[0]] for texts, order in zip(samples, orders, strict=True)]
+  rejected = [texts[order[-1]] for texts, order in zip(samples, orders, strict=True)]
+  p = labeller.preference(chosen, rejected)
+  return [
+    Pair(prompt, c, r, labeller.name, round(float(q), 6))
+    for prompt, c, r, q in zip(prompts, chosen, rejected, p, strict=True)
+  ]
+
+
+def _read_samples(cache: str) -> dict:
+  if not os.path.isfile(cache):
+    raise UsageError(f'--relabel: no samples in {cache}; run `jdl rlhf pairs` without it')
+  with open(cache, encoding='utf-8') as f:
+    kept = json.load(f)
+  if 'samples' not in kept:  # written before k samples per prompt: two, as a and b
+    kept['samples'] = [list(ab) for ab in zip(kept.pop('a'), kept.pop('b'), strict=True)]
+  return kept
 
 
 def make_pairs(args) -> int:
@@ -60,36 +73,38 @@ def make_pairs(args) -> int:
     cache = f'{out}.samples.json'
     seed = args.seed + (split != 'train')
     if args.relabel:
-      if not os.path.isfile(cache):
-        raise UsageError(f'--relabel: no samples in {cache}; run `jdl rlhf pairs` without it')
-      with open(cache, encoding='utf-8') as f:
-        sampled[split] = json.load(f)
+      sampled[split] = _read_samples(cache)
       continue
     model = policy.load_policy(args.policy)
     prompts = review_prompts.prompts(split, n=n, length=args.prompt_bytes, seed=args.seed)
     policy.check_lengths(model, prompts, args.continuation_bytes)
     start = time.time()
-    a, b = sample_two(
+    samples = sample_k(
       model,
       prompts,
       args.continuation_bytes,
+      args.per_prompt,
       temperature=args.temperature,
       seed=seed,
       batch=args.batch,
     )
-    sampled[split] = {'policy': args.policy, 'prompts': prompts, 'a': a, 'b': b}
+    sampled[split] = {'policy': args.policy, 'prompts': prompts, 'samples': samples}
     os.makedirs(os.path.dirname(cache) or '.', exist_ok=True)
     with open(cache, 'w', encoding='utf-8') as f:
       json.dump(sampled[split], f)
-    print(f'{cache}: {2 * len(prompts)} continuations in {time.time() - start:.0f} s', flush=True)
+    print(
+      f'{cache}: {len(prompts) * args.per_prompt} continuations in {time.time() - start:.0f} s',
+      flush=True,
+    )
   labeller = Labeller.load(args.labeller, temperature=args.labeller_temperature)
   for split, _, out in jobs:
     s = sampled[split]
-    pairs = label_pairs(labeller, s['prompts'], s['a'], s['b'], args.seed + (split != 'train'))
+    pairs = label_pairs(labeller, s['prompts'], s['samples'], args.seed + (split != 'train'))
     preferences.write(out, pairs)
     p = np.array([x.p for x in pairs])
     print(
-      f'{out}: {len(pairs)} pairs from {split}-review prompts; labeller {labeller.name} '
+      f'{out}: {len(pairs)} pairs from {split}-review prompts, '
+      f'{len(s["samples"][0])} samples each; labeller {labeller.name} '
       f'(temperature {labeller.temperature:g}), mean P(chosen) {p.mean():.3f}, '
       f'{(p > 0.5).mean():.1%} chose the higher score'
     )
@@ -164,5 +179,7 @@ def check_args(args) -> None:
   for name in ('n', 'prompt_bytes', 'continuation_bytes'):
     if getattr(args, name, 1) < 1:
       raise UsageError(f'--{name.replace("_", "-")} must be at least 1')
+  if getattr(args, 'per_prompt', 2) < 2:
+    raise UsageError('--per-prompt must be at least 2: a pair compares two continuations')
   if getattr(args, 'temperature', 1.0) <= 0:
     raise UsageError('--temperature must be > 0 (sampled continuations, not greedy ones)')

@@ -63,6 +63,27 @@ def test_pairs_are_two_sampled_continuations_labelled_bradley_terry(runs, tmp_pa
   np.testing.assert_allclose([p.p for p in again], want, atol=2e-6)
 
 
+def test_pairs_of_the_best_and_worst_of_four(runs, tmp_path, capsys):
+  sft, lab = runs
+  out = tmp_path / 'prefs.jsonl'
+  args = ['rlhf', 'pairs', '--policy', str(sft), '--labeller', str(lab), '--n', '5']
+  args += ['--heldout-n', '0', '--batch', '8', '--out', str(out), *SIZES]
+  assert jdl(args + ['--per-prompt', '1']) == 2
+  assert '--per-prompt must be at least 2' in capsys.readouterr().err
+  assert jdl(args + ['--per-prompt', '4', '--labeller-temperature', '1e-6']) == 0
+  prompts = review_prompts.prompts('train', n=5, length=16)
+  ids = policy.continuations(
+    policy.load_policy(sft), [p for p in prompts for _ in range(4)], 16, seed=0, batch=8
+  )
+  texts = policy.decode(ids)
+  scores = Labeller.load(lab).logits(texts).reshape(5, 4)
+  pairs = preferences.read(out)
+  # Near temperature 0 the labeller's ranking is the order of its scores.
+  assert [(p.chosen, p.rejected) for p in pairs] == [
+    (texts[4 * i + s.argmax()], texts[4 * i + s.argmin()]) for i, s in enumerate(scores)
+  ]
+
+
 def test_a_person_labels_from_scripted_input(runs, tmp_path, monkeypatch, capsys):
   sft, _ = runs
   args = ['rlhf', 'label', '--workdir', str(tmp_path), '--policy', str(sft), '--n', '5', *SIZES]

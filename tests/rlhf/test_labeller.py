@@ -62,14 +62,29 @@ def test_bradley_terry_preference_and_sampled_choice(tiny):
   p = tiny.preference(a, b)
   np.testing.assert_allclose(p, 1 / (1 + np.exp(-(s_a - s_b) / 0.5)), rtol=1e-12)
   assert p[2] == 0.5  # the same text: no preference
-  choice, p2 = tiny.prefer(a, b, np.random.default_rng(7))
-  u = np.random.default_rng(7).random(3)
-  np.testing.assert_array_equal(choice, (u >= p).astype(int))
-  np.testing.assert_array_equal(p2, p)
-  # Over many draws the choice frequency is the probability.
+  # Ranking two texts is the Bradley-Terry draw: over many draws a comes first with p.
   many = 4000
-  choice, _ = tiny.prefer([a[0]] * many, [b[0]] * many, np.random.default_rng(0))
-  assert (choice == 0).mean() == pytest.approx(p[0], abs=0.03)
+  orders = tiny.rank([[a[0], b[0]]] * many, np.random.default_rng(0))
+  assert (orders[:, 0] == 0).mean() == pytest.approx(p[0], abs=0.03)
+
+
+def test_plackett_luce_ranking_of_several(tiny):
+  texts = ['a great film', 'boring', 'fine', 'a joy']
+  s = tiny.logits(texts)
+  many = 6000
+  orders = tiny.rank([texts] * many, np.random.default_rng(1))
+  assert sorted(orders[0].tolist()) == [0, 1, 2, 3]
+  # The first of several is chosen with softmax(s / T) ...
+  first = np.bincount(orders[:, 0], minlength=4) / many
+  want = np.exp(s / 0.5) / np.exp(s / 0.5).sum()
+  np.testing.assert_allclose(first, want, atol=0.03)
+  # Near temperature 0 the ranking is the order of the scores.
+  assert len(set(s.tolist())) == 4
+  cold = type(tiny)(tiny.model, 'cold', temperature=1e-6)
+  np.testing.assert_array_equal(
+    cold.rank([texts, texts[::-1]], np.random.default_rng(0)),
+    [np.argsort(-s), np.argsort(-s[::-1])],
+  )
 
 
 def test_bad_input_is_refused(tiny):
