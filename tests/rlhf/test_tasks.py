@@ -78,6 +78,18 @@ def test_missing_starting_run_is_refused_with_the_command(root, tmp_path, capsys
   assert not (tmp_path / 'ppo' / 'checkpoints').exists()
 
 
+def test_ppo_refuses_a_reward_model_pooled_another_way(root, tmp_path, capsys):
+  from jdl.cli import main
+
+  config = str(stages.ROOT / 'experiments/rlhf/ppo.py:smoke')
+  args = ['train', '--config', config, '--workdir', str(tmp_path / 'ppo')]
+  code = main(args + stages.stage_overrides(root) + ['--config.ppo.reward_pooling=mean'])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert "config.ppo.reward_pooling is 'mean'" in err and "trained with 'last'" in err
+  assert not (tmp_path / 'ppo' / 'checkpoints').exists()
+
+
 def test_pairs_are_right_padded_with_the_completion_marked():
   pairs = [
     preferences.Pair('ab', 'cde', 'f', 'human', None),
@@ -93,3 +105,23 @@ def test_pairs_are_right_padded_with_the_completion_marked():
     ConfigError, match='prompt is 4 bytes, over the limit of config.data.prompt_bytes = 3'
   ):
     common.encode_pairs([preferences.Pair('abcd', 'x', 'y', 'human', None)], 3, 4)
+
+
+def test_mean_pooled_reward_is_the_head_averaged_over_the_real_tokens():
+  from flax import nnx
+
+  from jdl.models.gpt import GPTConfig
+  from jdl.models.scalar_head import ScalarGPT
+
+  cfg = GPTConfig(vocab_size=256, context=8, n_layer=1, n_head=1, d_model=8)
+  model = ScalarGPT(cfg, 1, rngs=nnx.Rngs(0))
+  model.head_kernel[...] = jax.random.normal(jax.random.key(1), (8, 1))
+  tokens = np.array([[104, 105, 0, 0, 0], [97, 98, 99, 100, 101]], np.int32)
+  lengths = np.array([2, 5])
+  every = np.asarray(model(tokens))[..., 0]
+  got = np.asarray(common.sequence_scores(model, tokens, lengths, 'mean'))
+  np.testing.assert_allclose(got, [every[0, :2].mean(), every[1].mean()], rtol=1e-6)
+  last = np.asarray(common.sequence_scores(model, tokens, lengths, 'last'))
+  np.testing.assert_allclose(last, [every[0, 1], every[1, 4]], rtol=1e-6)
+  with pytest.raises(ConfigError, match="'max'"):
+    common.sequence_scores(model, tokens, lengths, 'max')

@@ -121,12 +121,14 @@ class FromRuns:
     if rl is not None:  # the rollouts must be scored as the reward model was trained to read
       from jdl.train.run import load_config
 
-      trained = load_config(self.config.rm_run).data.get('reward_input', 'full')
-      if rl.get('reward_input', 'full') != trained:
-        raise ConfigError(
-          f'config.ppo.reward_input is {rl.get("reward_input", "full")!r}, but the reward model '
-          f'{self.config.rm_run} was trained on {trained!r} (its data.reward_input)'
-        )
+      trained = load_config(self.config.rm_run).data
+      for field, default in (('reward_input', 'full'), ('reward_pooling', 'last')):
+        if rl.get(field, default) != trained.get(field, default):
+          raise ConfigError(
+            f'config.ppo.{field} is {rl.get(field, default)!r}, but the reward model '
+            f'{self.config.rm_run} was trained with {trained.get(field, default)!r} '
+            f'(its data.{field})'
+          )
 
   def init_state(self, plan: base.Plan, key: jax.Array) -> base.TrainState:
     state = super().init_state(plan, key)
@@ -245,6 +247,26 @@ class Policies(nnx.Module):
 def last_scores(model: ScalarGPT, tokens_BxT, lengths_B, dropout_key=None) -> jax.Array:
   """A ScalarGPT's score [B] at each row's last real token."""
   return at_last(model(tokens_BxT, dropout_key=dropout_key), lengths_B)[:, 0]
+
+
+POOLINGS = ('last', 'mean')
+
+
+def sequence_scores(
+  model: ScalarGPT, tokens_BxT, lengths_B, pooling: str = 'last', dropout_key=None
+) -> jax.Array:
+  """A reward model's score [B] of each right-padded row: 'last', the head at the last real
+  token (Stiennon et al.; trl's RewardTrainer), or 'mean', the mean of the head over the real
+  tokens, r = 1/L sum_t w . h_t: every position scores what it has read so far (a word ends
+  at some t), so a small byte-level trunk need not carry a summary of the whole continuation
+  to its last byte, where a next-byte predictor keeps mostly the last few characters."""
+  if pooling == 'last':
+    return last_scores(model, tokens_BxT, lengths_B, dropout_key)
+  if pooling != 'mean':
+    raise ConfigError(f'reward pooling {pooling!r}: one of {POOLINGS}')
+  scores_BxT = model(tokens_BxT, dropout_key=dropout_key)[..., 0]
+  real_BxT = jnp.arange(tokens_BxT.shape[1])[None, :] < lengths_B[:, None]
+  return (scores_BxT * real_BxT).sum(-1) / jnp.maximum(lengths_B, 1)
 
 
 def frozen(x):

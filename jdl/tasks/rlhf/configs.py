@@ -69,6 +69,9 @@ def stage_config(task: str, smoke: bool) -> ml_collections.ConfigDict:
       completion_bytes=8 if smoke else 48,
       # What the reward model reads: 'full' (prompt + continuation) or 'continuation' (alone).
       reward_input='full',
+      # How its head's scores become one: 'last' token or 'mean' over the tokens read
+      # (jdl.tasks.rlhf.common.sequence_scores).
+      reward_pooling='last',
     )
   )
   c.optimizer.name = 'adamw'

@@ -185,10 +185,11 @@ class Task(common.FromRuns, base.Task):
     old_logp_BxT = losses.token_logprobs(logits_BxTxV, targets_BxT) * mask_BxT
     entropy_B = (losses.token_entropy(logits_BxTxV) * mask_BxT).sum(-1) / N
     ref_logp_BxT = losses.token_logprobs(model.reference(inputs_BxT), targets_BxT) * mask_BxT
+    pooling = self.config.ppo.get('reward_pooling', 'last')
     if self.config.ppo.get('reward_input', 'full') == 'continuation':  # a labeller as the RM
-      score_B = common.last_scores(model.reward, tokens_BxW[:, P:], jnp.full(B, N))
+      score_B = common.sequence_scores(model.reward, tokens_BxW[:, P:], jnp.full(B, N), pooling)
     else:
-      score_B = common.last_scores(model.reward, tokens_BxW, jnp.full(B, P + N))
+      score_B = common.sequence_scores(model.reward, tokens_BxW, jnp.full(B, P + N), pooling)
     coef = model.kl_coef[...]
     penalty_BxT, kl_B = losses.kl_penalty(old_logp_BxT, ref_logp_BxT, mask_BxT, coef)
     batch = {

@@ -9,6 +9,8 @@ r(x, y) is the head's score at the last byte of prompt + completion (right padde
 whole continuation has been read; with `data.reward_input = 'continuation'` the model reads the
 continuation alone, as the labeller does (and 2.3 times cheaper: 48 bytes instead of 112), and
 PPO/RLOO must then score their rollouts the same way (`ppo.reward_input`, checked).
+`data.reward_pooling = 'mean'` scores the mean of the head over the tokens read instead of the
+last one (jdl.tasks.rlhf.common.sequence_scores; PPO's `ppo.reward_pooling` must match).
 Evaluation reports the held-out pair accuracy (`validation_accuracy`: the share of held-out
 pairs whose chosen continuation scores higher).
 
@@ -56,7 +58,8 @@ class Task(common.FromRuns, base.Task):
     tokens_2BxW = jnp.concatenate([batch['chosen'], batch['rejected']])
     lengths_2B = jnp.concatenate([batch['chosen_len'], batch['rejected_len']])
     key = key if (train and self.config.model.dropout > 0) else None
-    scores_2B = common.last_scores(model, tokens_2BxW, lengths_2B, key)
+    pooling = self.config.data.get('reward_pooling', 'last')
+    scores_2B = common.sequence_scores(model, tokens_2BxW, lengths_2B, pooling, key)
     r_chosen_B, r_rejected_B = jnp.split(scores_2B, 2)
     return losses.bradley_terry_loss(r_chosen_B, r_rejected_B, batch.get('mask'))
 
