@@ -47,6 +47,12 @@ def main(argv: list[str]) -> int:
     help="continuations sampled per prompt; the pair is the labeller's best and worst of them",
   )
   pairs.add_argument(
+    '--every-pair',
+    action='store_true',
+    help="every pair of the labeller's ranking of a prompt's continuations, not only its best "
+    'and worst',
+  )
+  pairs.add_argument(
     '--relabel', action='store_true', help='label the kept samples (OUT.samples.json) again'
   )
   _sampling_args(pairs, 3000)

@@ -35,17 +35,27 @@ def sample_k(model, prompts, n_bytes, k, *, temperature, seed, batch) -> list[li
   return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
 
 
-def label_pairs(labeller, prompts, samples, seed: int) -> list[Pair]:
-  """One pair per prompt from its k samples: the labeller ranks them (a Plackett-Luce draw,
-  jdl.rlhf.labeller), chosen is its first, rejected its last, p the Bradley-Terry probability
-  of that choice. With k = 2 this is the Bradley-Terry draw between the two."""
+def label_pairs(labeller, prompts, samples, seed: int, every_pair: bool = False) -> list[Pair]:
+  """Pairs from each prompt's k samples: the labeller ranks them (a Plackett-Luce draw,
+  jdl.rlhf.labeller); the pair is its first (chosen) and its last (rejected), or with
+  `every_pair` each of the k (k - 1) / 2 pairs of the ranking, the higher-ranked chosen (as
+  InstructGPT turns a ranking of K into comparisons). p is the labeller's Bradley-Terry
+  probability of that choice. With k = 2 both are the Bradley-Terry draw between the two."""
   orders = labeller.rank(samples, np.random.default_rng(seed))
-  chosen = [texts[order[0]] for texts, order in zip(samples, orders, strict=True)]
-  rejected = [texts[order[-1]] for texts, order in zip(samples, orders, strict=True)]
-  p = labeller.preference(chosen, rejected)
+  rows = []
+  for prompt, texts, order in zip(prompts, samples, orders, strict=True):
+    ranked = [texts[i] for i in order]
+    if every_pair:
+      rows += [
+        (prompt, ranked[i], ranked[j])
+        for i in range(len(ranked))
+        for j in range(i + 1, len(ranked))
+      ]
+    else:
+      rows.append((prompt, ranked[0], ranked[-1]))
+  p = labeller.preference([r[1] for r in rows], [r[2] for r in rows])
   return [
-    Pair(prompt, c, r, labeller.name, round(float(q), 6))
-    for prompt, c, r, q in zip(prompts, chosen, rejected, p, strict=True)
+    Pair(prompt, c, r, labeller.name, round(float(q), 6)) for (prompt, c, r), q in zip(rows, p)
   ]
 
 
@@ -99,12 +109,14 @@ def make_pairs(args) -> int:
   labeller = Labeller.load(args.labeller, temperature=args.labeller_temperature)
   for split, _, out in jobs:
     s = sampled[split]
-    pairs = label_pairs(labeller, s['prompts'], s['samples'], args.seed + (split != 'train'))
+    every = args.every_pair
+    pairs = label_pairs(labeller, s['prompts'], s['samples'], args.seed + (split != 'train'), every)
     preferences.write(out, pairs)
     p = np.array([x.p for x in pairs])
     print(
-      f'{out}: {len(pairs)} pairs from {split}-review prompts, '
-      f'{len(s["samples"][0])} samples each; labeller {labeller.name} '
+      f'{out}: {len(pairs)} pairs from {len(s["prompts"])} {split}-review prompts, '
+      f'{len(s["samples"][0])} samples each ({"every pair" if every else "best and worst"}); '
+      f'labeller {labeller.name} '
       f'(temperature {labeller.temperature:g}), mean P(chosen) {p.mean():.3f}, '
       f'{(p > 0.5).mean():.1%} chose the higher score'
     )

@@ -82,6 +82,16 @@ def test_pairs_of_the_best_and_worst_of_four(runs, tmp_path, capsys):
   assert [(p.chosen, p.rejected) for p in pairs] == [
     (texts[4 * i + s.argmax()], texts[4 * i + s.argmin()]) for i, s in enumerate(scores)
   ]
+  # --every-pair: the 6 pairs of each ranking, the higher-ranked chosen, from the kept samples.
+  again = ['--relabel', '--every-pair', '--labeller-temperature', '1e-6']
+  assert jdl(args + ['--per-prompt', '4'] + again) == 0
+  pairs = preferences.read(out)
+  want = []
+  for i, s in enumerate(scores):
+    ranked = [texts[4 * i + j] for j in np.argsort(-s)]
+    want += [(ranked[a], ranked[b]) for a in range(4) for b in range(a + 1, 4)]
+  assert [(p.chosen, p.rejected) for p in pairs] == want
+  assert [p.prompt for p in pairs] == [p for p in prompts for _ in range(6)]
 
 
 def test_a_person_labels_from_scripted_input(runs, tmp_path, monkeypatch, capsys):
