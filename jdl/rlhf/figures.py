@@ -10,6 +10,8 @@
                              maximises) and the labeller's p(positive) (the gold score) against KL:
                              where the proxy keeps rising and the gold score stops, the policy is
                              exploiting the reward model (Gao et al. 2022)
+  rlhf_rloo_trl.png          jdl's RLOO against trl's RLOOTrainer at equal rollouts (drawn when
+                             `python -m jdl.rlhf.peer_trl rloo --out ...` has written its JSON)
 
 Runs are read with jdl.train.run.read_metrics and the eval.json that `jdl rlhf eval` writes;
 a missing run or evaluation is a FileNotFoundError naming the command that makes it.
@@ -168,4 +170,50 @@ def render(outdir, sft, rm, ppo, **dpo_runs) -> list:
   fig.tight_layout()
   files.append(plots.save(fig, os.path.join(outdir, 'rlhf_overoptimisation.png'), dpi=120))
   del steps
-  return files
+  return files + rloo_trl(outdir)
+
+
+def rloo_trl(outdir, path=None) -> list:
+  """rlhf_rloo_trl.png: jdl's RLOO and trl's RLOOTrainer at equal rollouts (the JSON of
+  `python -m jdl.rlhf.peer_trl rloo`): the reward model's score against KL per continuation, and
+  the total reward and the KL against rollouts, mean over seeds with the seed spread (one
+  standard deviation) as bands and bars. No JSON: no figure, and the command that makes it."""
+  import numpy as np
+
+  from jdl.rlhf import peer_trl_rloo
+
+  path = path or peer_trl_rloo.OUT
+  if not os.path.isfile(path):
+    print(f'rlhf figure: no rlhf_rloo_trl.png: {path} is missing; `{peer_trl_rloo.COMMAND}`')
+    return []
+  with open(path, encoding='utf-8') as f:
+    result = json.load(f)
+  plt = plots.pyplot()
+  fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2))
+  x = np.asarray(result['rollouts'])
+  sides = (('jdl', 'jdl RLOO (jdl train step)', 'tab:blue'), ('trl', 'trl', 'tab:orange'))
+  for side, label, color in sides:
+    label = f'trl {result["trl_version"]} RLOOTrainer' if side == 'trl' else label
+    curves = {k: (np.asarray(v['mean']), np.asarray(v['std'])) for k, v in result[side].items()}
+    (kl, kl_sd), (rm, rm_sd) = curves['kl'], curves['rm_score']
+    bars = dict(xerr=kl_sd, yerr=rm_sd, elinewidth=0.5, alpha=0.7)
+    axes[0].errorbar(kl, rm, fmt='-o', ms=2, lw=1, color=color, label=label, **bars)
+    for ax, name in ((axes[1], 'reward'), (axes[2], 'kl')):
+      mean, sd = curves[name]
+      ax.plot(x, mean, color=color, label=label)
+      ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.2)
+  p = result['pinned']
+  axes[0].set(xlabel='KL(policy || SFT) per continuation (nats)', ylabel='reward model score')
+  axes[1].set(xlabel='rollouts', ylabel=f'score - {p["beta"]} KL (what RLOO maximises)')
+  axes[2].set(xlabel='rollouts', ylabel='KL per continuation (nats)')
+  seeds = ', '.join(map(str, result['seeds']))
+  fig.suptitle(
+    f'RLOO, jdl against trl at equal rollouts ({p["prompts"]} prompts x {p["k"]} per step, '
+    f'lr {p["learning_rate"]}, beta {p["beta"]}; seeds {seeds}: mean and 1 std)',
+    fontsize=10,
+  )
+  for ax in axes:
+    ax.grid(alpha=0.3)
+  axes[1].legend(fontsize=8)
+  fig.tight_layout()
+  return [plots.save(fig, os.path.join(outdir, 'rlhf_rloo_trl.png'), dpi=120)]

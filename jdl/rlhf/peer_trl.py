@@ -41,6 +41,7 @@ order, with every setting that changes the numbers pinned to jdl's (`Pinned`):
       [--steps 20] [--batch 16] [--out FILE]     both sides on a trained run: the curves, the diffs
   python -m jdl.rlhf.peer_trl train JOBS.json OUT.json     (the trl side of `compare`, `run`)
   python -m jdl.rlhf.peer_trl bench FOLDER PAIRS.json PINNED.json   (jdl.bench.common.Peer)
+  python -m jdl.rlhf.peer_trl rloo ...    RLOO against RLOOTrainer (jdl/rlhf/peer_trl_rloo.py)
 """
 
 from __future__ import annotations
@@ -547,6 +548,11 @@ def _compare_main(argv: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
+  if argv[:1] in (['rloo'], ['rloo-trl']):  # RLOO against RLOOTrainer: jdl/rlhf/peer_trl_rloo.py
+    from jdl.rlhf import peer_trl_rloo
+
+    peer_trl_rloo.main(argv)
+    return
   if argv[:1] == ['compare']:
     _compare_main(argv[1:])
     return
