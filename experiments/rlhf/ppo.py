@@ -48,7 +48,7 @@ def ppo_config(task: str, smoke: bool):
     # What the reward model reads: 'full' (prompt + continuation, as it was trained) or
     # 'continuation' (alone: the labeller's own reading, to train on the gold score itself).
     reward_input='full' if smoke else 'continuation',  # as experiments/rlhf/reward_model.py
-    reward_pooling='last',  # as experiments/rlhf/reward_model.py
+    reward_pooling='last' if smoke else 'mean',  # as experiments/rlhf/reward_model.py
   )
   c.batch_size = 64  # prompts per step, one rollout each
   c.eval_batch_size = 64

@@ -1,11 +1,11 @@
 """`jdl rlhf`: learning from preferences' tools.
 
-jdl rlhf pairs [--policy runs/rlhf/sft --labeller runs/rlhf/labeller_bow --n 3000 ...]
+jdl rlhf pairs [--policy runs/rlhf/sft --labeller runs/rlhf/labeller_bow_snippets --n 3000 ...]
       two sampled continuations per training prompt, labelled by the automatic labeller
-      -> runs/rlhf/prefs.jsonl (+ runs/rlhf/prefs_heldout.jsonl from validation prompts)
+      -> runs/rlhf/prefs4.jsonl (+ runs/rlhf/prefs4_heldout.jsonl from validation prompts)
 jdl rlhf label --workdir DIR [--policy runs/rlhf/sft --n 20]
       a person labels pairs in the terminal (1 / 2 / tie / skip / q) -> DIR/prefs_human.jsonl
-jdl rlhf eval --workdir RUN [--sft runs/rlhf/sft --labeller runs/rlhf/labeller_bow]
+jdl rlhf eval --workdir RUN [--sft runs/rlhf/sft --labeller runs/rlhf/labeller_bow_snippets]
       fresh samples of a policy run on held-out prompts: the labeller's mean p(positive) with a
       bootstrap CI, KL to the supervised policy, bits per byte under it -> RUN/eval.json
 """
@@ -16,7 +16,7 @@ import argparse
 import sys
 
 # The bag-of-words labeller: no ScalarGPT classifier learned in the time here (docs/rlhf.md).
-SFT, LABELLER = 'runs/rlhf/sft', 'runs/rlhf/labeller_bow'
+SFT, LABELLER = 'runs/rlhf/sft', 'runs/rlhf/labeller_bow_snippets'
 
 
 def _sampling_args(p: argparse.ArgumentParser, n: int) -> None:
@@ -36,14 +36,14 @@ def main(argv: list[str]) -> int:
   pairs.add_argument('--policy', default=SFT, help='the run whose continuations are compared')
   pairs.add_argument('--labeller', default=LABELLER)
   pairs.add_argument('--labeller-temperature', type=float, default=0.25)
-  pairs.add_argument('--out', default='runs/rlhf/prefs.jsonl')
-  pairs.add_argument('--heldout-out', default='runs/rlhf/prefs_heldout.jsonl')
+  pairs.add_argument('--out', default='runs/rlhf/prefs4.jsonl')
+  pairs.add_argument('--heldout-out', default='runs/rlhf/prefs4_heldout.jsonl')
   pairs.add_argument('--heldout-n', type=int, default=400, help='validation prompts (0: none)')
   pairs.add_argument('--batch', type=int, default=128, help='continuations per sampling call')
   pairs.add_argument(
     '--per-prompt',
     type=int,
-    default=2,
+    default=4,
     help="continuations sampled per prompt; the pair is the labeller's best and worst of them",
   )
   pairs.add_argument(
@@ -55,6 +55,8 @@ def main(argv: list[str]) -> int:
   pairs.add_argument(
     '--relabel', action='store_true', help='label the kept samples (OUT.samples.json) again'
   )
+  pairs.add_argument('--samples', default='', help='with --relabel: the kept samples to read')
+  pairs.add_argument('--heldout-samples', default='', help='the same for the held-out prompts')
   _sampling_args(pairs, 3000)
 
   lab = sub.add_parser('label', help='label pairs yourself in the terminal')
@@ -77,7 +79,7 @@ def main(argv: list[str]) -> int:
   ev.set_defaults(n=0)
 
   bow = sub.add_parser('bow-labeller', help='fit the bag-of-words labeller (the fallback)')
-  bow.add_argument('--workdir', default='runs/rlhf/labeller_bow')
+  bow.add_argument('--workdir', default=LABELLER)
   bow.add_argument('--C', type=float, default=0.1, help='inverse L2 strength')
   bow.add_argument(
     '--snippet-copies', type=int, default=3, help='times the training snippets are added'

@@ -83,8 +83,9 @@ def read_eval_file(path) -> dict:
     return json.load(f)
 
 
-def render(outdir, sft, rm, ppo, **dpo_runs) -> list:
-  """The three figures of the module doc; `dpo_runs` maps 'dpo_b<beta>' to a run or None."""
+def render(outdir, sft, rm, ppo, rloo_json=None, **dpo_runs) -> list:
+  """The three figures of the module doc, and rlhf_rloo_trl.png when `rloo_json` (default
+  runs/rlhf/peer_trl/rloo.json) exists; `dpo_runs` maps 'dpo_b<beta>' to a run or None."""
   plt = plots.pyplot()
   files = []
   dpo = {k[len('dpo_b') :]: v for k, v in dpo_runs.items() if v is not None}
@@ -170,7 +171,7 @@ def render(outdir, sft, rm, ppo, **dpo_runs) -> list:
   fig.tight_layout()
   files.append(plots.save(fig, os.path.join(outdir, 'rlhf_overoptimisation.png'), dpi=120))
   del steps
-  return files + rloo_trl(outdir)
+  return files + rloo_trl(outdir, rloo_json)
 
 
 def rloo_trl(outdir, path=None) -> list:

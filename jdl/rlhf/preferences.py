@@ -72,15 +72,18 @@ def _read_samples(cache: str) -> dict:
 def make_pairs(args) -> int:
   """`jdl rlhf pairs`: the training pairs and the held-out pairs, each a JSONL file. The
   unlabelled continuations are kept beside them (OUT.samples.json): `--relabel` labels those
-  again (another labeller, another temperature) without sampling."""
+  (or those of `--samples` / `--heldout-samples`) again, with another labeller, temperature or
+  `--every-pair`, without sampling."""
   from jdl.rlhf.labeller import Labeller
 
-  jobs = [('train', args.n, args.out)]
+  jobs = [('train', args.n, args.out, getattr(args, 'samples', ''))]
   if args.heldout_n:
-    jobs.append(('validation', args.heldout_n, args.heldout_out))
+    jobs.append(
+      ('validation', args.heldout_n, args.heldout_out, getattr(args, 'heldout_samples', ''))
+    )
   sampled = {}
-  for split, n, out in jobs:
-    cache = f'{out}.samples.json'
+  for split, n, out, kept in jobs:
+    cache = (args.relabel and kept) or f'{out}.samples.json'
     seed = args.seed + (split != 'train')
     if args.relabel:
       sampled[split] = _read_samples(cache)
@@ -107,7 +110,7 @@ def make_pairs(args) -> int:
       flush=True,
     )
   labeller = Labeller.load(args.labeller, temperature=args.labeller_temperature)
-  for split, _, out in jobs:
+  for split, _, out, _ in jobs:
     s = sampled[split]
     every = args.every_pair
     pairs = label_pairs(labeller, s['prompts'], s['samples'], args.seed + (split != 'train'), every)

@@ -29,7 +29,7 @@ def test_pairs_are_two_sampled_continuations_labelled_bradley_terry(runs, tmp_pa
   sft, lab = runs
   out, held = tmp_path / 'prefs.jsonl', tmp_path / 'held.jsonl'
   code = jdl(
-    ['rlhf', 'pairs', '--policy', str(sft), '--labeller', str(lab), '--n', '6']
+    ['rlhf', 'pairs', '--policy', str(sft), '--labeller', str(lab), '--n', '6', '--per-prompt', '2']
     + ['--heldout-n', '3', '--batch', '8', '--out', str(out), '--heldout-out', str(held), *SIZES]
   )
   assert code == 0
@@ -83,9 +83,12 @@ def test_pairs_of_the_best_and_worst_of_four(runs, tmp_path, capsys):
     (texts[4 * i + s.argmax()], texts[4 * i + s.argmin()]) for i, s in enumerate(scores)
   ]
   # --every-pair: the 6 pairs of each ranking, the higher-ranked chosen, from the kept samples.
-  again = ['--relabel', '--every-pair', '--labeller-temperature', '1e-6']
-  assert jdl(args + ['--per-prompt', '4'] + again) == 0
-  pairs = preferences.read(out)
+  every = tmp_path / 'every.jsonl'
+  again = ['--relabel', '--every-pair', '--labeller-temperature', '1e-6', '--out', str(every)]
+  assert jdl(args + again) == 2  # every.jsonl.samples.json: never sampled
+  assert 'no samples in' in capsys.readouterr().err
+  assert jdl(args + again + ['--samples', f'{out}.samples.json']) == 0
+  pairs = preferences.read(every)
   want = []
   for i, s in enumerate(scores):
     ranked = [texts[4 * i + j] for j in np.argsort(-s)]
@@ -200,7 +203,7 @@ def test_figures_draw_from_metrics_and_evaluations(tmp_path):
   from jdl.rlhf import figures
 
   runs = _fake_runs(tmp_path)
-  files = figures.render(tmp_path, **runs)
+  files = figures.render(tmp_path, rloo_json=str(tmp_path / 'no_rloo.json'), **runs)
   assert [pathlib.Path(f).name for f in files] == [
     'rlhf_frontier.png',
     'rlhf_rm_accuracy.png',
@@ -209,9 +212,9 @@ def test_figures_draw_from_metrics_and_evaluations(tmp_path):
   assert all(pathlib.Path(f).stat().st_size > 1000 for f in files)
   (pathlib.Path(runs['ppo']) / 'eval.json').unlink()
   with pytest.raises(FileNotFoundError, match=f'jdl rlhf eval --workdir {runs["ppo"]}'):
-    figures.render(tmp_path, **runs)
+    figures.render(tmp_path, rloo_json=str(tmp_path / 'no_rloo.json'), **runs)
   with pytest.raises(FileNotFoundError, match='no DPO run'):
-    figures.render(tmp_path, **dict(runs, **{'dpo_b0.1': None}))
+    figures.render(tmp_path, rloo_json='', **dict(runs, **{'dpo_b0.1': None}))
 
 
 def test_figures_name_a_missing_run(tmp_path, capsys):
@@ -233,9 +236,30 @@ def test_over_optimisation_from_evaluated_checkpoints(tmp_path):
   records = [{'step': s, 'rm_score': s / 5, 'kl': s / 10} for s in (0, 10, 20)]
   (ppo / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
   with pytest.raises(FileNotFoundError, match='--step S'):
-    figures.render(tmp_path, **runs)
+    figures.render(tmp_path, rloo_json=str(tmp_path / 'no_rloo.json'), **runs)
   for step, p in ((10, 0.6), (20, 0.7)):
     result = {'step': step, 'p_positive': p, 'p_positive_ci95': [p, p], 'kl_nats': step / 8}
     (ppo / f'eval_step{step}.json').write_text(json.dumps(result))
   assert figures._ppo_curve(ppo, 'validation_') == ([10, 20], [1.25, 2.5], [2.0, 4.0], [0.6, 0.7])
-  assert len(figures.render(tmp_path, **runs)) == 3
+  assert len(figures.render(tmp_path, rloo_json=str(tmp_path / 'no_rloo.json'), **runs)) == 3
+
+
+def test_rloo_against_trl_figure_from_its_json(tmp_path, capsys):
+  from jdl.rlhf import figures
+
+  assert figures.rloo_trl(tmp_path, str(tmp_path / 'missing.json')) == []
+  assert 'python -m jdl.rlhf.peer_trl rloo' in capsys.readouterr().out
+  curve = lambda *m: {'mean': list(m), 'std': [0.1] * len(m)}
+  side = {'kl': curve(0, 1, 2), 'rm_score': curve(0, 0.1, 0.2), 'reward': curve(0, 0.05, 0.1)}
+  result = {
+    'rollouts': [32, 64, 96],
+    'jdl': side,
+    'trl': side,
+    'seeds': [0, 1],
+    'trl_version': '1.16.0',
+    'pinned': {'beta': 0.05, 'prompts': 8, 'k': 4, 'learning_rate': 2e-4},
+  }
+  path = tmp_path / 'rloo.json'
+  path.write_text(json.dumps(result))
+  (png,) = figures.rloo_trl(tmp_path, str(path))
+  assert pathlib.Path(png).name == 'rlhf_rloo_trl.png' and pathlib.Path(png).stat().st_size > 0

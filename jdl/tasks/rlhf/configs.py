@@ -8,8 +8,11 @@ import ml_collections
 
 from jdl.config import base_config
 
-SFT_RUN, RM_RUN = 'runs/rlhf/sft', 'runs/rlhf/rm'
-PAIRS, HELDOUT = 'runs/rlhf/prefs.jsonl', 'runs/rlhf/prefs_heldout.jsonl'
+SFT_RUN, RM_RUN = 'runs/rlhf/sft', 'runs/rlhf/rm_mean'
+# `jdl rlhf pairs`: the labeller's best and worst of 4 continuations per prompt (DPO's pairs);
+# with --every-pair, the 6 pairs of each ranking (the reward model's; InstructGPT ranks K too).
+PAIRS, HELDOUT = 'runs/rlhf/prefs4.jsonl', 'runs/rlhf/prefs4_heldout.jsonl'
+ALL_PAIRS, ALL_HELDOUT = 'runs/rlhf/prefs4all.jsonl', 'runs/rlhf/prefs4all_heldout.jsonl'
 SMOKE = 'runs/rlhf/smoke'  # the :smoke stages' runs (the tests point them at a temporary folder)
 
 
