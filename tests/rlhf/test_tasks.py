@@ -125,3 +125,23 @@ def test_mean_pooled_reward_is_the_head_averaged_over_the_real_tokens():
   np.testing.assert_allclose(last, [every[0, 1], every[1, 4]], rtol=1e-6)
   with pytest.raises(ConfigError, match="'max'"):
     common.sequence_scores(model, tokens, lengths, 'max')
+
+
+def test_probe_and_reward_model_accuracy_diagnostics(root):
+  from jdl.data.preferences import Pair
+  from jdl.rlhf import policy, probe
+  from jdl.tasks.rlhf import common as rl_common
+
+  # Pairs a linear probe must separate: chosen always holds one word, rejected another.
+  pairs = [Pair('p', f'{i % 7} great film', f'{i % 5} awful film', 't', 0.9) for i in range(60)]
+  result = probe.probe(policy.load_policy(root / 'sft'), pairs[:40], pairs[40:], cs=(1.0,))
+  assert result == {'last C=1': 1.0, 'mean C=1': 1.0}
+  # The reward model's accuracy is its own scores' order, with its pooling.
+  run = load_run(root / 'rm')
+  got = probe.rm_accuracy(run, pairs[:8])
+  tokens, lengths = probe._rows([p.chosen for p in pairs[:8]], 8)
+  chosen = rl_common.sequence_scores(run.model, tokens, lengths, 'last')
+  tokens, lengths = probe._rows([p.rejected for p in pairs[:8]], 8)
+  rejected = rl_common.sequence_scores(run.model, tokens, lengths, 'last')
+  want = float((np.asarray(chosen) > np.asarray(rejected)).mean())
+  assert got == {'pairs': 8, 'accuracy': want, 'agrees_with_labeller_scores': want}
