@@ -155,9 +155,17 @@ def reward_input(rm_run: str) -> str:
   return load_config(rm_run).data.get('reward_input', 'full')
 
 
-def score(reward_model, prompt_ids, completion_ids, reads: str) -> np.ndarray:
-  """A ScalarGPT's score [B] of each continuation (lists of byte ids) at its last byte, reading
-  prompt + continuation ('full') or the continuation alone, as jdl's rollouts do."""
+def reward_pooling(rm_run: str) -> str:
+  """How the reward-model run turns its head's scores into one: 'last' or 'mean'."""
+  from jdl.train.run import load_config
+
+  return load_config(rm_run).data.get('reward_pooling', 'last')
+
+
+def score(reward_model, prompt_ids, completion_ids, reads: str, pooling='last') -> np.ndarray:
+  """A ScalarGPT's score [B] of each continuation (lists of byte ids), reading prompt +
+  continuation ('full') or the continuation alone and pooling as the run was trained, as
+  jdl's rollouts do."""
   from jdl.tasks.rlhf import common
 
   rows = [list(p if reads == 'full' else []) + list(c) for p, c in zip(prompt_ids, completion_ids)]
@@ -165,7 +173,8 @@ def score(reward_model, prompt_ids, completion_ids, reads: str) -> np.ndarray:
   for i, row in enumerate(rows):
     tokens[i, : len(row)] = row
   lengths = np.asarray([len(r) for r in rows], np.int32)
-  return np.asarray(common.last_scores(reward_model, tokens, lengths), np.float64)
+  scores = common.sequence_scores(reward_model, tokens, lengths, pooling)
+  return np.asarray(scores, np.float64)
 
 
 def reward_function(rm_run: str):
@@ -173,10 +182,10 @@ def reward_function(rm_run: str):
   (`completion_ids`, not the decoded text); each call's scores are kept in `.calls`."""
   from jdl.train.run import load_run
 
-  model, reads = load_run(rm_run).model, reward_input(rm_run)
+  model, reads, pooling = load_run(rm_run).model, reward_input(rm_run), reward_pooling(rm_run)
 
   def rm_score(prompts, completion_ids, **unused):
-    scores = score(model, [p.encode() for p in prompts], completion_ids, reads)
+    scores = score(model, [p.encode() for p in prompts], completion_ids, reads, pooling)
     rm_score.calls.append(scores.tolist())
     return scores.tolist()
 
@@ -297,7 +306,12 @@ def jdl_config(sft_run: str, rm_run: str, pinned: RlooPinned):
     config.update(sft_run=sft_run, rm_run=rm_run, labeller_run='', dtype='float32')
     config.data.update(prompt_bytes=pinned.prompt_bytes, completion_bytes=pinned.completion_bytes)
     config.ppo.update(
-      kl_coef=pinned.beta, kl_target=0.0, epochs=1, minibatches=1, reward_input=reward_input(rm_run)
+      kl_coef=pinned.beta,
+      kl_target=0.0,
+      epochs=1,
+      minibatches=1,
+      reward_input=reward_input(rm_run),
+      reward_pooling=reward_pooling(rm_run),
     )
     config.rloo.update(k=pinned.k, whiten=False)
     config.optimizer.update(

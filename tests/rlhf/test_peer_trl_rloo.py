@@ -55,11 +55,11 @@ def test_kl_is_exactly_zero_before_the_first_update_and_then_moves(both):
 def test_same_scores_of_the_same_continuations(both):
   root, out = both
   trl = out['trl'][0]
-  reads = rloo.reward_input(str(root / 'rm'))
+  reads, pooling = rloo.reward_input(str(root / 'rm')), rloo.reward_pooling(str(root / 'rm'))
   reward_net = out['first'].reward  # jdl's RLOO task's frozen copy of the reward model
   for s in range(PINNED.steps):
     prompts = [x.encode() for x in trl['prompts'][s]]
-    jdl_scores = rloo.score(reward_net, prompts, trl['completion_ids'][s], reads)
+    jdl_scores = rloo.score(reward_net, prompts, trl['completion_ids'][s], reads, pooling)
     np.testing.assert_allclose(jdl_scores, trl['scores'][s], rtol=0, atol=1e-5)
     assert np.ptp(jdl_scores) > 0  # different continuations, different scores
     assert trl['rm_score'][s] == pytest.approx(np.mean(trl['scores'][s]), abs=1e-6)
