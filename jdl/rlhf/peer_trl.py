@@ -104,20 +104,28 @@ class Pinned:
       max_grad_norm=self.grad_clip_norm,
       optim='adamw_torch',
       train_sampling_strategy='sequential',
-      seed=self.seed,
-      data_seed=self.seed,
-      bf16=False,
-      fp16=False,
-      activation_checkpointing=False,  # trl's default gradient_checkpointing=True, renamed
-      disable_dropout=True,
       max_length=None,
-      logging_steps=1,
-      save_strategy='no',
-      report_to='none',
-      use_cpu=True,
-      dataloader_num_workers=0,
-      disable_tqdm=True,
+      **quiet_float32_args(self.seed),
     )
+
+
+def quiet_float32_args(seed: int) -> dict:
+  """The TrainingArguments every peer run here pins: float32 on the CPU, no checkpointing, no
+  dropout, the seed, a log record every step, and nothing saved, reported or printed."""
+  return dict(
+    seed=seed,
+    data_seed=seed,
+    bf16=False,
+    fp16=False,
+    activation_checkpointing=False,  # trl's default gradient_checkpointing=True, renamed
+    disable_dropout=True,
+    logging_steps=1,
+    save_strategy='no',
+    report_to='none',
+    use_cpu=True,
+    dataloader_num_workers=0,
+    disable_tqdm=True,
+  )
 
 
 def with_end_byte(pairs: list[dict]) -> list[dict]:

@@ -115,18 +115,7 @@ class RlooPinned:
       normalize_advantages=False,
       mask_truncated_completions=False,
       epsilon=0.2,
-      seed=self.seed,
-      data_seed=self.seed,
-      bf16=False,
-      fp16=False,
-      activation_checkpointing=False,
-      disable_dropout=True,
-      logging_steps=1,
-      save_strategy='no',
-      report_to='none',
-      use_cpu=True,
-      dataloader_num_workers=0,
-      disable_tqdm=True,
+      **peer_trl.quiet_float32_args(self.seed),
     )
 
 
