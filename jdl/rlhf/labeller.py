@@ -53,17 +53,22 @@ class BradleyTerry:
     return 1.0 / (1.0 + np.exp(-diff))
 
   def rank(self, groups, rng: np.random.Generator) -> np.ndarray:
+    """`ranked(groups, rng)`'s orders alone."""
+    return self.ranked(groups, rng)[0]
+
+  def ranked(self, groups, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A ranking of each group of k texts, best first (indices [N, k]), drawn from the
     Plackett-Luce model with strengths exp(s(x) / T): the order of s(x) / T plus independent
     Gumbel noise. Two texts are ordered with the Bradley-Terry probability above; the first of
-    several is chosen with softmax(s / T) (Ziegler et al.'s best-of-four question)."""
+    several is chosen with softmax(s / T) (Ziegler et al.'s best-of-four question). Returns
+    (orders [N, k], the log-odds s [N, k] they were drawn from)."""
     groups = [list(g) for g in groups]
     k = len(groups[0]) if groups else 0
     if any(len(g) != k for g in groups):
       raise UsageError('every group to rank needs the same number of texts')
     scores = self.logits([t for g in groups for t in g]).reshape(len(groups), k)
     noisy = scores / self.temperature + rng.gumbel(size=scores.shape)
-    return np.argsort(-noisy, axis=1, kind='stable')
+    return np.argsort(-noisy, axis=1, kind='stable'), scores
 
 
 class Labeller(BradleyTerry):

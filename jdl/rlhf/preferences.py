@@ -41,22 +41,16 @@ def label_pairs(labeller, prompts, samples, seed: int, every_pair: bool = False)
   `every_pair` each of the k (k - 1) / 2 pairs of the ranking, the higher-ranked chosen (as
   InstructGPT turns a ranking of K into comparisons). p is the labeller's Bradley-Terry
   probability of that choice. With k = 2 both are the Bradley-Terry draw between the two."""
-  orders = labeller.rank(samples, np.random.default_rng(seed))
-  rows = []
-  for prompt, texts, order in zip(prompts, samples, orders, strict=True):
-    ranked = [texts[i] for i in order]
-    if every_pair:
-      rows += [
-        (prompt, ranked[i], ranked[j])
-        for i in range(len(ranked))
-        for j in range(i + 1, len(ranked))
-      ]
-    else:
-      rows.append((prompt, ranked[0], ranked[-1]))
-  p = labeller.preference([r[1] for r in rows], [r[2] for r in rows])
-  return [
-    Pair(prompt, c, r, labeller.name, round(float(q), 6)) for (prompt, c, r), q in zip(rows, p)
-  ]
+  orders, scores = labeller.ranked(samples, np.random.default_rng(seed))
+  pairs = []
+  for prompt, texts, order, s in zip(prompts, samples, orders, scores, strict=True):
+    k = len(order)
+    ranks = [(i, j) for i in range(k) for j in range(i + 1, k)] if every_pair else [(0, k - 1)]
+    for i, j in ranks:  # the Bradley-Terry probability from the scores the ranking drew on
+      c, r = order[i], order[j]
+      p = 1.0 / (1.0 + np.exp(-(s[c] - s[r]) / labeller.temperature))
+      pairs.append(Pair(prompt, texts[c], texts[r], labeller.name, round(float(p), 6)))
+  return pairs
 
 
 def _read_samples(cache: str) -> dict:
