@@ -63,10 +63,10 @@ bench: $(BENCH_STAMP) data
 	$(BIN)/jdl bench lstm
 	$(BIN)/jdl bench transformer
 
-# The fused LSTM kernel for XLA:CPU (jdl/models/lstm_ffi/lstm.cc: g++ and scipy-openblas32),
-# built ahead into jdl's cache; otherwise it is built on first use of model.lstm_kernel='ffi'.
+# The LSTM kernels for XLA:CPU (jdl/models/lstm_ffi: lstm.cc on scipy-openblas32, lstm_onednn.cc
+# on oneDNN; g++), built ahead into jdl's cache; otherwise each is built on its first use.
 ext: install
-	$(BIN)/python -c "from jdl.models import lstm_ffi; print(lstm_ffi.build())"
+	$(BIN)/python -c "from jdl.models import lstm_ffi; from jdl.models.lstm_ffi import onednn; print(lstm_ffi.build()); print(onednn.available() or onednn.unavailable_reason())"
 
 figures: install data
 	$(BIN)/jdl figures

@@ -48,7 +48,7 @@ CLASSES = (
   'softmax / cross-entropy',
   'layer norm',
   'GELU',
-  'LSTM: loop body elementwise (jdl) / oneDNN LSTM kernel (PyTorch)',
+  'LSTM: the scan body or the LSTM kernel (jdl) / oneDNN LSTM kernel (PyTorch)',
   'optimizer update (outside the gradient)',
   'copies / transposes / gathers',
   'other elementwise / reductions',
@@ -180,6 +180,8 @@ class Hlo:
     flops = sum(2.0 * b * m * k * n for b, m, k, n in gemms)
     opcodes = {i.opcode for i in instrs}
     op_name = top.op_name
+    if top.opcode == 'custom-call' and 'custom_call_target="jdl_lstm' in top.attrs:
+      return CLASSES[5], 0.0  # jdl.models.lstm_ffi's kernels: the whole recurrence, one call
     if op_name and 'jvp(' not in op_name and not gemms:
       return 'optimizer update (outside the gradient)', flops
     if gemms or 'convolution' in opcodes:

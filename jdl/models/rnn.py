@@ -15,11 +15,16 @@ axis twice.
 
 `lstm_kernel` (RNN, CharRNN; config `model.lstm_kernel`) chooses how an LSTM layer runs: 'scan'
 (the default: the cell in a `lax.scan`, everywhere), 'ffi' (jdl.models.lstm_ffi: one fused
-XLA:CPU custom call per direction of the whole sequence, float32, CPU only) or 'auto' ('ffi'
-where the computation is lowered for CPU and the kernel is built, else 'scan'). Per-row lengths,
-another cell or a non-float32 dtype always run the scan. The two give equal results to float32
-rounding (tests/models/test_lstm_ffi.py). The scan stays the default because the kernel measured
-no faster on the idle machine (`jdl bench lstm`: 0.355 against 0.361 s a step, docs/benchmarks.md).
+XLA:CPU custom call per direction of the whole sequence, float32, CPU only), 'onednn'
+(jdl.models.lstm_ffi.onednn: the whole layer, input projection included, as oneDNN's LSTM
+primitives, as PyTorch's `nn.LSTM` runs on CPU; float32, CPU only) or 'auto' (where the
+computation is lowered for CPU, 'onednn' if it is built, else 'ffi' if it is built, else 'scan':
+the order of their speed on `jdl bench lstm`). Per-row lengths, another cell or a non-float32
+dtype always run the scan. The kernels give the scan's results to float32 rounding
+(tests/models/test_lstm_ffi.py, test_lstm_onednn.py). The modules here default to the scan (pure
+JAX, every platform); the rnn_lm task, `jdl train`'s, defaults to 'auto': on the idle machine
+'onednn' measured 0.369-0.380 s a step against the scan's 0.457 (`jdl bench lstm`, 3 Dec 2026;
+'ffi' measured no faster than the scan, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jdl.models import lstm_ffi
+from jdl.models.lstm_ffi import onednn
 
 Carry = Any  # an array or a tuple of arrays, [batch, ...]
 GLOROT = nnx.initializers.glorot_uniform()
@@ -340,12 +346,12 @@ def reverse_valid(x_BxTx: jax.Array, lengths_B: jax.Array | None) -> jax.Array:
   return jnp.take_along_axis(x_BxTx, src_BxT.reshape(batch, time, *[1] * (x_BxTx.ndim - 2)), axis=1)
 
 
-LSTM_KERNELS = ('auto', 'scan', 'ffi')
+LSTM_KERNELS = ('auto', 'scan', 'ffi', 'onednn')
 
 
-def _fused_lstm_applies(cell, x_BxTxF, lengths_B, carry) -> bool:
-  """Whether jdl.models.lstm_ffi can run this layer exactly: an LSTM over whole sequences in
-  float32, the kernel built."""
+def _fused_lstm_applies(cell, x_BxTxF, lengths_B, carry, kernel=lstm_ffi) -> bool:
+  """Whether a fused kernel (jdl.models.lstm_ffi or its onednn module) can run this layer
+  exactly: an LSTM over whole sequences in float32, the kernel built."""
   f32 = jnp.dtype(jnp.float32)
   return (
     type(cell) is LSTMCell
@@ -354,7 +360,7 @@ def _fused_lstm_applies(cell, x_BxTxF, lengths_B, carry) -> bool:
     and jnp.dtype(cell.W.dtype or jnp.float32) == f32
     and x_BxTxF.dtype == f32
     and all(leaf.dtype == f32 for leaf in jax.tree.leaves(carry))
-    and lstm_ffi.available()
+    and kernel.available()
   )
 
 
@@ -365,6 +371,20 @@ def _run_fused_lstm(cell: LSTMCell, x_BxTxF: jax.Array, carry: Carry):
   wx_TxBx4H = cell.project_inputs(jnp.swapaxes(x_BxTxF, 0, 1))
   h_TxBxH, c_BxH = lstm_ffi.lstm_sequence(wx_TxBx4H, cell.U.kernel[...], c0_BxH, h0_BxH)
   return (c_BxH, h_TxBxH[-1]), jnp.swapaxes(h_TxBxH, 0, 1), h_TxBxH[-1]
+
+
+def _run_onednn_lstm(cell: LSTMCell, x_BxTxF: jax.Array, carry: Carry):
+  """run_cell's result through oneDNN's LSTM primitives (input projection included)."""
+  c0_BxH, h0_BxH = carry
+  h_TxBxH, c_BxH, h_BxH = onednn.lstm_layer(
+    jnp.swapaxes(x_BxTxF, 0, 1),
+    cell.W.kernel[...],
+    cell.W.bias[...],
+    cell.U.kernel[...],
+    c0_BxH,
+    h0_BxH,
+  )
+  return (c_BxH, h_BxH), jnp.swapaxes(h_TxBxH, 0, 1), h_BxH
 
 
 def run_cell(
@@ -379,29 +399,33 @@ def run_cell(
   unchanged and output zeros. Returns (final carry, outputs [B, T, H], last valid output [B, H]).
   `unroll` steps per loop iteration cut the loop's per-iteration overhead, which matters for
   small cells; for the 512-unit LSTM of `jdl bench lstm` 8 measured slower than 1.
-  `lstm_kernel`: see the module's docstring ('ffi' raises where the kernel is unavailable)."""
+  `lstm_kernel`: see the module's docstring ('ffi' and 'onednn' raise where their kernel is
+  unavailable)."""
   batch, time = x_BxTxF.shape[:2]
   if carry is None:
     carry = cell.initial_carry(batch)
   if lstm_kernel not in LSTM_KERNELS:
     raise ValueError(f'lstm_kernel must be one of {LSTM_KERNELS}, not {lstm_kernel!r}')
-  if lstm_kernel == 'ffi' and type(cell) is LSTMCell and not lstm_ffi.available():
-    raise ValueError(
-      f'lstm_kernel ffi: the kernel is unavailable ({lstm_ffi.unavailable_reason()})'
-    )
-  # 'auto' asks only where the default backend is the CPU (a GPU or TPU machine never builds the
-  # kernel); platform_dependent then keeps the scan for a lowering for another platform (a TPU
-  # step compiled ahead on this CPU: `jdl compile`).
-  wants = lstm_kernel == 'ffi' or (lstm_kernel == 'auto' and jax.default_backend() == 'cpu')
-  if wants and _fused_lstm_applies(cell, x_BxTxF, lengths_B, carry):
-    if lstm_kernel == 'ffi':
-      return _run_fused_lstm(cell, x_BxTxF, carry)
-    return jax.lax.platform_dependent(
-      x_BxTxF,
-      carry,
-      cpu=lambda x, c: _run_fused_lstm(cell, x, c),
-      default=lambda x, c: run_cell(cell, x, None, c, unroll),
-    )
+  fused = {'onednn': (onednn, _run_onednn_lstm), 'ffi': (lstm_ffi, _run_fused_lstm)}
+  if lstm_kernel in fused and type(cell) is LSTMCell and not fused[lstm_kernel][0].available():
+    reason = fused[lstm_kernel][0].unavailable_reason()
+    raise ValueError(f'lstm_kernel {lstm_kernel}: the kernel is unavailable ({reason})')
+  if lstm_kernel in fused:
+    kernel, run = fused[lstm_kernel]
+    if _fused_lstm_applies(cell, x_BxTxF, lengths_B, carry, kernel):
+      return run(cell, x_BxTxF, carry)
+  # 'auto' asks only where the default backend is the CPU (a GPU or TPU machine never builds a
+  # kernel), the fastest first; platform_dependent then keeps the scan for a lowering for
+  # another platform (a TPU step compiled ahead on this CPU: `jdl compile`).
+  elif lstm_kernel == 'auto' and jax.default_backend() == 'cpu':
+    for kernel, run in fused.values():
+      if _fused_lstm_applies(cell, x_BxTxF, lengths_B, carry, kernel):
+        return jax.lax.platform_dependent(
+          x_BxTxF,
+          carry,
+          cpu=lambda x, c: run(cell, x, c),
+          default=lambda x, c: run_cell(cell, x, None, c, unroll),
+        )
   x_TxBxF = jnp.swapaxes(x_BxTxF, 0, 1)  # scan runs over the leading axis
   if lengths_B is None:
     # Every step is valid: no per-step select of the carry (measured 1.10x on `jdl bench lstm`).

@@ -7,9 +7,11 @@ training step: the `rnn_lm` Task's `train_step`, compiled by the loop's `Trainer
 `jdl train` runs it, with the time scan unrolled `UNROLL` steps per loop iteration. Rounds alternate
 jdl and PyTorch, so that both see the same load on a shared machine; medians are reported.
 
-The LSTM layer runs as the model's default (`model.lstm_kernel` 'scan'); `python -m jdl.rnn.bench
-[--quick] --kernel ffi` runs the fused XLA:CPU kernel of jdl.models.lstm_ffi instead (the header
-line says which ran).
+The LSTM layer runs as `jdl train` runs it by default (the rnn_lm task's `model.lstm_kernel`
+'auto': oneDNN's LSTM primitives, jdl.models.lstm_ffi.onednn, as PyTorch runs them, where they
+build); `python -m jdl.rnn.bench [--quick] --kernel K` runs another ('scan': the lax.scan cell,
+'ffi': the fused XLA:CPU kernel of jdl.models.lstm_ffi, 'onednn'); the header line says which
+ran.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 import numpy as np
 
 from jdl.bench import common
+from jdl.tasks.rnn_lm import LSTM_KERNEL
 
 SHAPE = dict(embed=64, hidden=512, batch=64, seq=128)
 # One LSTM step per loop iteration: at this size (64 x 512 -> 2048 products) 8 steps per
@@ -27,7 +30,7 @@ SHAPE = dict(embed=64, hidden=512, batch=64, seq=128)
 UNROLL = 1
 
 
-def _config(vocab: int, unroll: int, kernel: str = 'scan'):
+def _config(vocab: int, unroll: int, kernel: str = LSTM_KERNEL):
   import ml_collections
 
   from jdl import config as config_lib
@@ -67,19 +70,23 @@ def windows_and_vocab(n: int = 4096) -> tuple[np.ndarray, int]:
 def kernel_used(kernel: str) -> str:
   """What the LSTM layer runs with `model.lstm_kernel = kernel` on this CPU, in words."""
   from jdl.models import lstm_ffi
+  from jdl.models.lstm_ffi import onednn
+  from jdl.train.errors import UsageError
 
   if kernel == 'scan':
     return 'lax.scan LSTM (lstm_kernel scan)'
+  if kernel in ('onednn', 'auto') and onednn.available():  # 'auto' prefers it
+    return f'oneDNN LSTM primitives (lstm_kernel {kernel}, {onednn.threads()} OpenMP threads)'
+  if kernel == 'onednn':
+    raise UsageError(f'--kernel onednn: the kernel is unavailable ({onednn.unavailable_reason()})')
   if lstm_ffi.available():
     return f'fused XLA:CPU LSTM kernel (lstm_kernel {kernel}, {lstm_ffi.threads()} threads)'
   if kernel == 'ffi':
-    from jdl.train.errors import UsageError
-
     raise UsageError(f'--kernel ffi: the kernel is unavailable ({lstm_ffi.unavailable_reason()})')
   return f'lax.scan LSTM (lstm_kernel auto; the kernel: {lstm_ffi.unavailable_reason()})'
 
 
-def main(quick: bool = False, kernel: str = 'scan') -> int:
+def main(quick: bool = False, kernel: str = LSTM_KERNEL) -> int:
   rounds, per_round = (2, 3) if quick else (5, 3)
   s = SHAPE
   windows, vocab = windows_and_vocab()
@@ -139,7 +146,7 @@ if __name__ == '__main__':
 
   parser = argparse.ArgumentParser(description='jdl bench lstm with a chosen LSTM kernel')
   parser.add_argument('--quick', action='store_true', help='2 rounds instead of 5')
-  parser.add_argument('--kernel', choices=['auto', 'scan', 'ffi'], default='scan')
+  parser.add_argument('--kernel', choices=['auto', 'scan', 'ffi', 'onednn'], default=LSTM_KERNEL)
   args = parser.parse_args()
   try:
     raise SystemExit(main(args.quick, args.kernel))

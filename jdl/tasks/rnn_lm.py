@@ -11,7 +11,8 @@ Evaluation windows still start from the zero state, so the two settings report c
 numbers.
 
 Config fields (experiments/rnn/char_bible.py): model.{cell, hidden_size, embed_dim, num_layers,
-vocab_size, unroll, carry_state, lstm_kernel ('scan' when absent: jdl.models.rnn)};
+vocab_size, unroll, carry_state, lstm_kernel (LSTM_KERNEL, 'auto', when absent: on CPU oneDNN's
+LSTM primitives where they build, else the fused kernel, else the scan: jdl.models.rnn)};
 data.name = 'text' with data.kwargs for jdl.data.text.load (tokenizer 'char'). With data.name =
 'reviews' the model reads movie reviews as UTF-8 bytes (jdl.data.reviews, 256 ids; the sentiment
 neuron, experiments/sentiment): the loss is then in nats per byte and `bits_per_char` is bits
@@ -35,6 +36,10 @@ from jdl.models import sampling
 from jdl.models.rnn import CELLS, LSTM_KERNELS, CharRNN
 from jdl.train import task as base
 
+# model.lstm_kernel when a config sets none: the fastest LSTM kernel this CPU builds (`jdl bench
+# lstm`, docs/benchmarks.md); the scan on GPU and TPU.
+LSTM_KERNEL = 'auto'
+
 
 class Task(base.Task):
   def __init__(self, config):
@@ -44,7 +49,7 @@ class Task(base.Task):
       raise ConfigError(f"config.model.name: the rnn_lm task has model 'char_rnn', not {m.name!r}")
     if m.cell not in CELLS:
       raise ConfigError(f'config.model.cell: {m.cell!r} is not one of {sorted(CELLS)}')
-    if m.get('lstm_kernel', 'scan') not in LSTM_KERNELS:
+    if m.get('lstm_kernel', LSTM_KERNEL) not in LSTM_KERNELS:
       raise ConfigError(f'config.model.lstm_kernel: {m.lstm_kernel!r} is not one of {LSTM_KERNELS}')
 
   def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
@@ -56,7 +61,7 @@ class Task(base.Task):
       m.hidden_size,
       num_layers=m.num_layers,
       unroll=m.get('unroll', 1),
-      lstm_kernel=m.get('lstm_kernel', 'scan'),  # jdl.models.rnn: 'auto', 'scan' or 'ffi'
+      lstm_kernel=m.get('lstm_kernel', LSTM_KERNEL),  # 'auto', 'scan', 'ffi' or 'onednn'
       dtype=self.compute_dtype,
       rngs=rngs,
     )

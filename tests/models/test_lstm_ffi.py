@@ -16,6 +16,7 @@ from jax.sharding import NamedSharding
 import jdl.train.task  # noqa: F401  (turns off eager sharding, as the loop runs models)
 from jdl import config as config_lib
 from jdl.models import lstm_ffi, rnn
+from jdl.models.lstm_ffi import onednn
 from jdl.train import loop
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -23,11 +24,15 @@ CHAR_BIBLE = str(ROOT / 'experiments/rnn/char_bible.py')
 
 
 @pytest.fixture(autouse=True)
-def fresh_kernel_state():
-  """Every test decides availability anew (a test may disable or break the build)."""
+def fresh_kernel_state(monkeypatch):
+  """Every test decides availability anew (a test may disable or break the build), with the
+  oneDNN kernel, which 'auto' prefers, disabled (tests/models/test_lstm_onednn.py)."""
+  monkeypatch.setenv(onednn.DISABLE_ENV, '0')
   lstm_ffi.reset()
+  onednn.reset()
   yield
   lstm_ffi.reset()
+  onednn.reset()
 
 
 def _problem(B, T, F, H, seed=0):
@@ -110,7 +115,7 @@ def test_disabled_kernel_runs_the_scan_and_says_why(monkeypatch, caplog):
     assert lstm_ffi.FORWARD not in _hlo(lambda x: model(x)[0], x)
     out, _ = model(x)  # the reason is logged once, not at every call
   np.testing.assert_array_equal(out, scan(x)[0])
-  messages = [r.getMessage() for r in caplog.records]
+  messages = [r.getMessage() for r in caplog.records if r.name == lstm_ffi.__name__]
   assert len(messages) == 1 and 'JDL_LSTM_FFI=0' in messages[0] and 'lax.scan' in messages[0]
   with pytest.raises(ValueError, match='unavailable .disabled by JDL_LSTM_FFI=0'):
     rnn.run_cell(model.forward_cells[0], x, lstm_kernel='ffi')
@@ -155,7 +160,8 @@ def test_sharded_batch_equals_one_device(batch):
 
 def test_rnn_lm_training_steps_give_the_scans_losses(tmp_path, monkeypatch):
   """`jdl train`'s loop on the smoke config (8 devices here: the batch split 8 ways), with
-  `model.lstm_kernel='auto'` (the fused kernel on this CPU) and with the default scan."""
+  `model.lstm_kernel='auto'` (the fused kernel on this CPU, oneDNN's being disabled) and with
+  'scan'."""
   assert lstm_ffi.available(), lstm_ffi.unavailable_reason()
   fused_calls = []
   traced = lstm_ffi.lstm_sequence
@@ -163,9 +169,8 @@ def test_rnn_lm_training_steps_give_the_scans_losses(tmp_path, monkeypatch):
   losses = {}
   for kernel in ('scan', 'auto'):
     config = config_lib.load(f'{CHAR_BIBLE}:smoke')
-    if kernel == 'auto':
-      with config.unlocked():
-        config.model.lstm_kernel = kernel
+    with config.unlocked():
+      config.model.lstm_kernel = kernel
     config.num_train_steps = 4
     config.steps_per_call = 1
     config.log_every_steps = 1

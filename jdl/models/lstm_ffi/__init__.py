@@ -23,6 +23,9 @@ Sharding: under a mesh the call runs per shard of the batch (`jax.shard_map` ove
 'data' and 'fsdp', everything else replicated: a tensor-parallel U is gathered), and U's gradient
 is summed over the shards; a batch that does not divide over those axes runs whole on every
 device.
+
+The build and the sharding (`build`, `over_batch_shards`) serve jdl.models.lstm_ffi.onednn too,
+the whole layer as oneDNN's LSTM primitives (lstm_onednn.cc).
 """
 
 from __future__ import annotations
@@ -86,13 +89,21 @@ def _cpu() -> str:
   return ' '.join(sorted({ln for ln in lines if ln.startswith(('model name', 'flags'))}))
 
 
-def build(source: pathlib.Path = SOURCE, cache: pathlib.Path | None = None) -> pathlib.Path:
+def build(
+  source: pathlib.Path = SOURCE,
+  cache: pathlib.Path | None = None,
+  libraries: tuple[tuple[str, str, str], ...] | None = None,
+  stamp: str = '',
+) -> pathlib.Path:
   """The compiled library of `source` in `cache` (paths.CACHE), built if it is not there yet.
+  `libraries`: the (include dir, library dir, link name) it links (default: the BLAS, _blas());
+  `stamp`: what else the library depends on (their versions), part of the cache key.
   Raises Unavailable with the reason (no compiler, no BLAS, compiler errors)."""
   compiler = shutil.which(os.environ.get('CXX') or 'g++')
   if compiler is None:
     raise Unavailable('no C++ compiler: g++ is not on PATH (Debian: apt-get install g++)')
-  include, libdir, lib = _blas()
+  if libraries is None:
+    libraries = (_blas(),)
   try:
     text = pathlib.Path(source).read_bytes()
   except OSError as e:
@@ -103,16 +114,20 @@ def build(source: pathlib.Path = SOURCE, cache: pathlib.Path | None = None) -> p
   key = hashlib.sha256(
     b'\0'.join(
       [text, ' '.join(FLAGS).encode(), compiler.encode(), version.encode()]
-      + [jax.__version__.encode(), libdir.encode(), _cpu().encode()]
+      + [jax.__version__.encode(), repr(libraries).encode(), stamp.encode(), _cpu().encode()]
     )
   ).hexdigest()[:16]
-  out = pathlib.Path(cache or paths.CACHE) / 'lstm_ffi' / f'lstm-{key}.so'
+  out = pathlib.Path(cache or paths.CACHE) / 'lstm_ffi' / f'{pathlib.Path(source).stem}-{key}.so'
   if out.is_file():
     return out
   out.parent.mkdir(parents=True, exist_ok=True)
   partial = out.with_name(f'{out.name}.{os.getpid()}.partial')
-  command = [compiler, *FLAGS, f'-I{jax.ffi.include_dir()}', f'-I{include}', '-x', 'c++', '-']
-  command += ['-o', str(partial), f'-L{libdir}', f'-l{lib}', f'-Wl,-rpath,{libdir}']
+  command = [compiler, *FLAGS, f'-I{jax.ffi.include_dir()}']
+  command += [f'-I{include}' for include, _, _ in libraries if include] + ['-x', 'c++', '-']
+  command += ['-o', str(partial)]
+  for _, libdir, lib in libraries:  # no library dir: the compiler's own (libgomp)
+    command += [f'-L{libdir}', f'-Wl,-rpath,{libdir}'] if libdir else []
+    command += [f'-l{lib}']
   # The hashed text is what is compiled (stdin), even if the file changes meanwhile.
   proc = subprocess.run(command, input=text, capture_output=True, timeout=600)
   if proc.returncode:
@@ -150,8 +165,9 @@ def _blas_environment() -> dict[str, str]:
   return env
 
 
-def _load_library(path: pathlib.Path) -> ctypes.CDLL:
-  env = _blas_environment()
+def _load_library(path: pathlib.Path, env: dict[str, str] | None = None) -> ctypes.CDLL:
+  """The library at `path`, loaded with `env` (default: _blas_environment()) set meanwhile."""
+  env = _blas_environment() if env is None else env
   saved = {k: os.environ.get(k) for k in env}
   os.environ.update(env)
   try:
@@ -268,21 +284,31 @@ def lstm_sequence(wx_TxBx4H, U_Hx4H, c0_BxH, h0_BxH):
   [B, H]. Returns (h of every step [T, B, H], final c [B, H]); the final h is h[-1].
   Call only when `available()`; lowers for CPU only."""
   args = [jnp.asarray(a, jnp.float32) for a in (wx_TxBx4H, U_Hx4H, c0_BxH, h0_BxH)]
+  return over_batch_shards(_lstm, args, (1, None, 0, 0), (1, 0))
+
+
+def over_batch_shards(fn, args, in_batch_dims, out_batch_dims):
+  """fn(*args), under a mesh once per shard of the batch: `jax.shard_map` over the batch axes
+  'data' and 'fsdp', everything else replicated (a tensor-parallel weight is gathered), the
+  weights' gradients summed over the shards; a batch that does not divide over those axes runs
+  whole on every device. in_batch_dims / out_batch_dims: each argument's / output's batch
+  dimension, None for a replicated one (the first argument has one)."""
   mesh = jax.sharding.get_abstract_mesh()
   if mesh.empty or mesh.size == 1:
-    return _lstm(*args)
-  batch = args[0].shape[1]
+    return fn(*args)
+  batch = args[0].shape[in_batch_dims[0]]
   axes = tuple(a for a in BATCH_AXES if a in mesh.axis_names and mesh.shape[a] > 1)
   if batch % math.prod(mesh.shape[a] for a in axes):
     axes = ()  # a batch that does not divide: every device runs all of it
   rows = axes or None
-  P = jax.P
+  spec = lambda dim: jax.P() if dim is None else jax.P(*[None] * dim, rows)
   return jax.shard_map(
-    _lstm,
+    fn,
     mesh=mesh,
-    in_specs=(P(None, rows, None), P(), P(rows, None), P(rows, None)),
-    out_specs=(P(None, rows, None), P(rows, None)),
-    # ffi_call outputs carry no varying-axes types; shard_map then sums U's cotangent over the
-    # batch shards, which is its gradient (each shard's rows contribute a part).
+    in_specs=tuple(spec(d) for d in in_batch_dims),
+    out_specs=tuple(spec(d) for d in out_batch_dims),
+    # ffi_call outputs carry no varying-axes types; shard_map then sums a replicated input's
+    # cotangent over the batch shards, which is its gradient (each shard's rows contribute a
+    # part).
     check_vma=False,
   )(*args)
