@@ -168,17 +168,26 @@ def test_rnn_lm_training_steps_give_the_scans_losses(tmp_path, monkeypatch):
   monkeypatch.setattr(lstm_ffi, 'lstm_sequence', lambda *a: fused_calls.append(1) or traced(*a))
   losses = {}
   for kernel in ('scan', 'auto'):
-    config = config_lib.load(f'{CHAR_BIBLE}:smoke')
-    with config.unlocked():
-      config.model.lstm_kernel = kernel
-    config.num_train_steps = 4
-    config.steps_per_call = 1
-    config.log_every_steps = 1
-    config.eval_every_steps = 4
-    config.checkpoint_every_steps = 4
-    result = loop.train_and_evaluate(config, tmp_path / kernel)
-    losses[kernel] = [h['loss'] for h in result['history'] if 'loss' in h]
-    losses[kernel].append(result['final']['validation_loss'])
+    losses[kernel] = rnn_lm_losses(tmp_path / kernel, kernel)
     assert bool(fused_calls) == (kernel == 'auto')
   assert len(losses['auto']) == 5 and math.isfinite(losses['auto'][-1])
   np.testing.assert_allclose(losses['auto'], losses['scan'], rtol=1e-5)
+
+
+def rnn_lm_losses(workdir, kernel: str | None) -> list[float]:
+  """The 4 training losses and the final validation loss of the smoke char LSTM through `jdl
+  train`'s loop, with `model.lstm_kernel = kernel` (None: the rnn_lm task's default)."""
+  config = config_lib.load(f'{CHAR_BIBLE}:smoke')
+  assert 'lstm_kernel' not in config.model  # the config leaves it to the task
+  if kernel is not None:
+    with config.unlocked():
+      config.model.lstm_kernel = kernel
+  config.num_train_steps = 4
+  config.steps_per_call = 1
+  config.log_every_steps = 1
+  config.eval_every_steps = 4
+  config.checkpoint_every_steps = 4
+  result = loop.train_and_evaluate(config, workdir)
+  return [h['loss'] for h in result['history'] if 'loss' in h] + [
+    result['final']['validation_loss']
+  ]

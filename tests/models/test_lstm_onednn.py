@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding
 
-from jdl import config as config_lib
 from jdl.models import lstm_ffi, rnn
 from jdl.models.lstm_ffi import onednn
-from jdl.train import loop
-from tests.models.test_lstm_ffi import CHAR_BIBLE, _assert_close, _hlo, _loss_and_grads, _problem
+from tests.models.test_lstm_ffi import _assert_close, _hlo, _loss_and_grads, _problem, rnn_lm_losses
 
 
 @pytest.fixture(autouse=True)
@@ -106,20 +104,8 @@ def test_rnn_lm_training_steps_give_the_scans_losses(tmp_path, monkeypatch):
   traced = onednn.lstm_layer
   monkeypatch.setattr(onednn, 'lstm_layer', lambda *a: calls.append(1) or traced(*a))
   losses = {}
-  for kernel in ('scan', 'onednn'):
-    config = config_lib.load(f'{CHAR_BIBLE}:smoke')
-    assert 'lstm_kernel' not in config.model  # the task's default, rnn_lm.LSTM_KERNEL
-    if kernel == 'scan':
-      with config.unlocked():
-        config.model.lstm_kernel = kernel
-    config.num_train_steps = 4
-    config.steps_per_call = 1
-    config.log_every_steps = 1
-    config.eval_every_steps = 4
-    config.checkpoint_every_steps = 4
-    result = loop.train_and_evaluate(config, tmp_path / kernel)
-    losses[kernel] = [h['loss'] for h in result['history'] if 'loss' in h]
-    losses[kernel].append(result['final']['validation_loss'])
-    assert bool(calls) == (kernel == 'onednn')
+  for kernel in ('scan', None):  # None: the task's default, rnn_lm.LSTM_KERNEL
+    losses[kernel or 'onednn'] = rnn_lm_losses(tmp_path / str(kernel), kernel)
+    assert bool(calls) == (kernel is None)
   assert len(losses['onednn']) == 5 and math.isfinite(losses['onednn'][-1])
   np.testing.assert_allclose(losses['onednn'], losses['scan'], rtol=1e-5)
