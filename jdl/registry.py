@@ -159,26 +159,29 @@ RUNS.update(
       'runs/rlhf/sft',
       'jdl train --config experiments/rlhf/sft.py --workdir runs/rlhf/sft '
       '&& jdl rlhf eval --workdir runs/rlhf/sft',
-      '2 x 25 min on 2 heavily shared CPU cores',
+      '34 min on the 2 idle CPU cores',
     ),
     'rlhf_rm': Training(
-      'runs/rlhf/rm',
-      'jdl rlhf pairs && jdl train --config experiments/rlhf/reward_model.py '
-      '--workdir runs/rlhf/rm',
-      'pairs 10-20 min, then the reward model',
+      'runs/rlhf/rm_mean',
+      'jdl rlhf bow-labeller && jdl rlhf pairs && jdl rlhf pairs --relabel --every-pair '
+      '--samples runs/rlhf/prefs4.jsonl.samples.json '
+      '--heldout-samples runs/rlhf/prefs4_heldout.jsonl.samples.json '
+      '--out runs/rlhf/prefs4all.jsonl --heldout-out runs/rlhf/prefs4all_heldout.jsonl '
+      '&& jdl train --config experiments/rlhf/reward_model.py --workdir runs/rlhf/rm_mean',
+      'pairs 5 min, then the reward model 18-30 min',
     ),
     'rlhf_ppo': Training(
       'runs/rlhf/ppo',
       'jdl train --config experiments/rlhf/ppo.py --workdir runs/rlhf/ppo '
       '&& jdl rlhf eval --workdir runs/rlhf/ppo',
-      'up to 25 min on 2 shared CPU cores',
+      'up to 30 min on 2 CPU cores',
     ),
     **{
       f'rlhf_dpo_b{beta}': Training(
         f'runs/rlhf/dpo_b{beta}',
         f'jdl train --config experiments/rlhf/dpo.py:b{beta} --workdir runs/rlhf/dpo_b{beta} '
         f'&& jdl rlhf eval --workdir runs/rlhf/dpo_b{beta}',
-        'about 10 min on 2 shared CPU cores',
+        'about 10 min on 2 CPU cores',
       )
       for beta in RLHF_DPO_BETAS
     },

@@ -1,7 +1,8 @@
 """Direct preference optimisation (Rafailov et al. 2023) of the supervised policy (runs/rlhf/sft,
-also the frozen reference) on the labelled pairs of runs/rlhf/prefs.jsonl; the pairs of
-runs/rlhf/prefs_heldout.jsonl are held out (validation_rewards_accuracy: the held-out pairs whose
-chosen continuation gets the larger implicit reward).
+also the frozen reference) on the labeller's best/worst-of-4 pairs (runs/rlhf/prefs4.jsonl, 3,000
+pairs), three passes (279 steps; one pass moved the labeller half as far: docs/rlhf.md); the
+pairs of runs/rlhf/prefs4_heldout.jsonl are held out (validation_rewards_accuracy: the held-out
+pairs whose chosen continuation gets the larger implicit reward).
 
 Variants: `:b0.05`, `:b0.1` (the default), `:b0.3`, `:b1`: the KL coefficient beta, the points
 of the reward-vs-KL frontier (`jdl figures rlhf`).
@@ -25,4 +26,7 @@ def get_config(arg: str | None = None):
     raise ValueError(f'dpo: unknown variant {arg!r} (b{", b".join(BETAS)}, smoke)')
   c = stage_config('dpo', smoke)
   c.beta = float(beta)
-  return one_pass_over_pairs(c, smoke, learning_rate=5e-5)
+  c = one_pass_over_pairs(c, smoke, learning_rate=5e-5)
+  if not smoke:
+    c.num_epochs = 3
+  return c

@@ -1,14 +1,15 @@
 """PPO with a KL penalty against the supervised policy (Ziegler et al. 2019; Stiennon et al. 2020)
 on the review openings of the Pang & Lee training reviews: the policy (runs/rlhf/sft) continues
-each 61-byte prompt by 48 bytes, the reward model (runs/rlhf/rm) scores the continuation, the
+each 61-byte prompt by 48 bytes, the reward model (runs/rlhf/rm_mean) scores the continuation, the
 per-byte KL penalty keeps the policy near the SFT policy, a value function (started from the
 reward model) and GAE give the advantages, and each batch of 64 rollouts trains 2 epochs of
 2 minibatches (jdl/tasks/rlhf/ppo.py says how a loop step holds them). The labeller's score of
 the rollouts is logged beside the reward model's (labeller_p_positive).
 
 Launch (after the SFT run, `jdl rlhf pairs` and the reward model):
-  nice -n 5 jdl train --config experiments/rlhf/ppo.py --workdir runs/rlhf/ppo
+  jdl train --config experiments/rlhf/ppo.py --workdir runs/rlhf/ppo
   jdl rlhf eval --workdir runs/rlhf/ppo
+  jdl rlhf eval --workdir runs/rlhf/ppo --step S   # each checkpoint: the over-optimisation figure
 
 `:smoke` is the tiny shape of sft.py:smoke on runs/rlhf/smoke/{sft,rm}.
 """
@@ -41,7 +42,7 @@ def ppo_config(task: str, smoke: bool):
     clip_value=0.2,
     gamma=1.0,
     lam=0.95,
-    kl_coef=0.05,
+    kl_coef=0.02,  # round 3; 0.05 held round 1's policy within 1 nat of the SFT
     kl_target=0.0,  # > 0: the adaptive coefficient toward this KL per continuation (nats)
     kl_horizon=10_000.0,
     value_init='rm',  # 'rm' (Ziegler et al.) or 'sft' (the SFT trunk, a fresh head)
@@ -52,13 +53,13 @@ def ppo_config(task: str, smoke: bool):
   )
   c.batch_size = 64  # prompts per step, one rollout each
   c.eval_batch_size = 64
-  c.num_train_steps = 90
-  c.max_seconds = 15 * 60
+  c.num_train_steps = 120
+  c.max_seconds = 30 * 60
   c.log_every_steps = 1
   c.eval_every_steps = 10
   c.checkpoint_every_steps = 10
-  c.keep_checkpoints = 10
-  c.optimizer.learning_rate = 5e-5
+  c.keep_checkpoints = 12  # every one is scored for the over-optimisation figure
+  c.optimizer.learning_rate = 1e-4
   c.optimizer.schedule = 'constant'
   if smoke:
     c.data.train_prompts = 16

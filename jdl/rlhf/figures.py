@@ -7,7 +7,8 @@
   rlhf_rm_accuracy.png       the reward model's pair accuracy over training, on its training
                              batches and on the held-out pairs
   rlhf_overoptimisation.png  over PPO training, the reward model's score (the proxy it
-                             maximises) and the labeller's p(positive) (the gold score) against KL:
+                             maximises) and the labeller's p(positive) (the gold score) against
+                             the step and against KL:
                              where the proxy keeps rising and the gold score stops, the policy is
                              exploiting the reward model (Gao et al. 2022)
   rlhf_rloo_trl.png          jdl's RLOO against trl's RLOOTrainer at equal rollouts (drawn when
@@ -109,7 +110,9 @@ def render(outdir, sft, rm, ppo, rloo_json=None, **dpo_runs) -> list:
 
   # ---- the frontier
   fig, ax = plt.subplots(figsize=(6.4, 4.6))
-  ax.plot(kl, gold, '-o', ms=3, color='tab:blue', alpha=0.6, label='PPO over training')
+  # One point per evaluated step, darker later: the KL penalty holds the KL in a band, so a line
+  # in step order would zig-zag.
+  ax.scatter(kl, gold, c=steps, cmap='Blues', vmin=-max(steps) / 3, s=18, label='PPO over training')
 
   def point(result, label, color, marker):
     lo, hi = result['p_positive_ci95']
@@ -126,6 +129,8 @@ def render(outdir, sft, rm, ppo, rloo_json=None, **dpo_runs) -> list:
     )
 
   point(sft_eval, 'SFT (held-out test prompts)', 'black', 's')
+  target = sft_eval['p_positive'] + 0.2  # the firm target (docs/rlhf.md)
+  ax.axhline(target, color='gray', ls='--', lw=1, label='SFT + 0.2 (the target)')
   point(ppo_eval, 'PPO final (held-out)', 'tab:blue', 'D')
   for i, (beta, result) in enumerate(dpo_evals.items()):
     point(
@@ -158,19 +163,25 @@ def render(outdir, sft, rm, ppo, rloo_json=None, **dpo_runs) -> list:
   files.append(plots.save(fig, os.path.join(outdir, 'rlhf_rm_accuracy.png'), dpi=120))
 
   # ---- over-optimisation
-  fig, left = plt.subplots(figsize=(6.4, 4.4))
-  right = left.twinx()
-  left.plot(kl, rm_score, '-o', ms=3, color='tab:purple', label='reward model score (proxy)')
-  right.plot(kl, gold, '-s', ms=3, color='tab:green', label='labeller p(positive) (gold)')
-  left.set(xlabel='KL(policy || SFT) per continuation (nats)', ylabel='reward model score')
-  right.set_ylabel("labeller's p(positive)")
-  left.set_title('PPO over training: the proxy and the gold score')
-  handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-  left.legend(handles, [h.get_label() for h in handles], loc='lower right', fontsize=8)
-  left.grid(alpha=0.3)
+  # Against the step (the proxy and the gold score side by side as training goes) and against
+  # the KL (Gao et al.'s axis; points, since the penalty keeps the KL in a band).
+  fig, (by_step, by_kl) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+  for ax, x, xlabel, style in (
+    (by_step, steps, 'PPO step', '-'),
+    (by_kl, kl, 'KL(policy || SFT) per continuation (nats)', ''),
+  ):
+    right = ax.twinx()
+    ax.plot(x, rm_score, f'{style}o', ms=4, color='tab:purple', label='reward model score (proxy)')
+    right.plot(x, gold, f'{style}s', ms=4, color='tab:green', label='labeller p(positive) (gold)')
+    right.axhline(sft_eval['p_positive'], color='black', ls=':', lw=1, label='SFT (labeller)')
+    ax.set(xlabel=xlabel, ylabel='reward model score')
+    right.set_ylabel("labeller's p(positive)")
+    ax.grid(alpha=0.3)
+  handles = by_step.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+  by_kl.legend(handles, [h.get_label() for h in handles], loc='lower right', fontsize=8)
+  fig.suptitle('PPO over training: the proxy and the gold score (held-out prompts)')
   fig.tight_layout()
   files.append(plots.save(fig, os.path.join(outdir, 'rlhf_overoptimisation.png'), dpi=120))
-  del steps
   return files + rloo_trl(outdir, rloo_json)
 
 
