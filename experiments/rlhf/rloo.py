@@ -30,6 +30,7 @@ def get_config(arg: str | None = None):
     raise ValueError(f'rloo: unknown variant {arg!r} (smoke)')
   c = _ppo().ppo_config('rloo', smoke)
   c.rloo = dict(k=4, whiten=False)
+  c.ppo.kl_coef = 0.05  # as RLOO ran in round 1 (PPO's is 0.02 since round 3: docs/rlhf.md)
   c.ppo.epochs = 1  # on-policy: REINFORCE, the ratio is 1 at the update
   c.ppo.minibatches = 1
   c.batch_size = 16  # prompts; x k = 64 rollouts per step

@@ -181,7 +181,7 @@ class Hlo:
     opcodes = {i.opcode for i in instrs}
     op_name = top.op_name
     if top.opcode == 'custom-call' and 'custom_call_target="jdl_lstm' in top.attrs:
-      return CLASSES[5], 0.0  # jdl.models.lstm_ffi's kernels: the whole recurrence, one call
+      return CLASSES[5], self.lstm_flops(top)  # jdl.models.lstm_ffi's kernels: one call a pass
     if op_name and 'jvp(' not in op_name and not gemms:
       return 'optimizer update (outside the gradient)', flops
     if gemms or 'convolution' in opcodes:
@@ -212,6 +212,18 @@ class Hlo:
     if opcodes <= MOVES | {'fusion'} or opcodes & {'transpose', 'copy'}:
       return CLASSES[7], 0.0
     return CLASSES[8], 0.0
+
+  def lstm_flops(self, instr: Instr) -> float:
+    """The matrix products inside a call of jdl.models.lstm_ffi.onednn: x_t W and h_{t-1} U at
+    every step forward, twice that backward (the gradients of the inputs and of the weights);
+    0 for the fused kernel of jdl.models.lstm_ffi, which this does not count."""
+    target = re.search(r'custom_call_target="(\w+)"', instr.attrs)[1]
+    operands = [self.instrs.get(o) for o in instr.operands[:3]]
+    if not target.startswith('jdl_lstm_onednn') or len(operands) < 3 or None in operands:
+      return 0.0
+    (T, B, F), H = operands[0].shape, operands[2].shape[0]  # x [T, B, F], U [H, 4, H]
+    forward = 2.0 * T * B * (F + H) * 4 * H
+    return forward if target.endswith('_fwd') else 2 * forward
 
   def frames(self, *opcodes: str) -> set[int]:
     """The stack frames (source lines) of every instruction with one of these opcodes."""

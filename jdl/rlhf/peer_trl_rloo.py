@@ -429,7 +429,7 @@ def _main(argv: list[str]) -> None:
   parser.add_argument('--prompts', type=int, default=16, help='prompts per step')
   parser.add_argument('--k', type=int, default=4, help='continuations per prompt')
   parser.add_argument('--lr', type=float, default=5e-5)  # experiments/rlhf/rloo.py
-  parser.add_argument('--beta', type=float, default=0.05)  # experiments/rlhf/ppo.py kl_coef
+  parser.add_argument('--beta', type=float, default=0.05)  # experiments/rlhf/rloo.py's ppo.kl_coef
   parser.add_argument('--clip', type=float, default=0.0, help="jdl's; trl gets 48 x (0: off)")
   parser.add_argument('--seeds', type=int, nargs='+', default=[0])
   parser.add_argument('--last', type=int, default=10, help='steps averaged for the comparison')

@@ -27,8 +27,10 @@ def test_profile_writes_traces_and_the_op_class_table(tmp_path):
   assert list(tmp_path.glob('jax/plugins/profile/*/*.xplane.pb'))
   assert (tmp_path / 'torch_trace.json').stat().st_size > 1000
   jdl, peer = summary['jdl']['rows'], summary['peer']['rows']
-  # the products of the LSTM step, 59.7 GFLOP by the benchmark's own count, are all found
-  assert jdl['large products (dense dot)']['gflop'] > 50
+  # the products of the LSTM step, 59.7 GFLOP by the benchmark's own count, are all found: as
+  # dots (the scan) or inside oneDNN's calls (lstm_kernel 'auto' on this CPU)
+  lstm = next(v for k, v in jdl.items() if k.startswith('LSTM'))
+  assert jdl['large products (dense dot)']['gflop'] + lstm['gflop'] > 50
   for rows in (jdl, peer):
     assert sum(r['share'] for r in rows.values()) == pytest.approx(1.0, abs=0.02)
   assert '| **step (wall)** |' in (tmp_path / 'summary.md').read_text()
