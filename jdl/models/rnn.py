@@ -387,6 +387,10 @@ def _run_onednn_lstm(cell: LSTMCell, x_BxTxF: jax.Array, carry: Carry):
   return (c_BxH, h_BxH), jnp.swapaxes(h_TxBxH, 0, 1), h_BxH
 
 
+# The fused kernels by name, with how run_cell runs each, in the order 'auto' tries them.
+FUSED_LSTM_KERNELS = {'onednn': (onednn, _run_onednn_lstm), 'ffi': (lstm_ffi, _run_fused_lstm)}
+
+
 def run_cell(
   cell: nnx.Module,
   x_BxTxF: jax.Array,
@@ -406,7 +410,7 @@ def run_cell(
     carry = cell.initial_carry(batch)
   if lstm_kernel not in LSTM_KERNELS:
     raise ValueError(f'lstm_kernel must be one of {LSTM_KERNELS}, not {lstm_kernel!r}')
-  fused = {'onednn': (onednn, _run_onednn_lstm), 'ffi': (lstm_ffi, _run_fused_lstm)}
+  fused = FUSED_LSTM_KERNELS
   if lstm_kernel in fused and type(cell) is LSTMCell and not fused[lstm_kernel][0].available():
     reason = fused[lstm_kernel][0].unavailable_reason()
     raise ValueError(f'lstm_kernel {lstm_kernel}: the kernel is unavailable ({reason})')

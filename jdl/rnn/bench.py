@@ -28,6 +28,7 @@ SHAPE = dict(embed=64, hidden=512, batch=64, seq=128)
 # One LSTM step per loop iteration: at this size (64 x 512 -> 2048 products) 8 steps per
 # iteration measured about 30% slower a training step on this machine's 2 cores.
 UNROLL = 1
+KERNEL_WORDS = {'onednn': 'oneDNN LSTM primitives', 'ffi': 'fused XLA:CPU LSTM kernel'}
 
 
 def _config(vocab: int, unroll: int, kernel: str = LSTM_KERNEL):
@@ -69,21 +70,19 @@ def windows_and_vocab(n: int = 4096) -> tuple[np.ndarray, int]:
 
 def kernel_used(kernel: str) -> str:
   """What the LSTM layer runs with `model.lstm_kernel = kernel` on this CPU, in words."""
-  from jdl.models import lstm_ffi
-  from jdl.models.lstm_ffi import onednn
+  from jdl.models.rnn import FUSED_LSTM_KERNELS
   from jdl.train.errors import UsageError
 
   if kernel == 'scan':
     return 'lax.scan LSTM (lstm_kernel scan)'
-  if kernel in ('onednn', 'auto') and onednn.available():  # 'auto' prefers it
-    return f'oneDNN LSTM primitives (lstm_kernel {kernel}, {onednn.threads()} OpenMP threads)'
-  if kernel == 'onednn':
-    raise UsageError(f'--kernel onednn: the kernel is unavailable ({onednn.unavailable_reason()})')
-  if lstm_ffi.available():
-    return f'fused XLA:CPU LSTM kernel (lstm_kernel {kernel}, {lstm_ffi.threads()} threads)'
-  if kernel == 'ffi':
-    raise UsageError(f'--kernel ffi: the kernel is unavailable ({lstm_ffi.unavailable_reason()})')
-  return f'lax.scan LSTM (lstm_kernel auto; the kernel: {lstm_ffi.unavailable_reason()})'
+  for name, (module, _) in FUSED_LSTM_KERNELS.items():  # 'auto' takes the first available
+    if kernel in (name, 'auto') and module.available():
+      return f'{KERNEL_WORDS[name]} (lstm_kernel {kernel}, {module.threads()} threads)'
+    if kernel == name:
+      reason = module.unavailable_reason()
+      raise UsageError(f'--kernel {name}: the kernel is unavailable ({reason})')
+  reasons = '; '.join(f'{n}: {m.unavailable_reason()}' for n, (m, _) in FUSED_LSTM_KERNELS.items())
+  return f'lax.scan LSTM (lstm_kernel auto; {reasons})'
 
 
 def main(quick: bool = False, kernel: str = LSTM_KERNEL) -> int:
@@ -144,9 +143,11 @@ def main(quick: bool = False, kernel: str = LSTM_KERNEL) -> int:
 if __name__ == '__main__':
   import argparse
 
+  from jdl.models.rnn import LSTM_KERNELS
+
   parser = argparse.ArgumentParser(description='jdl bench lstm with a chosen LSTM kernel')
   parser.add_argument('--quick', action='store_true', help='2 rounds instead of 5')
-  parser.add_argument('--kernel', choices=['auto', 'scan', 'ffi', 'onednn'], default=LSTM_KERNEL)
+  parser.add_argument('--kernel', choices=LSTM_KERNELS, default=LSTM_KERNEL)
   args = parser.parse_args()
   try:
     raise SystemExit(main(args.quick, args.kernel))
